@@ -1,0 +1,723 @@
+//! The kiosk's one configuration file: embedded defaults, then `/etc/medimitra/medimitra.toml` (or `--config`), then
+//! `MEDIMITRA_<SECTION>_<KEY>` environment variables, then command-line flags. Every value is checked while it is
+//! read, so a bad file fails at start-up with the key, the file and the line, never later at first use.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the file is looked for when neither `--config` nor `MEDIMITRA_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/medimitra/medimitra.toml";
+
+/// A configuration that could not be used. The binary exits with code 2 on it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {origin}: {message}")]
+pub struct ConfigError {
+    /// The file (or `environment variable X`) the bad value came from.
+    pub origin: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub clinic: Clinic,
+    pub server: Server,
+    pub tls: Tls,
+    pub storage: Storage,
+    pub auth: Auth,
+    pub log: Log,
+    /// STUN/TURN servers handed to both peers of a call. None by default: a kiosk on the clinic LAN needs none, and
+    /// tests must never contact outside addresses.
+    pub ice_servers: Vec<IceServer>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Clinic {
+    /// Shown to patients on the welcome screen and to doctors in the web app.
+    pub name: String,
+    /// Stable identifier of this kiosk's clinic (lower-case letters, digits, dashes).
+    pub id: ClinicId,
+}
+
+impl Default for Clinic {
+    fn default() -> Self {
+        Self {
+            name: "Medi-Mitra Clinic".into(),
+            id: ClinicId("clinic-1".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address and port the HTTPS API listens on.
+    pub listen: SocketAddr,
+    /// Origins (scheme://host[:port]) whose pages may use the API and the signaling socket besides the kiosk's own.
+    pub allowed_origins: Vec<Origin>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// A self-signed certificate made on first start and kept in the data dir.
+    Auto,
+    /// The certificate and key files named by `cert_file` and `key_file`.
+    Files,
+    /// Plain HTTP. Browsers refuse camera access on such a page unless it is on localhost.
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    pub mode: TlsMode,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Auto,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Database, TLS material and other state. Relative paths are taken from the working directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("var"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// How long a login lasts.
+    pub session_hours: u32,
+    /// Failed logins for one account within `window_minutes` before further attempts are refused.
+    pub max_failures_per_account: u32,
+    /// Login attempts from one address within `window_minutes` before further attempts are refused.
+    pub max_attempts_per_address: u32,
+    pub window_minutes: u32,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            session_hours: 12,
+            max_failures_per_account: 5,
+            max_attempts_per_address: 30,
+            window_minutes: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:`, `stuns:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<IceUrl>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN secret: masked by `config show`, never logged.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+/// Validated clinic identifier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClinicId(String);
+
+impl ClinicId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClinicId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(format!("`{s}` is not a clinic id (1-64 of a-z, 0-9, -)"))
+        }
+    }
+}
+
+impl From<ClinicId> for String {
+    fn from(c: ClinicId) -> String {
+        c.0
+    }
+}
+
+/// Validated STUN/TURN URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String", into = "String")]
+pub struct IceUrl(String);
+
+impl IceUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_turn(&self) -> bool {
+        self.0.starts_with("turn:") || self.0.starts_with("turns:")
+    }
+}
+
+impl TryFrom<String> for IceUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let rest = ["stun:", "stuns:", "turn:", "turns:"]
+            .iter()
+            .find_map(|p| s.strip_prefix(p));
+        match rest {
+            Some(r) if !r.is_empty() && !r.contains(char::is_whitespace) => Ok(Self(s)),
+            _ => Err(format!(
+                "`{s}` is not a STUN/TURN URL (stun:, stuns:, turn: or turns: followed by a host)"
+            )),
+        }
+    }
+}
+
+impl From<IceUrl> for String {
+    fn from(u: IceUrl) -> String {
+        u.0
+    }
+}
+
+/// Validated web origin, `scheme://host[:port]` without path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let host = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"));
+        match host {
+            Some(h) if !h.is_empty() && !h.contains('/') && !h.contains(char::is_whitespace) => {
+                Ok(Self(s))
+            }
+            _ => Err(format!(
+                "`{s}` is not an origin such as https://doctor.example.org:8443"
+            )),
+        }
+    }
+}
+
+impl From<Origin> for String {
+    fn from(o: Origin) -> String {
+        o.0
+    }
+}
+
+/// Settings given on the command line; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_path: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// The configuration in force and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The file that was read, if any.
+    pub path: Option<PathBuf>,
+    /// `MEDIMITRA_*` variables that name no key; reported, not fatal (another tool may own them).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads the configuration: defaults, the file, the environment, then `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("MEDIMITRA_"))
+            .collect();
+        let explicit = overrides.config_path.clone().or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "MEDIMITRA_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let (mut config, path) = match explicit {
+            Some(p) => (Self::from_file(&p)?, Some(p)),
+            None if Path::new(DEFAULT_PATH).exists() => (
+                Self::from_file(Path::new(DEFAULT_PATH))?,
+                Some(DEFAULT_PATH.into()),
+            ),
+            None => (Config::default(), None),
+        };
+        let warnings =
+            config.apply_env(env.iter().filter(|(k, _)| k != "MEDIMITRA_CONFIG").cloned())?;
+        if let Some(d) = &overrides.data_dir {
+            config.storage.data_dir = d.clone();
+        }
+        if let Some(l) = overrides.listen {
+            config.server.listen = l;
+        }
+        let origin = path.as_ref().map_or_else(
+            || "the built-in defaults".to_string(),
+            |p| p.display().to_string(),
+        );
+        config.check(
+            path.as_deref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .as_deref(),
+            &origin,
+        )?;
+        Ok(Loaded {
+            config,
+            path,
+            warnings,
+        })
+    }
+
+    /// Parses one file. Errors carry the key path and the line.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let config = Self::from_toml(&text, &origin)?;
+        config.check(Some(&text), &origin)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| line_of(text, s.start));
+            let mut message = String::new();
+            if key != "." && !key.is_empty() {
+                message.push_str(&format!("key `{key}`"));
+            }
+            if let Some(l) = line {
+                message.push_str(&format!(
+                    "{}line {l}",
+                    if message.is_empty() { "" } else { ", " }
+                ));
+            }
+            message.push_str(&format!(": {}", inner.message()));
+            ConfigError {
+                origin: origin.to_string(),
+                message,
+            }
+        })
+    }
+
+    /// Applies `MEDIMITRA_<SECTION>_<KEY>` variables to scalar and list keys. Lists are comma-separated.
+    fn apply_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut tree = toml::Value::try_from(&*self).map_err(|e| ConfigError {
+            origin: "the built-in defaults".into(),
+            message: e.to_string(),
+        })?;
+        let mut warnings = Vec::new();
+        let mut touched = false;
+        for (name, raw) in vars {
+            let Some(slot) = env_slot(&mut tree, &name) else {
+                warnings.push(format!(
+                    "environment variable {name} names no configuration key; ignored"
+                ));
+                continue;
+            };
+            let value = match slot {
+                Some(toml::Value::Integer(_)) => raw
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| ConfigError {
+                        origin: format!("environment variable {name}"),
+                        message: format!("`{raw}` is not a whole number"),
+                    })?,
+                Some(toml::Value::Boolean(_)) => raw
+                    .trim()
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| ConfigError {
+                        origin: format!("environment variable {name}"),
+                        message: format!("`{raw}` is not true or false"),
+                    })?,
+                Some(toml::Value::Array(_)) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.into()))
+                        .collect(),
+                ),
+                _ => toml::Value::String(raw.clone()),
+            };
+            set_env_slot(&mut tree, &name, value);
+            touched = true;
+        }
+        if touched {
+            let origin = "environment variables MEDIMITRA_*";
+            *self = serde_path_to_error::deserialize(tree).map_err(|e| ConfigError {
+                origin: origin.into(),
+                message: format!("key `{}`: {}", e.path(), e.inner()),
+            })?;
+        }
+        Ok(warnings)
+    }
+
+    /// Rules that span keys. `text` (the file, when there is one) lets errors point at a line.
+    fn check(&self, text: Option<&str>, origin: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            let line = text
+                .and_then(|t| find_key_line(t, key))
+                .map(|l| format!(", line {l}"))
+                .unwrap_or_default();
+            Err(ConfigError {
+                origin: origin.to_string(),
+                message: format!("key `{key}`{line}: {message}"),
+            })
+        };
+        if self.clinic.name.trim().is_empty() || self.clinic.name.chars().count() > 80 {
+            return fail("clinic.name", "must be 1 to 80 characters".into());
+        }
+        if self.tls.mode == TlsMode::Files {
+            if self.tls.cert_file.is_none() {
+                return fail(
+                    "tls.cert_file",
+                    "is required when tls.mode = \"files\"".into(),
+                );
+            }
+            if self.tls.key_file.is_none() {
+                return fail(
+                    "tls.key_file",
+                    "is required when tls.mode = \"files\"".into(),
+                );
+            }
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return fail("storage.data_dir", "must not be empty".into());
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return fail(
+                "server.max_body_bytes",
+                "must be between 1024 and 16777216".into(),
+            );
+        }
+        if !(1..=24 * 30).contains(&self.auth.session_hours) {
+            return fail("auth.session_hours", "must be between 1 and 720".into());
+        }
+        for (key, v) in [
+            (
+                "auth.max_failures_per_account",
+                self.auth.max_failures_per_account,
+            ),
+            (
+                "auth.max_attempts_per_address",
+                self.auth.max_attempts_per_address,
+            ),
+            ("auth.window_minutes", self.auth.window_minutes),
+        ] {
+            if v == 0 {
+                return fail(key, "must be at least 1".into());
+            }
+        }
+        for (i, s) in self.ice_servers.iter().enumerate() {
+            if s.urls.is_empty() {
+                return fail(
+                    &format!("ice_servers[{i}].urls"),
+                    "must list at least one URL".into(),
+                );
+            }
+            if s.urls.iter().any(IceUrl::is_turn)
+                && (s.username.is_none() || s.credential.is_none())
+            {
+                return fail(
+                    &format!("ice_servers[{i}]"),
+                    "a TURN server needs username and credential".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with secrets masked, for `config show`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut masked = self.clone();
+        for s in &mut masked.ice_servers {
+            if s.credential.is_some() {
+                s.credential = Some("********".into());
+            }
+        }
+        toml::to_string_pretty(&masked)
+            .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+}
+
+/// Finds the current value addressed by `MEDIMITRA_SECTION_KEY` (`None` when no such key exists).
+fn env_slot<'a>(tree: &'a mut toml::Value, name: &str) -> Option<Option<&'a toml::Value>> {
+    let rest = name.strip_prefix("MEDIMITRA_")?.to_lowercase();
+    let table = tree.as_table()?;
+    for (section, inner) in table {
+        let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
+            continue;
+        };
+        if let Some(t) = inner.as_table() {
+            if t.contains_key(key) || optional_keys(section).contains(&key) {
+                return Some(t.get(key));
+            }
+        }
+    }
+    None
+}
+
+fn set_env_slot(tree: &mut toml::Value, name: &str, value: toml::Value) {
+    let Some(rest) = name.strip_prefix("MEDIMITRA_").map(str::to_lowercase) else {
+        return;
+    };
+    let Some(table) = tree.as_table_mut() else {
+        return;
+    };
+    for (section, inner) in table.iter_mut() {
+        if let (Some(key), Some(t)) = (
+            rest.strip_prefix(&format!("{section}_")),
+            inner.as_table_mut(),
+        ) {
+            t.insert(key.to_string(), value);
+            return;
+        }
+    }
+}
+
+/// Keys that are absent from the serialized defaults because they default to nothing.
+fn optional_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "tls" => &["cert_file", "key_file"],
+        _ => &[],
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `section.key = …` is set, to point a person at it.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.')?;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            current = s.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        } else if current == section && l.split('=').next().map(str::trim) == Some(key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Files => "files",
+            Self::Off => "off",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_embedded_defaults() {
+        assert_eq!(Config::from_toml("", "t.toml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e =
+            Config::from_toml("[clinic]\nname = \"A\"\ncolour = \"red\"\n", "t.toml").unwrap_err();
+        assert_eq!(e.origin, "t.toml");
+        assert!(e.message.contains("line 3"), "{}", e.message);
+        assert!(e.message.contains("colour"), "{}", e.message);
+    }
+
+    #[test]
+    fn wrong_type_and_bad_value_are_named_with_key_and_line() {
+        let e = Config::from_toml("[server]\n\nlisten = 8443\n", "t.toml").unwrap_err();
+        assert!(
+            e.message.starts_with("key `server.listen`, line 3"),
+            "{}",
+            e.message
+        );
+        let e = Config::from_toml("[clinic]\nid = \"Main Clinic\"\n", "t.toml").unwrap_err();
+        assert!(
+            e.message.starts_with("key `clinic.id`, line 2"),
+            "{}",
+            e.message
+        );
+        let e =
+            Config::from_toml("[[ice_servers]]\nurls = [\"http://x\"]\n", "t.toml").unwrap_err();
+        assert!(e.message.contains("ice_servers[0].urls"), "{}", e.message);
+        let e = Config::from_toml("[tls]\nmode = \"maybe\"\n", "t.toml").unwrap_err();
+        assert!(
+            e.message.starts_with("key `tls.mode`, line 2"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn cross_key_rules_point_at_the_line() {
+        let text = "[tls]\nmode = \"files\"\ncert_file = \"/c.pem\"\n";
+        let c = Config::from_toml(text, "t.toml").unwrap();
+        let e = c.check(Some(text), "t.toml").unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `tls.key_file`: is required when tls.mode = \"files\""
+        );
+        let text = "[[ice_servers]]\nurls = [\"turn:turn.example.org\"]\n";
+        let c = Config::from_toml(text, "t.toml").unwrap();
+        assert!(
+            c.check(Some(text), "t.toml")
+                .unwrap_err()
+                .message
+                .contains("needs username and credential")
+        );
+        let text = "[auth]\nsession_hours = 0\n";
+        let c = Config::from_toml(text, "t.toml").unwrap();
+        assert_eq!(
+            c.check(Some(text), "t.toml").unwrap_err().message,
+            "key `auth.session_hours`, line 2: must be between 1 and 720"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_scalars_and_lists_and_reports_strays() {
+        let mut c = Config::default();
+        let warnings = c
+            .apply_env(
+                [
+                    ("MEDIMITRA_SERVER_LISTEN", "127.0.0.1:9443"),
+                    (
+                        "MEDIMITRA_SERVER_ALLOWED_ORIGINS",
+                        "https://a.example, https://b.example",
+                    ),
+                    ("MEDIMITRA_AUTH_SESSION_HOURS", "2"),
+                    ("MEDIMITRA_TLS_CERT_FILE", "/etc/c.pem"),
+                    ("MEDIMITRA_COLOUR", "red"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(c.server.allowed_origins.len(), 2);
+        assert_eq!(c.auth.session_hours, 2);
+        assert_eq!(c.tls.cert_file.as_deref(), Some(Path::new("/etc/c.pem")));
+        assert_eq!(warnings.len(), 1);
+        let e = c
+            .apply_env(std::iter::once((
+                "MEDIMITRA_SERVER_LISTEN".into(),
+                "nowhere".into(),
+            )))
+            .unwrap_err();
+        assert!(e.message.contains("server.listen"), "{}", e.message);
+        let e = c
+            .apply_env(std::iter::once((
+                "MEDIMITRA_AUTH_SESSION_HOURS".into(),
+                "ten".into(),
+            )))
+            .unwrap_err();
+        assert_eq!(
+            e.origin,
+            "environment variable MEDIMITRA_AUTH_SESSION_HOURS"
+        );
+    }
+
+    #[test]
+    fn show_masks_secrets() {
+        let mut c = Config::default();
+        c.ice_servers.push(IceServer {
+            urls: vec![IceUrl::try_from("turn:turn.example.org:3478".to_string()).unwrap()],
+            username: Some("kiosk".into()),
+            credential: Some("s3cret".into()),
+        });
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("s3cret"));
+        assert!(shown.contains("********"));
+    }
+}

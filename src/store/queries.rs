@@ -1,0 +1,648 @@
+//! The queries, as methods on [`Db`], a borrowed connection. Inside [`Store::write_blocking`](super::Store) a `Db`
+//! is a transaction: a method that checks and then changes does both atomically.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use std::str::FromStr;
+
+use super::StoreError;
+use crate::core::{AppointmentStatus, Language, Role, Sex, overlaps};
+
+/// Timestamps are stored as UTC text of one fixed width, so text order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn parse_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.get(idx)?;
+    text.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })
+}
+
+/// A staff account (doctor or technician). The password hash never leaves the store through this type.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Doctor {
+    pub id: i64,
+    pub name: String,
+    pub specialty: String,
+    pub email: String,
+    pub role: Role,
+    pub active: bool,
+    pub created_at: String,
+}
+
+pub struct NewDoctor {
+    pub name: String,
+    pub specialty: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Patient {
+    pub id: i64,
+    pub name: String,
+    pub date_of_birth: Option<String>,
+    pub sex: Sex,
+    pub phone: Option<String>,
+    pub preferred_language: Language,
+    pub created_at: String,
+}
+
+pub struct NewPatient {
+    pub name: String,
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    pub sex: Sex,
+    pub phone: Option<String>,
+    pub preferred_language: Language,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Appointment {
+    pub id: i64,
+    pub patient_id: i64,
+    pub patient_name: String,
+    pub doctor_id: i64,
+    pub doctor_name: String,
+    pub starts_at: String,
+    pub duration_minutes: u32,
+    pub reason: String,
+    pub status: AppointmentStatus,
+    pub notes: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub struct NewAppointment {
+    pub patient_id: i64,
+    pub doctor_id: i64,
+    pub starts_at: DateTime<Utc>,
+    pub duration_minutes: u32,
+    pub reason: String,
+}
+
+/// Which appointments to list. Times are UTC; `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub doctor_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub status: Option<AppointmentStatus>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub id: i64,
+    pub appointment_id: i64,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub end_reason: Option<String>,
+    /// JSON summary of connection quality (bitrates, loss, RTT); never any media.
+    pub quality_summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// A borrowed connection (or transaction) with the kiosk's queries.
+pub struct Db<'c> {
+    conn: &'c Connection,
+}
+
+const DOCTOR_COLS: &str = "id, name, specialty, email, role, active, created_at";
+const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
+const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
+     a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at \
+     FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN doctors d ON d.id = a.doctor_id";
+
+fn doctor_row(r: &Row<'_>) -> rusqlite::Result<Doctor> {
+    Ok(Doctor {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        specialty: r.get(2)?,
+        email: r.get(3)?,
+        role: parse_col(r, 4)?,
+        active: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+fn patient_row(r: &Row<'_>) -> rusqlite::Result<Patient> {
+    Ok(Patient {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        date_of_birth: r.get(2)?,
+        sex: parse_col(r, 3)?,
+        phone: r.get(4)?,
+        preferred_language: parse_col(r, 5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+fn appointment_row(r: &Row<'_>) -> rusqlite::Result<Appointment> {
+    Ok(Appointment {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        patient_name: r.get(2)?,
+        doctor_id: r.get(3)?,
+        doctor_name: r.get(4)?,
+        starts_at: r.get(5)?,
+        duration_minutes: r.get(6)?,
+        reason: r.get(7)?,
+        status: parse_col(r, 8)?,
+        notes: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+impl<'c> Db<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Self {
+        Self { conn }
+    }
+
+    // ---- staff accounts ----
+
+    pub fn add_doctor(&self, d: &NewDoctor, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM doctors WHERE email = ?1)",
+            [&d.email],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Err(StoreError::Conflict(format!(
+                "an account with e-mail {} already exists",
+                d.email
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO doctors (name, specialty, email, password_hash, role, active, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+            params![
+                d.name,
+                d.specialty,
+                d.email,
+                d.password_hash,
+                d.role.as_str(),
+                ts(now)
+            ],
+        )?;
+        self.doctor(self.conn.last_insert_rowid())
+    }
+
+    pub fn doctor(&self, id: i64) -> Result<Doctor, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = ?1"),
+                [id],
+                doctor_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound("account"))
+    }
+
+    pub fn doctor_by_email(&self, email: &str) -> Result<Doctor, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {DOCTOR_COLS} FROM doctors WHERE email = ?1"),
+                [email],
+                doctor_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound("account"))
+    }
+
+    /// The account and its password hash, for a login check.
+    pub fn credentials(&self, email: &str) -> Result<Option<(Doctor, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {DOCTOR_COLS}, password_hash FROM doctors WHERE email = ?1"),
+                [email],
+                |r| Ok((doctor_row(r)?, r.get::<_, String>(7)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn list_doctors(&self, role: Option<Role>) -> Result<Vec<Doctor>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DOCTOR_COLS} FROM doctors WHERE (?1 IS NULL OR role = ?1) ORDER BY name, id"
+        ))?;
+        let rows = stmt.query_map([role.map(Role::as_str)], doctor_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Enables or disables an account; disabling also ends its sessions.
+    pub fn set_doctor_active(
+        &self,
+        id: i64,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Doctor, StoreError> {
+        if self.conn.execute(
+            "UPDATE doctors SET active = ?2 WHERE id = ?1",
+            params![id, active],
+        )? == 0
+        {
+            return Err(StoreError::NotFound("account"));
+        }
+        if !active {
+            self.revoke_sessions_of(id, now)?;
+        }
+        self.doctor(id)
+    }
+
+    /// Replaces the password hash and ends every session of the account.
+    pub fn set_password_hash(
+        &self,
+        id: i64,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.conn.execute(
+            "UPDATE doctors SET password_hash = ?2 WHERE id = ?1",
+            params![id, hash],
+        )? == 0
+        {
+            return Err(StoreError::NotFound("account"));
+        }
+        self.revoke_sessions_of(id, now)
+    }
+
+    // ---- patients ----
+
+    pub fn add_patient(&self, p: &NewPatient, now: DateTime<Utc>) -> Result<Patient, StoreError> {
+        self.conn.execute(
+            "INSERT INTO patients (name, date_of_birth, sex, phone, language, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                p.name,
+                p.date_of_birth.map(|d| d.format("%Y-%m-%d").to_string()),
+                p.sex.as_str(),
+                p.phone,
+                p.preferred_language.as_str(),
+                ts(now)
+            ],
+        )?;
+        self.patient(self.conn.last_insert_rowid())
+    }
+
+    pub fn patient(&self, id: i64) -> Result<Patient, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"),
+                [id],
+                patient_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound("patient"))
+    }
+
+    pub fn list_patients(&self, limit: u32, offset: u32) -> Result<Vec<Patient>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {PATIENT_COLS} FROM patients ORDER BY name, id LIMIT ?1 OFFSET ?2"
+        ))?;
+        let rows = stmt.query_map([limit, offset], patient_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether `doctor_id` has (or had) an appointment with `patient_id`: what lets a doctor read a patient's record.
+    pub fn doctor_sees_patient(&self, doctor_id: i64, patient_id: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM appointments WHERE doctor_id = ?1 AND patient_id = ?2)",
+            [doctor_id, patient_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    // ---- appointments ----
+
+    /// Books an appointment after checking that the patient exists, the doctor is an active doctor, and the
+    /// doctor has no other live appointment at that time.
+    pub fn add_appointment(
+        &self,
+        a: &NewAppointment,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
+        self.patient(a.patient_id)?;
+        let doctor = self
+            .doctor(a.doctor_id)
+            .map_err(|_| StoreError::NotFound("doctor"))?;
+        if doctor.role != Role::Doctor || !doctor.active {
+            return Err(StoreError::Conflict(format!(
+                "account {} is not an active doctor",
+                doctor.id
+            )));
+        }
+        let window_start = ts(a.starts_at - Duration::minutes(240));
+        let window_end = ts(a.starts_at + Duration::minutes(i64::from(a.duration_minutes)));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, starts_at, duration_minutes FROM appointments WHERE doctor_id = ?1 \
+             AND starts_at >= ?2 AND starts_at < ?3 AND status NOT IN ('cancelled', 'no_show')",
+        )?;
+        let nearby = stmt.query_map(params![a.doctor_id, window_start, window_end], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })?;
+        for row in nearby {
+            let (id, start, minutes) = row?;
+            let start = DateTime::parse_from_rfc3339(&start)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    ))
+                })?;
+            if overlaps(start, minutes, a.starts_at, a.duration_minutes) {
+                return Err(StoreError::Conflict(format!(
+                    "the doctor already has appointment {id} at that time"
+                )));
+            }
+        }
+        self.conn.execute(
+            "INSERT INTO appointments (patient_id, doctor_id, starts_at, duration_minutes, reason, status, notes, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', '', ?6, ?6)",
+            params![a.patient_id, a.doctor_id, ts(a.starts_at), a.duration_minutes, a.reason, ts(now)],
+        )?;
+        self.appointment(self.conn.last_insert_rowid())
+    }
+
+    pub fn appointment(&self, id: i64) -> Result<Appointment, StoreError> {
+        self.conn
+            .query_row(
+                &format!("{APPOINTMENT_SELECT} WHERE a.id = ?1"),
+                [id],
+                appointment_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound("appointment"))
+    }
+
+    pub fn list_appointments(&self, f: &AppointmentFilter) -> Result<Vec<Appointment>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{APPOINTMENT_SELECT} WHERE (?1 IS NULL OR a.doctor_id = ?1) AND (?2 IS NULL OR a.starts_at >= ?2) \
+             AND (?3 IS NULL OR a.starts_at < ?3) AND (?4 IS NULL OR a.status = ?4) \
+             ORDER BY a.starts_at, a.id LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                f.doctor_id,
+                f.from.map(ts),
+                f.to.map(ts),
+                f.status.map(AppointmentStatus::as_str),
+                f.limit,
+                f.offset
+            ],
+            appointment_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves an appointment to `to` if the state machine allows it from its current status.
+    pub fn set_appointment_status(
+        &self,
+        id: i64,
+        to: AppointmentStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
+        let current = self.appointment(id)?;
+        current.status.transition(to)?;
+        self.conn.execute(
+            "UPDATE appointments SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, to.as_str(), ts(now)],
+        )?;
+        self.appointment(id)
+    }
+
+    /// Appends a dated line to the appointment's notes.
+    pub fn add_note(
+        &self,
+        id: i64,
+        author: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
+        let current = self.appointment(id)?;
+        let line = format!("[{} {}] {}", ts(now), author, text);
+        let notes = if current.notes.is_empty() {
+            line
+        } else {
+            format!("{}\n{}", current.notes, line)
+        };
+        self.conn.execute(
+            "UPDATE appointments SET notes = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, notes, ts(now)],
+        )?;
+        self.appointment(id)
+    }
+
+    // ---- call records ----
+
+    pub fn open_call_record(
+        &self,
+        appointment_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.appointment(appointment_id)?;
+        self.conn.execute(
+            "INSERT INTO call_records (appointment_id, started_at) VALUES (?1, ?2)",
+            params![appointment_id, ts(now)],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn close_call_record(
+        &self,
+        id: i64,
+        reason: &str,
+        quality_summary: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE call_records SET ended_at = ?2, end_reason = ?3, quality_summary = ?4 WHERE id = ?1 AND ended_at IS NULL",
+            params![id, ts(now), reason, quality_summary],
+        )?;
+        if n == 0 {
+            Err(StoreError::NotFound("open call record"))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn call_records(&self, appointment_id: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, appointment_id, started_at, ended_at, end_reason, quality_summary FROM call_records \
+             WHERE appointment_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([appointment_id], |r| {
+            Ok(CallRecord {
+                id: r.get(0)?,
+                appointment_id: r.get(1)?,
+                started_at: r.get(2)?,
+                ended_at: r.get(3)?,
+                end_reason: r.get(4)?,
+                quality_summary: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- sessions ----
+
+    /// Stores a new login. Only the token's hash is kept. Old expired sessions are pruned on the way.
+    pub fn create_session(
+        &self,
+        token_hash: &str,
+        doctor_id: i64,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM sessions WHERE expires_at < ?1",
+            [ts(now - Duration::days(7))],
+        )?;
+        self.conn.execute(
+            "INSERT INTO sessions (token_hash, doctor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, doctor_id, ts(now), ts(expires)],
+        )?;
+        Ok(())
+    }
+
+    /// The active account behind a live (not expired, not revoked) session.
+    pub fn session_doctor(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Doctor>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at FROM sessions s \
+             JOIN doctors d ON d.id = s.doctor_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
+             AND s.expires_at > ?2 AND d.active = 1",
+        )?;
+        Ok(stmt
+            .query_row(params![token_hash, ts(now)], doctor_row)
+            .optional()?)
+    }
+
+    /// Ends one session; false when there was no live session with that hash.
+    pub fn revoke_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+            params![token_hash, ts(now)],
+        )? > 0)
+    }
+
+    pub fn revoke_sessions_of(&self, doctor_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sessions SET revoked_at = ?2 WHERE doctor_id = ?1 AND revoked_at IS NULL",
+            params![doctor_id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    // ---- audit ----
+
+    /// Records who did what. `detail` must not hold secrets; patient names belong only in the tables above.
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ts(now), actor, action, target, detail],
+        )?;
+        Ok(())
+    }
+
+    pub fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- maintenance ----
+
+    pub(super) fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        let mut problems = Vec::new();
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let line = row?;
+            if line != "ok" {
+                problems.push(line);
+            }
+        }
+        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check")?;
+        for row in stmt.query_map([], |r| {
+            Ok(format!(
+                "foreign key broken in {} row {:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?
+            ))
+        })? {
+            problems.push(row?);
+        }
+        Ok(problems)
+    }
+
+    /// Row counts per table: what tests and `db check` compare.
+    pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for table in [
+            "doctors",
+            "patients",
+            "appointments",
+            "call_records",
+            "sessions",
+            "audit_log",
+        ] {
+            let n: i64 =
+                self.conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+            out.push((table.to_string(), n));
+        }
+        Ok(out)
+    }
+}

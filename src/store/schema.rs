@@ -1,0 +1,67 @@
+//! Versioned migrations. `PRAGMA user_version` records how many have run; each runs once, in its own transaction.
+//! Never edit a migration that has shipped: add a new one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation.
+    r#"
+    CREATE TABLE doctors (
+        id                   INTEGER PRIMARY KEY,
+        name                 TEXT NOT NULL,
+        specialty            TEXT NOT NULL DEFAULT '',
+        email                TEXT NOT NULL UNIQUE,
+        password_hash        TEXT NOT NULL,
+        role                 TEXT NOT NULL CHECK (role IN ('doctor', 'technician')),
+        active               INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        created_at           TEXT NOT NULL
+    );
+    CREATE TABLE patients (
+        id                   INTEGER PRIMARY KEY,
+        name                 TEXT NOT NULL,
+        date_of_birth        TEXT,
+        sex                  TEXT NOT NULL CHECK (sex IN ('female', 'male', 'other', 'unknown')),
+        phone                TEXT,
+        language             TEXT NOT NULL,
+        created_at           TEXT NOT NULL
+    );
+    CREATE TABLE appointments (
+        id                   INTEGER PRIMARY KEY,
+        patient_id           INTEGER NOT NULL REFERENCES patients(id),
+        doctor_id            INTEGER NOT NULL REFERENCES doctors(id),
+        starts_at            TEXT NOT NULL,
+        duration_minutes     INTEGER NOT NULL CHECK (duration_minutes BETWEEN 5 AND 240),
+        reason               TEXT NOT NULL DEFAULT '',
+        status               TEXT NOT NULL CHECK (status IN
+                                 ('scheduled', 'checked_in', 'in_call', 'completed', 'cancelled', 'no_show')),
+        notes                TEXT NOT NULL DEFAULT '',
+        created_at           TEXT NOT NULL,
+        updated_at           TEXT NOT NULL
+    );
+    CREATE INDEX appointments_by_doctor_and_start ON appointments (doctor_id, starts_at);
+    CREATE INDEX appointments_by_start ON appointments (starts_at);
+    CREATE TABLE call_records (
+        id                   INTEGER PRIMARY KEY,
+        appointment_id       INTEGER NOT NULL REFERENCES appointments(id),
+        started_at           TEXT NOT NULL,
+        ended_at             TEXT,
+        end_reason           TEXT,
+        quality_summary      TEXT
+    );
+    CREATE INDEX call_records_by_appointment ON call_records (appointment_id);
+    CREATE TABLE sessions (
+        token_hash           TEXT PRIMARY KEY,
+        doctor_id            INTEGER NOT NULL REFERENCES doctors(id),
+        created_at           TEXT NOT NULL,
+        expires_at           TEXT NOT NULL,
+        revoked_at           TEXT
+    );
+    CREATE INDEX sessions_by_doctor ON sessions (doctor_id);
+    CREATE TABLE audit_log (
+        id                   INTEGER PRIMARY KEY,
+        at                   TEXT NOT NULL,
+        actor                TEXT NOT NULL,
+        action               TEXT NOT NULL,
+        target               TEXT NOT NULL DEFAULT '',
+        detail               TEXT NOT NULL DEFAULT ''
+    );
+    "#,
+];
