@@ -533,10 +533,10 @@ fn env_slot<'a>(tree: &'a mut toml::Value, name: &str) -> Option<Option<&'a toml
         let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
             continue;
         };
-        if let Some(t) = inner.as_table() {
-            if t.contains_key(key) || optional_keys(section).contains(&key) {
-                return Some(t.get(key));
-            }
+        if let Some(t) = inner.as_table()
+            && (t.contains_key(key) || optional_keys(section).contains(&key))
+        {
+            return Some(t.get(key));
         }
     }
     None

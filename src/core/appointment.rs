@@ -97,7 +97,7 @@ pub fn overlaps(
 
 impl fmt::Display for AppointmentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -133,6 +133,23 @@ pub fn parse_start_time(field: &str, value: &str) -> Result<DateTime<Utc>, Field
         })
 }
 
+/// A new password: 10 to 128 characters, not all the same character. (Length beats composition rules.)
+pub fn validate_password(value: &str) -> Result<(), FieldError> {
+    let n = value.chars().count();
+    if !(10..=128).contains(&n) {
+        return Err(FieldError::new(
+            "password",
+            "must be 10 to 128 characters long",
+        ));
+    }
+    let mut chars = value.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(FieldError::new("password", "must not repeat one character"));
+    }
+    Ok(())
+}
+
 /// An appointment's length in minutes: 5 to 240.
 pub fn validate_duration(field: &str, minutes: i64) -> Result<u32, FieldError> {
     if (5..=240).contains(&minutes) {

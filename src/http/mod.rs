@@ -1,1 +1,200 @@
+//! The kiosk's HTTPS face: the REST API under `/api`, sessions and the doctor's web app. axum on tokio, TLS by
+//! rustls (self-signed on first start, or the configured files). Handlers reach the database only through
+//! [`Store`], whose calls run off the async workers.
 
+mod api;
+pub mod auth;
+mod error;
+pub mod tls;
+mod web;
+
+pub use api::local_day_range;
+pub use error::ApiError;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, TlsMode};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub limiter: Arc<auth::LoginLimiter>,
+    /// Whether the listener speaks TLS (decides the cookie's `Secure` flag).
+    pub tls: bool,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> Self {
+        let a = &config.auth;
+        let limiter = auth::LoginLimiter::new(
+            Duration::from_secs(u64::from(a.window_minutes) * 60),
+            a.max_failures_per_account,
+            a.max_attempts_per_address,
+        );
+        let tls = config.tls.mode != TlsMode::Off;
+        Self {
+            store,
+            config: Arc::new(config),
+            limiter: Arc::new(limiter),
+            tls,
+        }
+    }
+
+    /// A request with no `Origin` (not from a browser page, or same-origin GET) passes; otherwise the origin must be
+    /// the kiosk itself (same host as the request) or one of `server.allowed_origins`.
+    pub fn origin_allowed(&self, parts: &Parts) -> bool {
+        let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return true;
+        };
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let own = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        own == Some(host)
+            || self
+                .config
+                .server
+                .allowed_origins
+                .iter()
+                .any(|o| o.as_str() == origin)
+    }
+}
+
+/// The whole application as a router (also what the tests and the benchmark drive).
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.server.max_body_bytes;
+    Router::new()
+        .nest("/api", api::routes())
+        .merge(web::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if is_api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    /// The address actually bound (port 0 in the config becomes a real port here).
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// SHA-256 fingerprint of the certificate, when TLS is on.
+    pub fingerprint: Option<String>,
+    /// The certificate file, when TLS is on.
+    pub cert_path: Option<std::path::PathBuf>,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets open requests finish (up to `grace`), and waits for the listener to end.
+    pub async fn shutdown(self, grace: Duration) -> std::io::Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Waits until the listener ends on its own (an IO error) .
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    pub fn handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+/// Binds the listener from `config` and serves `state` on it.
+pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
+    let config = state.config.clone();
+    let addr = config.server.listen;
+    let tls = tls::load(&config)?;
+    // Bind here, so a busy port is an error now, not a log line later.
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let (scheme, fingerprint, cert_path, task) = match tls {
+        Some(material) => {
+            let rustls_config =
+                axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
+            let server =
+                axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
+            (
+                "https",
+                Some(material.fingerprint),
+                Some(material.cert_path),
+                tokio::spawn(server.serve(app)),
+            )
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            ("http", None, None, tokio::spawn(server.serve(app)))
+        }
+    };
+    Ok(RunningServer {
+        addr: bound,
+        scheme,
+        fingerprint,
+        cert_path,
+        handle,
+        task,
+    })
+}

@@ -10,7 +10,7 @@ mod schema;
 
 pub use queries::{
     Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, Doctor, NewAppointment, NewDoctor,
-    NewPatient, Patient,
+    NewPatient, Patient, ts,
 };
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};

@@ -627,6 +627,12 @@ impl<'c> Db<'c> {
         Ok(problems)
     }
 
+    pub fn schema_version_now(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
     /// Row counts per table: what tests and `db check` compare.
     pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();

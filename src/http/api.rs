@@ -1,0 +1,656 @@
+//! The REST API. Doctors see and change only their own appointments (and the patients those concern); technicians
+//! manage accounts and patients. Every change is written with an audit entry in the same transaction.
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{Local, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+use super::AppState;
+use super::auth::{self, COOKIE, Caller};
+use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
+use crate::core::{
+    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration,
+    validate_email, validate_name, validate_password, validate_phone, validate_text,
+};
+use crate::store::{AppointmentFilter, NewAppointment, NewDoctor, NewPatient};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/users/profile", get(profile))
+        .route(
+            "/appointments",
+            get(list_appointments).post(create_appointment),
+        )
+        .route("/appointments/{id}", get(get_appointment))
+        .route("/appointments/{id}/status", put(set_status))
+        .route("/appointments/{id}/notes", post(add_note))
+        .route("/patients", get(list_patients).post(create_patient))
+        .route("/patients/{id}", get(get_patient))
+        .route("/doctors", get(list_doctors).post(create_doctor))
+        .route("/doctors/{id}/active", put(set_doctor_active))
+        .fallback(|| async { ApiError::not_found("API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    clinic: ClinicInfo,
+    #[serde(rename = "schemaVersion")]
+    schema_version: i64,
+}
+
+#[derive(Serialize)]
+struct ClinicInfo {
+    name: String,
+    id: String,
+}
+
+/// Liveness and readiness: answers only when the database answers.
+async fn health(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let schema_version = s.store.read(|db| db.schema_version_now()).await?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        clinic: ClinicInfo {
+            name: s.config.clinic.name.clone(),
+            id: s.config.clinic.id.as_str().to_string(),
+        },
+        schema_version,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginReply {
+    token: String,
+    expires_at: String,
+    user: crate::store::Doctor,
+}
+
+async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    let email = body.email.trim().to_lowercase();
+    if email.is_empty()
+        || body.password.is_empty()
+        || body.password.len() > 1024
+        || email.len() > 254
+    {
+        return Err(ApiError::bad_request(
+            "invalid_credentials_format",
+            "give an e-mail and a password",
+        ));
+    }
+    if let Err(wait) = s.limiter.admit(peer.ip(), &email) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many login attempts; try again in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let lookup = email.clone();
+    let found = s.store.read(move |db| db.credentials(&lookup)).await?;
+    let password = body.password;
+    // Verify even for unknown accounts so the answer takes as long either way.
+    let (doctor, ok) = tokio::task::spawn_blocking(move || match found {
+        Some((d, hash)) => {
+            let ok = auth::verify_password(&password, &hash) && d.active;
+            (Some(d), ok)
+        }
+        None => {
+            auth::verify_password(&password, &DUMMY_HASH);
+            (None, false)
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let Some(doctor) = doctor.filter(|_| ok) else {
+        s.limiter.record_failure(&email);
+        let origin = origin_label(&headers, peer);
+        s.store
+            .write(move |db| db.audit("anonymous", "login_failed", &email, &origin, now))
+            .await?;
+        return Err(ApiError::unauthenticated("wrong e-mail or password"));
+    };
+    s.limiter.record_success(&email);
+    let (token, hash) = auth::new_token();
+    let expires = now + chrono::Duration::hours(i64::from(s.config.auth.session_hours));
+    let id = doctor.id;
+    let actor = format!("{}:{}", doctor.role, id);
+    s.store
+        .write(move |db| {
+            db.create_session(&hash, id, now, expires)?;
+            db.audit(&actor, "login", "", "", now)
+        })
+        .await?;
+    tracing::info!(account = id, "login");
+    let max_age = i64::from(s.config.auth.session_hours) * 3600;
+    let secure = if s.tls { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
+    let reply = LoginReply {
+        token,
+        expires_at: crate::store::ts(expires),
+        user: doctor,
+    };
+    let mut resp = Json(reply).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// A hash of a random password, verified against when the account does not exist.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let (random, _) = auth::new_token();
+    auth::hash_password(&random).unwrap_or_default()
+});
+
+fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    format!(
+        "from {} ({})",
+        peer.ip(),
+        ua.chars().take(80).collect::<String>()
+    )
+}
+
+async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let actor = caller.actor();
+    s.store
+        .write(move |db| {
+            db.revoke_session(&caller.token_hash, now)?;
+            db.audit(&actor, "logout", "", "", now)
+        })
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let secure = if s.tls { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn profile(caller: Caller) -> Json<crate::store::Doctor> {
+    Json(caller.doctor)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    /// A local calendar day, `YYYY-MM-DD` (the kiosk's time zone).
+    day: Option<String>,
+    status: Option<String>,
+    doctor_id: Option<i64>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct AppointmentList {
+    appointments: Vec<crate::store::Appointment>,
+    limit: u32,
+    offset: u32,
+}
+
+/// The UTC range of a local calendar day.
+pub fn local_day_range(
+    day: &str,
+) -> Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("day: `{day}` is not a date of the form YYYY-MM-DD"),
+        )
+    };
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let start = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
+    let next = d
+        .succ_opt()
+        .and_then(|n| n.and_hms_opt(0, 0, 0))
+        .ok_or_else(bad)?;
+    let from = Local
+        .from_local_datetime(&start)
+        .earliest()
+        .ok_or_else(bad)?;
+    let to = Local
+        .from_local_datetime(&next)
+        .earliest()
+        .ok_or_else(bad)?;
+    Ok((from.with_timezone(&Utc), to.with_timezone(&Utc)))
+}
+
+async fn list_appointments(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<AppointmentList>, ApiError> {
+    let doctor_id = if caller.is_technician() {
+        q.doctor_id
+    } else {
+        match q.doctor_id {
+            Some(id) if id != caller.doctor.id => {
+                return Err(ApiError::forbidden(
+                    "a doctor sees only their own appointments",
+                ));
+            }
+            _ => Some(caller.doctor.id),
+        }
+    };
+    let (from, to) = match &q.day {
+        Some(day) => local_day_range(day).map(|(f, t)| (Some(f), Some(t)))?,
+        None => (None, None),
+    };
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<AppointmentStatus>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("status: {e}")))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 500",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let filter = AppointmentFilter {
+        doctor_id,
+        from,
+        to,
+        status,
+        limit,
+        offset,
+    };
+    let appointments = s
+        .store
+        .read(move |db| db.list_appointments(&filter))
+        .await?;
+    Ok(Json(AppointmentList {
+        appointments,
+        limit,
+        offset,
+    }))
+}
+
+/// The appointment if the caller may see it; someone else's is "not found" so ids reveal nothing.
+async fn visible_appointment(
+    s: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<crate::store::Appointment, ApiError> {
+    let a = s.store.read(move |db| db.appointment(id)).await?;
+    if caller.is_technician() || a.doctor_id == caller.doctor.id {
+        Ok(a)
+    } else {
+        Err(ApiError::not_found("appointment"))
+    }
+}
+
+async fn get_appointment(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<crate::store::Appointment>, ApiError> {
+    visible_appointment(&s, &caller, id).await.map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateAppointment {
+    patient_id: i64,
+    doctor_id: Option<i64>,
+    starts_at: String,
+    duration_minutes: i64,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn create_appointment(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateAppointment>,
+) -> Result<(StatusCode, Json<crate::store::Appointment>), ApiError> {
+    let doctor_id = match (caller.is_technician(), body.doctor_id) {
+        (true, Some(id)) => id,
+        (true, None) => {
+            return Err(
+                crate::core::FieldError::new("doctorId", "is required for a technician").into(),
+            );
+        }
+        (false, Some(id)) if id != caller.doctor.id => {
+            return Err(ApiError::forbidden(
+                "a doctor may book appointments only for themselves",
+            ));
+        }
+        (false, _) => caller.doctor.id,
+    };
+    let new = NewAppointment {
+        patient_id: body.patient_id,
+        doctor_id,
+        starts_at: parse_start_time("startsAt", &body.starts_at)?,
+        duration_minutes: validate_duration("durationMinutes", body.duration_minutes)?,
+        reason: validate_text("reason", &body.reason, 500)?,
+    };
+    let actor = caller.actor();
+    let now = Utc::now();
+    let a = s
+        .store
+        .write(move |db| {
+            let a = db.add_appointment(&new, now)?;
+            db.audit(
+                &actor,
+                "appointment_create",
+                &format!("appointment:{}", a.id),
+                "",
+                now,
+            )?;
+            Ok(a)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: AppointmentStatus,
+}
+
+async fn set_status(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<StatusBody>,
+) -> Result<Json<crate::store::Appointment>, ApiError> {
+    visible_appointment(&s, &caller, id).await?;
+    let actor = caller.actor();
+    let now = Utc::now();
+    let a = s
+        .store
+        .write(move |db| {
+            let before = db.appointment(id)?.status;
+            let a = db.set_appointment_status(id, body.status, now)?;
+            db.audit(
+                &actor,
+                "appointment_status",
+                &format!("appointment:{id}"),
+                &format!("{before} -> {}", a.status),
+                now,
+            )?;
+            Ok(a)
+        })
+        .await?;
+    Ok(Json(a))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+}
+
+async fn add_note(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<NoteBody>,
+) -> Result<Json<crate::store::Appointment>, ApiError> {
+    visible_appointment(&s, &caller, id).await?;
+    let text = validate_text("text", &body.text, 2000)?;
+    if text.is_empty() {
+        return Err(crate::core::FieldError::new("text", "must not be empty").into());
+    }
+    let author = caller.doctor.name.clone();
+    let actor = caller.actor();
+    let now = Utc::now();
+    let a = s
+        .store
+        .write(move |db| {
+            let a = db.add_note(id, &author, &text, now)?;
+            db.audit(
+                &actor,
+                "appointment_note",
+                &format!("appointment:{id}"),
+                "",
+                now,
+            )?;
+            Ok(a)
+        })
+        .await?;
+    Ok(Json(a))
+}
+
+async fn get_patient(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<crate::store::Patient>, ApiError> {
+    let (tech, doctor_id) = (caller.is_technician(), caller.doctor.id);
+    let p = s
+        .store
+        .read(move |db| {
+            if tech || db.doctor_sees_patient(doctor_id, id)? {
+                db.patient(id).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?;
+    p.map(Json).ok_or_else(|| ApiError::not_found("patient"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+async fn list_patients(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<Page>,
+) -> Result<Json<Vec<crate::store::Patient>>, ApiError> {
+    caller.require_technician()?;
+    let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 500), q.offset.unwrap_or(0));
+    Ok(Json(
+        s.store
+            .read(move |db| db.list_patients(limit, offset))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreatePatient {
+    name: String,
+    date_of_birth: Option<String>,
+    #[serde(default = "unknown_sex")]
+    sex: Sex,
+    phone: Option<String>,
+    #[serde(default = "hindi")]
+    preferred_language: Language,
+}
+
+fn unknown_sex() -> Sex {
+    Sex::Unknown
+}
+fn hindi() -> Language {
+    Language::Hindi
+}
+
+async fn create_patient(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePatient>,
+) -> Result<(StatusCode, Json<crate::store::Patient>), ApiError> {
+    caller.require_technician()?;
+    let today = Local::now().date_naive();
+    let new = NewPatient {
+        name: validate_name("name", &body.name)?,
+        date_of_birth: body
+            .date_of_birth
+            .as_deref()
+            .map(|d| parse_birth_date("dateOfBirth", d, today))
+            .transpose()?,
+        sex: body.sex,
+        phone: body
+            .phone
+            .as_deref()
+            .map(|p| validate_phone("phone", p))
+            .transpose()?,
+        preferred_language: body.preferred_language,
+    };
+    let actor = caller.actor();
+    let now = Utc::now();
+    let p = s
+        .store
+        .write(move |db| {
+            let p = db.add_patient(&new, now)?;
+            db.audit(
+                &actor,
+                "patient_create",
+                &format!("patient:{}", p.id),
+                "",
+                now,
+            )?;
+            Ok(p)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+async fn list_doctors(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::store::Doctor>>, ApiError> {
+    caller.require_technician()?;
+    Ok(Json(s.store.read(|db| db.list_doctors(None)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateDoctor {
+    name: String,
+    #[serde(default)]
+    specialty: String,
+    email: String,
+    password: String,
+    role: Role,
+}
+
+async fn create_doctor(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateDoctor>,
+) -> Result<(StatusCode, Json<crate::store::Doctor>), ApiError> {
+    caller.require_technician()?;
+    let name = validate_name("name", &body.name)?;
+    let specialty = validate_text("specialty", &body.specialty, 80)?;
+    let email = validate_email("email", &body.email)?;
+    validate_password(&body.password)?;
+    let password = body.password;
+    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let new = NewDoctor {
+        name,
+        specialty,
+        email,
+        password_hash,
+        role: body.role,
+    };
+    let actor = caller.actor();
+    let now = Utc::now();
+    let d = s
+        .store
+        .write(move |db| {
+            let d = db.add_doctor(&new, now)?;
+            db.audit(
+                &actor,
+                "account_create",
+                &format!("account:{}", d.id),
+                d.role.as_str(),
+                now,
+            )?;
+            Ok(d)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActiveBody {
+    active: bool,
+}
+
+async fn set_doctor_active(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<ActiveBody>,
+) -> Result<Json<crate::store::Doctor>, ApiError> {
+    caller.require_technician()?;
+    if id == caller.doctor.id && !body.active {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "you cannot disable your own account",
+        ));
+    }
+    let actor = caller.actor();
+    let now = Utc::now();
+    let d = s
+        .store
+        .write(move |db| {
+            let d = db.set_doctor_active(id, body.active, now)?;
+            let action = if body.active {
+                "account_enable"
+            } else {
+                "account_disable"
+            };
+            db.audit(&actor, action, &format!("account:{id}"), "", now)?;
+            Ok(d)
+        })
+        .await?;
+    Ok(Json(d))
+}
