@@ -172,38 +172,18 @@ impl LoginLimiter {
     }
 
     /// Counts an attempt from `addr` for `account`; refuses with the seconds to wait if either limit is reached.
+    /// Every attempt counts against the address, refused ones too, so hammering keeps the address locked out.
     pub fn admit(&self, addr: IpAddr, account: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        let wait_addr = Self::full(
+        if let Some(wait) = Self::full(
             &mut attempts,
-            addr,
+            &addr,
             now,
             self.window,
             self.max_attempts_per_address,
-        );
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let wait_account = failures
-            .get(account)
-            .map(|q| {
-                let live: Vec<_> = q
-                    .iter()
-                    .filter(|t| now.duration_since(**t) < self.window)
-                    .collect();
-                if live.len() >= self.max_failures_per_account {
-                    live.first().map(|t| {
-                        self.window
-                            .saturating_sub(now.duration_since(**t))
-                            .as_secs()
-                            + 1
-                    })
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(None);
-        if let Some(w) = wait_addr.or(wait_account) {
-            return Err(w);
+        ) {
+            return Err(wait);
         }
         if attempts.len() >= MAX_TRACKED {
             attempts.retain(|_, q| {
@@ -212,7 +192,18 @@ impl LoginLimiter {
             });
         }
         attempts.entry(addr).or_default().push_back(now);
-        Ok(())
+        drop(attempts);
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match Self::full(
+            &mut failures,
+            account,
+            now,
+            self.window,
+            self.max_failures_per_account,
+        ) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
     }
 
     pub fn record_failure(&self, account: &str) {
@@ -238,15 +229,19 @@ impl LoginLimiter {
             .remove(account);
     }
 
-    /// Whether `key` has used its allowance; drops expired entries on the way.
-    fn full<K: std::hash::Hash + Eq>(
+    /// Whether `key` has used its allowance (the seconds until its oldest entry expires); drops expired entries.
+    fn full<K, Q>(
         map: &mut HashMap<K, VecDeque<Instant>>,
-        key: K,
+        key: &Q,
         now: Instant,
         window: Duration,
         max: usize,
-    ) -> Option<u64> {
-        let q = map.get_mut(&key)?;
+    ) -> Option<u64>
+    where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let q = map.get_mut(key)?;
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
             q.pop_front();
         }
@@ -293,8 +288,7 @@ mod tests {
         assert!(l.admit(ip, "a@x.in").is_err());
         assert!(l.admit(ip, "b@x.in").is_ok());
         assert!(l.admit(ip, "b@x.in").is_ok());
-        // 5 attempts from this address so far (2 + refused one not counted + 2)
-        assert!(l.admit(ip, "c@x.in").is_ok());
+        // 5 attempts from this address so far, the refused one included.
         assert!(l.admit(ip, "c@x.in").is_err());
         let other: IpAddr = "127.0.0.2".parse().unwrap();
         assert!(l.admit(other, "c@x.in").is_ok());
