@@ -170,6 +170,7 @@ fn parse_status(s: &str) -> Result<AppointmentStatus, String> {
 
 /// Runs the command line; the process's exit code: 0 done, 1 failed, 2 bad configuration or usage.
 pub fn main() -> ExitCode {
+    return_big_buffers_to_the_system();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -641,4 +642,15 @@ fn db(store: &Store, cmd: DbCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// glibc raises its mmap threshold after the first large free, after which big buffers (argon2's 19 MiB per password
+/// check) come from the heap and stay there: measured 9 MiB RSS at start, 49 MiB after three logins. A fixed
+/// threshold keeps every allocation of 1 MiB or more in its own mapping, returned to the system when freed.
+fn return_big_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
 }

@@ -120,7 +120,7 @@ async fn login(
     let found = s.store.read(move |db| db.credentials(&lookup)).await?;
     let password = body.password;
     // Verify even for unknown accounts so the answer takes as long either way.
-    let (doctor, ok) = tokio::task::spawn_blocking(move || match found {
+    let (doctor, ok) = auth::password_work(move || match found {
         Some((d, hash)) => {
             let ok = auth::verify_password(&password, &hash) && d.active;
             (Some(d), ok)
@@ -130,8 +130,7 @@ async fn login(
             (None, false)
         }
     })
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     let now = Utc::now();
     let Some(doctor) = doctor.filter(|_| ok) else {
         s.limiter.record_failure(&email);
@@ -587,9 +586,8 @@ async fn create_doctor(
     let email = validate_email("email", &body.email)?;
     validate_password(&body.password)?;
     let password = body.password;
-    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
+    let password_hash = auth::password_work(move || auth::hash_password(&password))
+        .await?
         .map_err(ApiError::internal)?;
     let new = NewDoctor {
         name,

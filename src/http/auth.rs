@@ -43,6 +43,43 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
+/// Password hashing is expensive on purpose (argon2id: ~19 MiB and tens of milliseconds each). It runs on one
+/// dedicated thread, one hash at a time, so a burst of logins can neither take both cores from calls nor allocate
+/// 19 MiB per blocking-pool thread at once.
+type Job = Box<dyn FnOnce() + Send>;
+
+static PASSWORD_THREAD: std::sync::LazyLock<Option<std::sync::mpsc::Sender<Job>>> =
+    std::sync::LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("password-hash".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+
+/// Runs password hashing or verification on the password thread and waits for the result without blocking the
+/// async workers.
+pub async fn password_work<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sender = PASSWORD_THREAD
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("the password thread could not start"))?;
+    sender
+        .send(Box::new(move || {
+            let _ = tx.send(f());
+        }))
+        .map_err(|_| ApiError::internal("the password thread has stopped"))?;
+    rx.await
+        .map_err(|_| ApiError::internal("the password thread dropped a job"))
+}
+
 /// A fresh session token (256 random bits, URL-safe) and the hash under which it is stored.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 32];

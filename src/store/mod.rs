@@ -23,7 +23,9 @@ use crate::core::{FieldError, TransitionError};
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "medimitra.sqlite3";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections kept open, and the most async reads that run at once (more would only queue on 2 cores and
+/// cost memory: each connection has its own page cache).
+const READERS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +64,8 @@ struct Inner {
     writer: Mutex<Connection>,
     /// Idle read connections, reused so a request does not pay for opening one.
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent async reads to [`READERS`], so the pool never grows past it.
+    read_permits: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,6 +108,7 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(READERS),
             }),
         })
     }
@@ -129,7 +134,7 @@ impl Store {
         };
         let result = f(&Db::new(&conn));
         let mut idle = lock(&self.inner.readers);
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < READERS {
             idle.push(conn);
         }
         result
@@ -153,10 +158,16 @@ impl Store {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
+        let permit = self
+            .inner
+            .read_permits
+            .acquire()
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let store = self.clone();
+        let result = tokio::task::spawn_blocking(move || store.read_blocking(f)).await;
+        drop(permit);
+        result.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// [`write_blocking`](Self::write_blocking) from async code, off the runtime's worker threads.

@@ -407,22 +407,35 @@ impl<'c> Db<'c> {
     }
 
     pub fn list_appointments(&self, f: &AppointmentFilter) -> Result<Vec<Appointment>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "{APPOINTMENT_SELECT} WHERE (?1 IS NULL OR a.doctor_id = ?1) AND (?2 IS NULL OR a.starts_at >= ?2) \
-             AND (?3 IS NULL OR a.starts_at < ?3) AND (?4 IS NULL OR a.status = ?4) \
-             ORDER BY a.starts_at, a.id LIMIT ?5 OFFSET ?6"
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                f.doctor_id,
-                f.from.map(ts),
-                f.to.map(ts),
-                f.status.map(AppointmentStatus::as_str),
-                f.limit,
-                f.offset
-            ],
-            appointment_row,
-        )?;
+        // Only the conditions in use go into the SQL (as parameters), so SQLite can pick the index for them:
+        // `?1 IS NULL OR a.doctor_id = ?1` would force a scan of every appointment.
+        let mut sql = format!("{APPOINTMENT_SELECT} WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut push = |cond: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(d) = f.doctor_id {
+            push("a.doctor_id =", d.into());
+        }
+        if let Some(t) = f.from {
+            push("a.starts_at >=", ts(t).into());
+        }
+        if let Some(t) = f.to {
+            push("a.starts_at <", ts(t).into());
+        }
+        if let Some(st) = f.status {
+            push("a.status =", st.as_str().to_string().into());
+        }
+        args.push(i64::from(f.limit).into());
+        args.push(i64::from(f.offset).into());
+        sql.push_str(&format!(
+            " ORDER BY a.starts_at, a.id LIMIT ?{} OFFSET ?{}",
+            args.len() - 1,
+            args.len()
+        ));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), appointment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
