@@ -243,8 +243,12 @@ fn open_store(config: &Config) -> Result<Store> {
 fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
     let config = loaded.config;
     let store = open_store(&config)?;
+    let accounts = store.read_blocking(|db| db.list_doctors(None))?.len();
+    // Database and password work run on the blocking pool, bounded by the store and the password thread, so a small
+    // pool suffices (every thread is a stack and a malloc arena on a small device).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
@@ -262,6 +266,12 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
         }
         if let Some(fp) = &server.fingerprint {
             println!("TLS certificate SHA-256: {fp}");
+        }
+        if accounts == 0 {
+            println!(
+                "No accounts yet. Add one (the password is asked for):\n  medimitra --data-dir {} doctor add --role technician --name NAME --email EMAIL",
+                config.storage.data_dir.display()
+            );
         }
         let handle = server.handle();
         tokio::select! {

@@ -709,6 +709,30 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let text = include_str!("../docs/medimitra.toml");
+        assert_eq!(
+            Config::from_toml(text, "docs/medimitra.toml").unwrap(),
+            Config::default()
+        );
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with("[["))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&uncommented, "example").unwrap();
+        assert_eq!(c.ice_servers.len(), 2);
+        assert_eq!(
+            c.tls.cert_file.as_deref(),
+            Some(Path::new("/etc/medimitra/tls/cert.pem"))
+        );
+    }
+
+    #[test]
     fn show_masks_secrets() {
         let mut c = Config::default();
         c.ice_servers.push(IceServer {

@@ -66,6 +66,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Bounds concurrent async reads to [`READERS`], so the pool never grows past it.
     read_permits: tokio::sync::Semaphore,
+    /// Async writers queue here rather than each holding a blocking thread while waiting for the writer mutex.
+    write_permit: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,6 +111,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(READERS),
+                write_permit: tokio::sync::Semaphore::new(1),
             }),
         })
     }
@@ -175,10 +178,16 @@ impl Store {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(f))
+        let permit = self
+            .inner
+            .write_permit
+            .acquire()
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let store = self.clone();
+        let result = tokio::task::spawn_blocking(move || store.write_blocking(f)).await;
+        drop(permit);
+        result.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Copies the live database to `dest` with SQLite's online backup (safe while the server runs).
