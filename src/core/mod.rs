@@ -2,7 +2,10 @@
 //! so every rule is unit-tested on its own and every edge (HTTP, CLI, touch UI) applies the same rules.
 
 mod appointment;
+pub mod call;
+pub mod media_rules;
 mod people;
+pub mod protocol;
 mod validate;
 
 pub use appointment::{AppointmentStatus, TransitionError, overlaps};
