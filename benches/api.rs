@@ -16,18 +16,12 @@ const PATIENTS: usize = 2_000;
 const PASSWORD: &str = "benchmark password";
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn seed(store: &Store) {
     let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
-    let day0 = Utc
-        .with_ymd_and_hms(2026, 11, 2, 3, 30, 0)
-        .single()
-        .expect("date");
+    let day0 = Utc.with_ymd_and_hms(2026, 11, 2, 3, 30, 0).single().expect("date");
     store
         .write_blocking(|db| {
             let now = Utc::now();
@@ -79,23 +73,13 @@ fn seed(store: &Store) {
 /// A number from /proc/PID/status, e.g. `VmRSS:` (KiB) or `Threads:`.
 fn proc_status(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, where a short smoke run is enough.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let seconds = if smoke {
-        1
-    } else {
-        env_num("BENCH_SECONDS", 10)
-    };
+    let seconds = if smoke { 1 } else { env_num("BENCH_SECONDS", 10) };
     let clients = env_num("BENCH_CLIENTS", 32) as usize;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -109,26 +93,14 @@ fn main() {
     drop(store);
 
     let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        "[auth]\nmax_attempts_per_address = 1000\n[log]\nlevel = \"warn\"\n",
-    )
-    .expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    std::fs::write(&config, "[auth]\nmax_attempts_per_address = 1000\n[log]\nlevel = \"warn\"\n").expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_medimitra"))
         .arg("--config")
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path())
-        .args([
-            "serve",
-            "--headless",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -140,7 +112,8 @@ fn main() {
         let base = format!("https://localhost:{port}");
         let cert_path = dir.path().join("tls/cert.pem");
         let started = Instant::now();
-        while !cert_path.exists() || reqwest_client(&cert_path).get(format!("{base}/api/health")).send().await.is_err() {
+        while !cert_path.exists() || reqwest_client(&cert_path).get(format!("{base}/api/health")).send().await.is_err()
+        {
             assert!(started.elapsed().as_secs() < 30, "server did not start");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -189,7 +162,11 @@ fn main() {
                                 },
                                 _ => false,
                             };
-                            if ok { lat.push(t.elapsed()) } else { errors += 1 }
+                            if ok {
+                                lat.push(t.elapsed())
+                            } else {
+                                errors += 1
+                            }
                             i += 1;
                         }
                         (lat, errors, rows)
@@ -221,27 +198,16 @@ fn main() {
 
     let (lat, errors, rows, elapsed, idle_rss) = result;
     assert!(!lat.is_empty(), "no successful request");
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
     let rps = lat.len() as f64 / elapsed;
     println!(
         "api bench: GET /api/appointments (100 rows of 200 per doctor), {clients} clients, {:.1} s, {} requests, {errors} errors",
         elapsed,
         lat.len()
     );
-    println!(
-        "  requests/s {rps:.0}   rows/request {:.0}",
-        rows as f64 / lat.len() as f64
-    );
-    println!(
-        "  latency ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(1.0)
-    );
-    let mib =
-        |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!("  requests/s {rps:.0}   rows/request {:.0}", rows as f64 / lat.len() as f64);
+    println!("  latency ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}", pct(0.50), pct(0.90), pct(0.99), pct(1.0));
+    let mib = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
     println!(
         "  server RSS idle {}, after the run {}; threads {}",
         mib(idle_rss),
@@ -249,10 +215,7 @@ fn main() {
         threads.map_or("?".into(), |t| t.to_string())
     );
     let verdict = rps >= 2000.0 && pct(0.99) <= 50.0 && errors == 0;
-    println!(
-        "  target (>= 2000 req/s, p99 <= 50 ms, no errors): {}",
-        if verdict { "met" } else { "NOT met" }
-    );
+    println!("  target (>= 2000 req/s, p99 <= 50 ms, no errors): {}", if verdict { "met" } else { "NOT met" });
 }
 
 fn reqwest_client(cert_path: &std::path::Path) -> reqwest::Client {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError, Loaded, Overrides};
 use crate::core::{
-    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration,
-    validate_email, validate_name, validate_password, validate_phone, validate_text,
+    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration, validate_email,
+    validate_name, validate_password, validate_phone, validate_text,
 };
 use crate::http::{self, AppState};
 use crate::store::{AppointmentFilter, Doctor, NewAppointment, NewDoctor, NewPatient, Store};
@@ -49,6 +49,21 @@ enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Answer or end calls on a kiosk without a screen (talks to the running `serve`)
+    Call {
+        /// accept, decline, end or status
+        #[arg(value_parser = ["accept", "decline", "end", "status"])]
+        action: String,
+    },
+    /// Media engine diagnostics
+    #[command(subcommand)]
+    Media(MediaCmd),
+}
+
+#[derive(Subcommand)]
+enum MediaCmd {
+    /// Show which encoder profiles work here, which were picked, and the capture sources
+    Probe,
 }
 
 #[derive(Args, Default)]
@@ -176,11 +191,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            if e.downcast_ref::<ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -191,11 +202,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => a.listen,
         _ => None,
     };
-    let loaded = Config::load(&Overrides {
-        config_path: cli.config,
-        data_dir: cli.data_dir,
-        listen,
-    })?;
+    let loaded = Config::load(&Overrides { config_path: cli.config, data_dir: cli.data_dir, listen })?;
     init_logging(&loaded.config);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -203,10 +210,7 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Serve(args) => serve(loaded, args),
         Command::Config(ConfigCmd::Check) => {
-            let from = loaded
-                .path
-                .as_ref()
-                .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+            let from = loaded.path.as_ref().map_or("built-in defaults".to_string(), |p| p.display().to_string());
             println!("configuration OK ({from})");
             Ok(())
         }
@@ -218,6 +222,37 @@ fn run(cli: Cli) -> Result<()> {
         Command::Patient(c) => patient(&open_store(&loaded.config)?, c),
         Command::Appointment(c) => appointment(&open_store(&loaded.config)?, c),
         Command::Db(c) => db(&open_store(&loaded.config)?, c),
+        Command::Call { action } => {
+            let reply = crate::calls::control::request(&loaded.config.storage.data_dir, &action)?;
+            println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());
+            if reply["ok"] == serde_json::Value::Bool(true) {
+                Ok(())
+            } else {
+                bail!("the kiosk refused: {}", reply["error"])
+            }
+        }
+        Command::Media(MediaCmd::Probe) => {
+            let engine = crate::media::MediaEngine::start(&loaded.config.media, &loaded.config.ice_servers);
+            match engine {
+                Ok(e) => {
+                    print!("{}", e.report.render());
+                    let s = &e.sources;
+                    println!(
+                        "video source: {}{}",
+                        s.video,
+                        if s.video_is_test { "  (no camera: test picture)" } else { "" }
+                    );
+                    println!(
+                        "audio source: {}{}",
+                        s.audio,
+                        if s.audio_is_test { "  (no microphone: test tone)" } else { "" }
+                    );
+                    println!("audio output: {}", s.audio_sink);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 
@@ -225,19 +260,12 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log.level.as_str()));
     // A second initialisation (tests calling `run` twice) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open_in(&config.storage.data_dir).with_context(|| {
-        format!(
-            "opening the database in {}",
-            config.storage.data_dir.display()
-        )
-    })
+    Store::open_in(&config.storage.data_dir)
+        .with_context(|| format!("opening the database in {}", config.storage.data_dir.display()))
 }
 
 fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
@@ -252,7 +280,29 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let state = AppState::new(store, config.clone());
+        let mut state = AppState::new(store.clone(), config.clone());
+        match crate::media::MediaEngine::start(&config.media, &config.ice_servers) {
+            Ok(engine) => {
+                for p in engine.report.chosen() {
+                    tracing::info!(codec = p.codec.encoding_name(), profile = %p.name, "video encoder");
+                }
+                if engine.sources.video_is_test {
+                    tracing::warn!("no camera: calls send a test picture");
+                }
+                if engine.sources.audio_is_test {
+                    tracing::warn!("no microphone: calls send a test tone");
+                }
+                let calls = crate::calls::spawn(engine, store, std::sync::Arc::new(config.clone()));
+                let sock = crate::calls::control::serve(&config.storage.data_dir, calls.clone())
+                    .context("opening the local control socket")?;
+                tracing::info!(path = %sock.display(), "local call control");
+                state = state.with_calls(calls);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "calls are unavailable: the media engine did not start");
+                println!("Calls are unavailable: {e}");
+            }
+        }
         let mut server = http::start(state).await?;
         let mode = if args.headless {
             "headless"
@@ -290,14 +340,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -338,10 +387,7 @@ fn read_new_password() -> Result<String> {
         first
     } else {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from standard input")?;
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
     validate_password(&password)?;
@@ -350,9 +396,7 @@ fn read_new_password() -> Result<String> {
 
 fn account(store: &Store, email: &str) -> Result<Doctor> {
     let email = validate_email("email", email)?;
-    store
-        .read_blocking(|db| db.doctor_by_email(&email))
-        .map_err(|_| anyhow!("no account with e-mail {email}"))
+    store.read_blocking(|db| db.doctor_by_email(&email)).map_err(|_| anyhow!("no account with e-mail {email}"))
 }
 
 const CLI_ACTOR: &str = "cli";
@@ -360,46 +404,23 @@ const CLI_ACTOR: &str = "cli";
 fn doctor(store: &Store, cmd: DoctorCmd) -> Result<()> {
     let now = chrono::Utc::now();
     match cmd {
-        DoctorCmd::Add {
-            name,
-            email,
-            specialty,
-            role,
-        } => {
+        DoctorCmd::Add { name, email, specialty, role } => {
             let name = validate_name("name", &name)?;
             let email = validate_email("email", &email)?;
             let specialty = validate_text("specialty", &specialty, 80)?;
             let password = read_new_password()?;
-            let password_hash = http::auth::hash_password(&password)
-                .map_err(|e| anyhow!("hashing the password: {e}"))?;
+            let password_hash =
+                http::auth::hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
             let d = store.write_blocking(|db| {
-                let d = db.add_doctor(
-                    &NewDoctor {
-                        name,
-                        specialty,
-                        email,
-                        password_hash,
-                        role,
-                    },
-                    now,
-                )?;
-                db.audit(
-                    CLI_ACTOR,
-                    "account_create",
-                    &format!("account:{}", d.id),
-                    d.role.as_str(),
-                    now,
-                )?;
+                let d = db.add_doctor(&NewDoctor { name, specialty, email, password_hash, role }, now)?;
+                db.audit(CLI_ACTOR, "account_create", &format!("account:{}", d.id), d.role.as_str(), now)?;
                 Ok(d)
             })?;
             println!("added {} {} <{}> (id {})", d.role, d.name, d.email, d.id);
         }
         DoctorCmd::List => {
             let all = store.read_blocking(|db| db.list_doctors(None))?;
-            println!(
-                "{:>4}  {:<10}  {:<8}  {:<32}  {:<24}  specialty",
-                "id", "role", "active", "e-mail", "name"
-            );
+            println!("{:>4}  {:<10}  {:<8}  {:<32}  {:<24}  specialty", "id", "role", "active", "e-mail", "name");
             for d in all {
                 let active = if d.active { "yes" } else { "no" };
                 println!(
@@ -413,17 +434,10 @@ fn doctor(store: &Store, cmd: DoctorCmd) -> Result<()> {
         DoctorCmd::ResetPassword { email } => {
             let d = account(store, &email)?;
             let password = read_new_password()?;
-            let hash = http::auth::hash_password(&password)
-                .map_err(|e| anyhow!("hashing the password: {e}"))?;
+            let hash = http::auth::hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
             store.write_blocking(|db| {
                 db.set_password_hash(d.id, &hash, now)?;
-                db.audit(
-                    CLI_ACTOR,
-                    "password_reset",
-                    &format!("account:{}", d.id),
-                    "",
-                    now,
-                )
+                db.audit(CLI_ACTOR, "password_reset", &format!("account:{}", d.id), "", now)
             })?;
             println!("password of {} changed; their sessions have ended", d.email);
         }
@@ -436,67 +450,34 @@ fn set_active(store: &Store, email: &str, active: bool) -> Result<()> {
     let now = chrono::Utc::now();
     store.write_blocking(|db| {
         db.set_doctor_active(d.id, active, now)?;
-        let action = if active {
-            "account_enable"
-        } else {
-            "account_disable"
-        };
+        let action = if active { "account_enable" } else { "account_disable" };
         db.audit(CLI_ACTOR, action, &format!("account:{}", d.id), "", now)
     })?;
-    println!(
-        "{} is now {}",
-        d.email,
-        if active {
-            "enabled"
-        } else {
-            "disabled; their sessions have ended"
-        }
-    );
+    println!("{} is now {}", d.email, if active { "enabled" } else { "disabled; their sessions have ended" });
     Ok(())
 }
 
 fn patient(store: &Store, cmd: PatientCmd) -> Result<()> {
     let now = chrono::Utc::now();
     match cmd {
-        PatientCmd::Add {
-            name,
-            dob,
-            sex,
-            phone,
-            language,
-        } => {
+        PatientCmd::Add { name, dob, sex, phone, language } => {
             let today = chrono::Local::now().date_naive();
             let new = NewPatient {
                 name: validate_name("name", &name)?,
-                date_of_birth: dob
-                    .as_deref()
-                    .map(|d| parse_birth_date("dob", d, today))
-                    .transpose()?,
+                date_of_birth: dob.as_deref().map(|d| parse_birth_date("dob", d, today)).transpose()?,
                 sex,
-                phone: phone
-                    .as_deref()
-                    .map(|p| validate_phone("phone", p))
-                    .transpose()?,
+                phone: phone.as_deref().map(|p| validate_phone("phone", p)).transpose()?,
                 preferred_language: language,
             };
             let p = store.write_blocking(|db| {
                 let p = db.add_patient(&new, now)?;
-                db.audit(
-                    CLI_ACTOR,
-                    "patient_create",
-                    &format!("patient:{}", p.id),
-                    "",
-                    now,
-                )?;
+                db.audit(CLI_ACTOR, "patient_create", &format!("patient:{}", p.id), "", now)?;
                 Ok(p)
             })?;
             println!("added patient {} (id {})", p.name, p.id);
         }
         PatientCmd::List => {
-            println!(
-                "{:>5}  {:<10}  {:<7}  {:<4}  {:<16}  name",
-                "id", "born", "sex", "lang", "phone"
-            );
+            println!("{:>5}  {:<10}  {:<7}  {:<4}  {:<16}  name", "id", "born", "sex", "lang", "phone");
             let mut offset = 0;
             loop {
                 let page = store.read_blocking(|db| db.list_patients(500, offset))?;
@@ -524,13 +505,7 @@ fn patient(store: &Store, cmd: PatientCmd) -> Result<()> {
 fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
     let now = chrono::Utc::now();
     match cmd {
-        AppointmentCmd::Add {
-            patient,
-            doctor,
-            at,
-            duration,
-            reason,
-        } => {
+        AppointmentCmd::Add { patient, doctor, at, duration, reason } => {
             let d = account(store, &doctor)?;
             let new = NewAppointment {
                 patient_id: patient,
@@ -541,61 +516,29 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
             };
             let a = store.write_blocking(|db| {
                 let a = db.add_appointment(&new, now)?;
-                db.audit(
-                    CLI_ACTOR,
-                    "appointment_create",
-                    &format!("appointment:{}", a.id),
-                    "",
-                    now,
-                )?;
+                db.audit(CLI_ACTOR, "appointment_create", &format!("appointment:{}", a.id), "", now)?;
                 Ok(a)
             })?;
-            println!(
-                "booked appointment {} at {} with {}",
-                a.id, a.starts_at, a.doctor_name
-            );
+            println!("booked appointment {} at {} with {}", a.id, a.starts_at, a.doctor_name);
         }
-        AppointmentCmd::List {
-            day,
-            doctor,
-            status,
-        } => {
-            let doctor_id = doctor
-                .as_deref()
-                .map(|e| account(store, e).map(|d| d.id))
-                .transpose()?;
+        AppointmentCmd::List { day, doctor, status } => {
+            let doctor_id = doctor.as_deref().map(|e| account(store, e).map(|d| d.id)).transpose()?;
             let (from, to) = match day.as_deref() {
                 Some(day) => {
-                    let (f, t) =
-                        crate::http::local_day_range(day).map_err(|e| anyhow!(e.message))?;
+                    let (f, t) = crate::http::local_day_range(day).map_err(|e| anyhow!(e.message))?;
                     (Some(f), Some(t))
                 }
                 None => (None, None),
             };
-            println!(
-                "{:>5}  {:<20}  {:>4}  {:<10}  {:<24}  patient",
-                "id", "starts (UTC)", "min", "status", "doctor"
-            );
+            println!("{:>5}  {:<20}  {:>4}  {:<10}  {:<24}  patient", "id", "starts (UTC)", "min", "status", "doctor");
             let mut offset = 0;
             loop {
-                let filter = AppointmentFilter {
-                    doctor_id,
-                    from,
-                    to,
-                    status,
-                    limit: 500,
-                    offset,
-                };
+                let filter = AppointmentFilter { doctor_id, from, to, status, limit: 500, offset };
                 let page = store.read_blocking(|db| db.list_appointments(&filter))?;
                 for a in &page {
                     println!(
                         "{:>5}  {:<20}  {:>4}  {:<10}  {:<24}  {}",
-                        a.id,
-                        a.starts_at,
-                        a.duration_minutes,
-                        a.status,
-                        a.doctor_name,
-                        a.patient_name
+                        a.id, a.starts_at, a.duration_minutes, a.status, a.doctor_name, a.patient_name
                     );
                 }
                 if page.len() < 500 {
@@ -607,13 +550,7 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
         AppointmentCmd::Cancel { id } => {
             let a = store.write_blocking(|db| {
                 let a = db.set_appointment_status(id, AppointmentStatus::Cancelled, now)?;
-                db.audit(
-                    CLI_ACTOR,
-                    "appointment_status",
-                    &format!("appointment:{id}"),
-                    "-> cancelled",
-                    now,
-                )?;
+                db.audit(CLI_ACTOR, "appointment_status", &format!("appointment:{id}"), "-> cancelled", now)?;
                 Ok(a)
             })?;
             println!("appointment {} is {}", a.id, a.status);
@@ -628,9 +565,7 @@ fn db(store: &Store, cmd: DbCmd) -> Result<()> {
             if path.exists() {
                 bail!("{} exists already; choose a new file", path.display());
             }
-            store
-                .backup_to(&path)
-                .with_context(|| format!("backing up to {}", path.display()))?;
+            store.backup_to(&path).with_context(|| format!("backing up to {}", path.display()))?;
             println!("backed up {} to {}", store.path().display(), path.display());
         }
         DbCmd::Check => {
@@ -638,11 +573,7 @@ fn db(store: &Store, cmd: DbCmd) -> Result<()> {
             let counts = store.read_blocking(|db| db.table_counts())?;
             let summary: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
             if problems.is_empty() {
-                println!(
-                    "database OK: schema version {}; {}",
-                    store.schema_version()?,
-                    summary.join(", ")
-                );
+                println!("database OK: schema version {}; {}", store.schema_version()?, summary.join(", "));
             } else {
                 for p in &problems {
                     println!("problem: {p}");

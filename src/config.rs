@@ -27,6 +27,8 @@ pub struct Config {
     pub tls: Tls,
     pub storage: Storage,
     pub auth: Auth,
+    pub calls: Calls,
+    pub media: Media,
     pub log: Log,
     /// STUN/TURN servers handed to both peers of a call. None by default: a kiosk on the clinic LAN needs none, and
     /// tests must never contact outside addresses.
@@ -44,10 +46,7 @@ pub struct Clinic {
 
 impl Default for Clinic {
     fn default() -> Self {
-        Self {
-            name: "Medi-Mitra Clinic".into(),
-            id: ClinicId("clinic-1".into()),
-        }
+        Self { name: "Medi-Mitra Clinic".into(), id: ClinicId("clinic-1".into()) }
     }
 }
 
@@ -64,11 +63,7 @@ pub struct Server {
 
 impl Default for Server {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
-            allowed_origins: Vec::new(),
-            max_body_bytes: 64 * 1024,
-        }
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8443)), allowed_origins: Vec::new(), max_body_bytes: 64 * 1024 }
     }
 }
 
@@ -93,11 +88,7 @@ pub struct Tls {
 
 impl Default for Tls {
     fn default() -> Self {
-        Self {
-            mode: TlsMode::Auto,
-            cert_file: None,
-            key_file: None,
-        }
+        Self { mode: TlsMode::Auto, cert_file: None, key_file: None }
     }
 }
 
@@ -110,9 +101,7 @@ pub struct Storage {
 
 impl Default for Storage {
     fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("var"),
-        }
+        Self { data_dir: PathBuf::from("var") }
     }
 }
 
@@ -130,11 +119,66 @@ pub struct Auth {
 
 impl Default for Auth {
     fn default() -> Self {
+        Self { session_hours: 12, max_failures_per_account: 5, max_attempts_per_address: 30, window_minutes: 15 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Calls {
+    /// Ringing ends as "no answer" after this.
+    pub ring_timeout_secs: u32,
+    /// A media session that has not connected by then is replaced by a fresh one.
+    pub connect_timeout_secs: u32,
+    /// How long a doctor whose page lost its connection may take to come back to the call.
+    pub reconnect_grace_secs: u32,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self { ring_timeout_secs: 45, connect_timeout_secs: 15, reconnect_grace_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// `auto` (the first camera, else a test picture), `test`, or a V4L2 device path such as `/dev/video0`.
+    pub video_source: String,
+    /// `auto` (the default microphone, else a test tone), or `test`.
+    pub audio_source: String,
+    /// `auto` (the default speaker when there is a sound card, else none), or `none`.
+    pub audio_sink: String,
+    /// `auto` picks the best working encoder profile; a profile name forces that one.
+    pub profile: String,
+    /// Directory of encoder profiles replacing the built-in ones (see pipelines/README.md).
+    pub profiles_dir: Option<PathBuf>,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+    /// Congestion control keeps the video bitrate within these bounds.
+    pub min_bitrate_kbps: u32,
+    pub start_bitrate_kbps: u32,
+    pub max_bitrate_kbps: u32,
+    /// Receive jitter buffer; webrtcbin's default of 200 ms is too long for conversation.
+    pub jitter_latency_ms: u32,
+}
+
+impl Default for Media {
+    fn default() -> Self {
         Self {
-            session_hours: 12,
-            max_failures_per_account: 5,
-            max_attempts_per_address: 30,
-            window_minutes: 15,
+            video_source: "auto".into(),
+            audio_source: "auto".into(),
+            audio_sink: "auto".into(),
+            profile: "auto".into(),
+            profiles_dir: None,
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            min_bitrate_kbps: 300,
+            start_bitrate_kbps: 1500,
+            max_bitrate_kbps: 2500,
+            jitter_latency_ms: 60,
         }
     }
 }
@@ -196,13 +240,8 @@ impl TryFrom<String> for ClinicId {
     fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(Self(s))
-        } else {
-            Err(format!("`{s}` is not a clinic id (1-64 of a-z, 0-9, -)"))
-        }
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok { Ok(Self(s)) } else { Err(format!("`{s}` is not a clinic id (1-64 of a-z, 0-9, -)")) }
     }
 }
 
@@ -229,14 +268,10 @@ impl IceUrl {
 impl TryFrom<String> for IceUrl {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let rest = ["stun:", "stuns:", "turn:", "turns:"]
-            .iter()
-            .find_map(|p| s.strip_prefix(p));
+        let rest = ["stun:", "stuns:", "turn:", "turns:"].iter().find_map(|p| s.strip_prefix(p));
         match rest {
             Some(r) if !r.is_empty() && !r.contains(char::is_whitespace) => Ok(Self(s)),
-            _ => Err(format!(
-                "`{s}` is not a STUN/TURN URL (stun:, stuns:, turn: or turns: followed by a host)"
-            )),
+            _ => Err(format!("`{s}` is not a STUN/TURN URL (stun:, stuns:, turn: or turns: followed by a host)")),
         }
     }
 }
@@ -261,16 +296,10 @@ impl Origin {
 impl TryFrom<String> for Origin {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let host = s
-            .strip_prefix("https://")
-            .or_else(|| s.strip_prefix("http://"));
+        let host = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
         match host {
-            Some(h) if !h.is_empty() && !h.contains('/') && !h.contains(char::is_whitespace) => {
-                Ok(Self(s))
-            }
-            _ => Err(format!(
-                "`{s}` is not an origin such as https://doctor.example.org:8443"
-            )),
+            Some(h) if !h.is_empty() && !h.contains('/') && !h.contains(char::is_whitespace) => Ok(Self(s)),
+            _ => Err(format!("`{s}` is not an origin such as https://doctor.example.org:8443")),
         }
     }
 }
@@ -302,54 +331,35 @@ pub struct Loaded {
 impl Config {
     /// Reads the configuration: defaults, the file, the environment, then `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("MEDIMITRA_"))
-            .collect();
-        let explicit = overrides.config_path.clone().or_else(|| {
-            env.iter()
-                .find(|(k, _)| k == "MEDIMITRA_CONFIG")
-                .map(|(_, v)| PathBuf::from(v))
-        });
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("MEDIMITRA_")).collect();
+        let explicit = overrides
+            .config_path
+            .clone()
+            .or_else(|| env.iter().find(|(k, _)| k == "MEDIMITRA_CONFIG").map(|(_, v)| PathBuf::from(v)));
         let (mut config, path) = match explicit {
             Some(p) => (Self::from_file(&p)?, Some(p)),
-            None if Path::new(DEFAULT_PATH).exists() => (
-                Self::from_file(Path::new(DEFAULT_PATH))?,
-                Some(DEFAULT_PATH.into()),
-            ),
+            None if Path::new(DEFAULT_PATH).exists() => {
+                (Self::from_file(Path::new(DEFAULT_PATH))?, Some(DEFAULT_PATH.into()))
+            }
             None => (Config::default(), None),
         };
-        let warnings =
-            config.apply_env(env.iter().filter(|(k, _)| k != "MEDIMITRA_CONFIG").cloned())?;
+        let warnings = config.apply_env(env.iter().filter(|(k, _)| k != "MEDIMITRA_CONFIG").cloned())?;
         if let Some(d) = &overrides.data_dir {
             config.storage.data_dir = d.clone();
         }
         if let Some(l) = overrides.listen {
             config.server.listen = l;
         }
-        let origin = path.as_ref().map_or_else(
-            || "the built-in defaults".to_string(),
-            |p| p.display().to_string(),
-        );
-        config.check(
-            path.as_deref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .as_deref(),
-            &origin,
-        )?;
-        Ok(Loaded {
-            config,
-            path,
-            warnings,
-        })
+        let origin = path.as_ref().map_or_else(|| "the built-in defaults".to_string(), |p| p.display().to_string());
+        config.check(path.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).as_deref(), &origin)?;
+        Ok(Loaded { config, path, warnings })
     }
 
     /// Parses one file. Errors carry the key path and the line.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { origin: origin.clone(), message: format!("cannot read the file: {e}") })?;
         let config = Self::from_toml(&text, &origin)?;
         config.check(Some(&text), &origin)?;
         Ok(config)
@@ -367,54 +377,37 @@ impl Config {
                 message.push_str(&format!("key `{key}`"));
             }
             if let Some(l) = line {
-                message.push_str(&format!(
-                    "{}line {l}",
-                    if message.is_empty() { "" } else { ", " }
-                ));
+                message.push_str(&format!("{}line {l}", if message.is_empty() { "" } else { ", " }));
             }
             message.push_str(&format!(": {}", inner.message()));
-            ConfigError {
-                origin: origin.to_string(),
-                message,
-            }
+            ConfigError { origin: origin.to_string(), message }
         })
     }
 
     /// Applies `MEDIMITRA_<SECTION>_<KEY>` variables to scalar and list keys. Lists are comma-separated.
-    fn apply_env(
-        &mut self,
-        vars: impl Iterator<Item = (String, String)>,
-    ) -> Result<Vec<String>, ConfigError> {
-        let mut tree = toml::Value::try_from(&*self).map_err(|e| ConfigError {
-            origin: "the built-in defaults".into(),
-            message: e.to_string(),
-        })?;
+    fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<Vec<String>, ConfigError> {
+        let mut tree = toml::Value::try_from(&*self)
+            .map_err(|e| ConfigError { origin: "the built-in defaults".into(), message: e.to_string() })?;
         let mut warnings = Vec::new();
         let mut touched = false;
         for (name, raw) in vars {
             let Some(slot) = env_slot(&mut tree, &name) else {
-                warnings.push(format!(
-                    "environment variable {name} names no configuration key; ignored"
-                ));
+                warnings.push(format!("environment variable {name} names no configuration key; ignored"));
                 continue;
             };
             let value = match slot {
-                Some(toml::Value::Integer(_)) => raw
-                    .trim()
-                    .parse::<i64>()
-                    .map(toml::Value::Integer)
-                    .map_err(|_| ConfigError {
+                Some(toml::Value::Integer(_)) => {
+                    raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| ConfigError {
                         origin: format!("environment variable {name}"),
                         message: format!("`{raw}` is not a whole number"),
-                    })?,
-                Some(toml::Value::Boolean(_)) => raw
-                    .trim()
-                    .parse::<bool>()
-                    .map(toml::Value::Boolean)
-                    .map_err(|_| ConfigError {
+                    })?
+                }
+                Some(toml::Value::Boolean(_)) => {
+                    raw.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError {
                         origin: format!("environment variable {name}"),
                         message: format!("`{raw}` is not true or false"),
-                    })?,
+                    })?
+                }
                 Some(toml::Value::Array(_)) => toml::Value::Array(
                     raw.split(',')
                         .map(str::trim)
@@ -440,73 +433,87 @@ impl Config {
     /// Rules that span keys. `text` (the file, when there is one) lets errors point at a line.
     fn check(&self, text: Option<&str>, origin: &str) -> Result<(), ConfigError> {
         let fail = |key: &str, message: String| {
-            let line = text
-                .and_then(|t| find_key_line(t, key))
-                .map(|l| format!(", line {l}"))
-                .unwrap_or_default();
-            Err(ConfigError {
-                origin: origin.to_string(),
-                message: format!("key `{key}`{line}: {message}"),
-            })
+            let line = text.and_then(|t| find_key_line(t, key)).map(|l| format!(", line {l}")).unwrap_or_default();
+            Err(ConfigError { origin: origin.to_string(), message: format!("key `{key}`{line}: {message}") })
         };
         if self.clinic.name.trim().is_empty() || self.clinic.name.chars().count() > 80 {
             return fail("clinic.name", "must be 1 to 80 characters".into());
         }
         if self.tls.mode == TlsMode::Files {
             if self.tls.cert_file.is_none() {
-                return fail(
-                    "tls.cert_file",
-                    "is required when tls.mode = \"files\"".into(),
-                );
+                return fail("tls.cert_file", "is required when tls.mode = \"files\"".into());
             }
             if self.tls.key_file.is_none() {
-                return fail(
-                    "tls.key_file",
-                    "is required when tls.mode = \"files\"".into(),
-                );
+                return fail("tls.key_file", "is required when tls.mode = \"files\"".into());
             }
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return fail("storage.data_dir", "must not be empty".into());
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.server.max_body_bytes) {
-            return fail(
-                "server.max_body_bytes",
-                "must be between 1024 and 16777216".into(),
-            );
+            return fail("server.max_body_bytes", "must be between 1024 and 16777216".into());
         }
         if !(1..=24 * 30).contains(&self.auth.session_hours) {
             return fail("auth.session_hours", "must be between 1 and 720".into());
         }
         for (key, v) in [
-            (
-                "auth.max_failures_per_account",
-                self.auth.max_failures_per_account,
-            ),
-            (
-                "auth.max_attempts_per_address",
-                self.auth.max_attempts_per_address,
-            ),
+            ("auth.max_failures_per_account", self.auth.max_failures_per_account),
+            ("auth.max_attempts_per_address", self.auth.max_attempts_per_address),
             ("auth.window_minutes", self.auth.window_minutes),
         ] {
             if v == 0 {
                 return fail(key, "must be at least 1".into());
             }
         }
+        let m = &self.media;
+        if !(160..=1920).contains(&m.width) || !(120..=1080).contains(&m.height) {
+            return fail("media.width", "the picture must be between 160x120 and 1920x1080".into());
+        }
+        if !(5..=60).contains(&m.framerate) {
+            return fail("media.framerate", "must be between 5 and 60".into());
+        }
+        if !(m.min_bitrate_kbps >= 50
+            && m.min_bitrate_kbps <= m.start_bitrate_kbps
+            && m.start_bitrate_kbps <= m.max_bitrate_kbps
+            && m.max_bitrate_kbps <= 20_000)
+        {
+            return fail(
+                "media.max_bitrate_kbps",
+                "need 50 <= min_bitrate_kbps <= start_bitrate_kbps <= max_bitrate_kbps <= 20000".into(),
+            );
+        }
+        if m.jitter_latency_ms > 1000 {
+            return fail("media.jitter_latency_ms", "must be at most 1000".into());
+        }
+        for (key, v, ok) in [
+            (
+                "media.video_source",
+                &m.video_source,
+                m.video_source == "auto" || m.video_source == "test" || m.video_source.starts_with("/dev/"),
+            ),
+            ("media.audio_source", &m.audio_source, m.audio_source == "auto" || m.audio_source == "test"),
+            ("media.audio_sink", &m.audio_sink, m.audio_sink == "auto" || m.audio_sink == "none"),
+        ] {
+            if !ok {
+                return fail(key, format!("`{v}` is not one of the documented values"));
+            }
+        }
+        let c = &self.calls;
+        for (key, v) in [
+            ("calls.ring_timeout_secs", c.ring_timeout_secs),
+            ("calls.connect_timeout_secs", c.connect_timeout_secs),
+            ("calls.reconnect_grace_secs", c.reconnect_grace_secs),
+        ] {
+            if !(1..=600).contains(&v) {
+                return fail(key, "must be between 1 and 600".into());
+            }
+        }
         for (i, s) in self.ice_servers.iter().enumerate() {
             if s.urls.is_empty() {
-                return fail(
-                    &format!("ice_servers[{i}].urls"),
-                    "must list at least one URL".into(),
-                );
+                return fail(&format!("ice_servers[{i}].urls"), "must list at least one URL".into());
             }
-            if s.urls.iter().any(IceUrl::is_turn)
-                && (s.username.is_none() || s.credential.is_none())
-            {
-                return fail(
-                    &format!("ice_servers[{i}]"),
-                    "a TURN server needs username and credential".into(),
-                );
+            if s.urls.iter().any(IceUrl::is_turn) && (s.username.is_none() || s.credential.is_none()) {
+                return fail(&format!("ice_servers[{i}]"), "a TURN server needs username and credential".into());
             }
         }
         Ok(())
@@ -520,8 +527,7 @@ impl Config {
                 s.credential = Some("********".into());
             }
         }
-        toml::to_string_pretty(&masked)
-            .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+        toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
 }
 
@@ -550,10 +556,7 @@ fn set_env_slot(tree: &mut toml::Value, name: &str, value: toml::Value) {
         return;
     };
     for (section, inner) in table.iter_mut() {
-        if let (Some(key), Some(t)) = (
-            rest.strip_prefix(&format!("{section}_")),
-            inner.as_table_mut(),
-        ) {
+        if let (Some(key), Some(t)) = (rest.strip_prefix(&format!("{section}_")), inner.as_table_mut()) {
             t.insert(key.to_string(), value);
             return;
         }
@@ -564,6 +567,7 @@ fn set_env_slot(tree: &mut toml::Value, name: &str, value: toml::Value) {
 fn optional_keys(section: &str) -> &'static [&'static str] {
     match section {
         "tls" => &["cert_file", "key_file"],
+        "media" => &["profiles_dir"],
         _ => &[],
     }
 }
@@ -608,8 +612,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let e =
-            Config::from_toml("[clinic]\nname = \"A\"\ncolour = \"red\"\n", "t.toml").unwrap_err();
+        let e = Config::from_toml("[clinic]\nname = \"A\"\ncolour = \"red\"\n", "t.toml").unwrap_err();
         assert_eq!(e.origin, "t.toml");
         assert!(e.message.contains("line 3"), "{}", e.message);
         assert!(e.message.contains("colour"), "{}", e.message);
@@ -618,26 +621,13 @@ mod tests {
     #[test]
     fn wrong_type_and_bad_value_are_named_with_key_and_line() {
         let e = Config::from_toml("[server]\n\nlisten = 8443\n", "t.toml").unwrap_err();
-        assert!(
-            e.message.starts_with("key `server.listen`, line 3"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("key `server.listen`, line 3"), "{}", e.message);
         let e = Config::from_toml("[clinic]\nid = \"Main Clinic\"\n", "t.toml").unwrap_err();
-        assert!(
-            e.message.starts_with("key `clinic.id`, line 2"),
-            "{}",
-            e.message
-        );
-        let e =
-            Config::from_toml("[[ice_servers]]\nurls = [\"http://x\"]\n", "t.toml").unwrap_err();
+        assert!(e.message.starts_with("key `clinic.id`, line 2"), "{}", e.message);
+        let e = Config::from_toml("[[ice_servers]]\nurls = [\"http://x\"]\n", "t.toml").unwrap_err();
         assert!(e.message.contains("ice_servers[0].urls"), "{}", e.message);
         let e = Config::from_toml("[tls]\nmode = \"maybe\"\n", "t.toml").unwrap_err();
-        assert!(
-            e.message.starts_with("key `tls.mode`, line 2"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("key `tls.mode`, line 2"), "{}", e.message);
     }
 
     #[test]
@@ -645,18 +635,10 @@ mod tests {
         let text = "[tls]\nmode = \"files\"\ncert_file = \"/c.pem\"\n";
         let c = Config::from_toml(text, "t.toml").unwrap();
         let e = c.check(Some(text), "t.toml").unwrap_err();
-        assert_eq!(
-            e.message,
-            "key `tls.key_file`: is required when tls.mode = \"files\""
-        );
+        assert_eq!(e.message, "key `tls.key_file`: is required when tls.mode = \"files\"");
         let text = "[[ice_servers]]\nurls = [\"turn:turn.example.org\"]\n";
         let c = Config::from_toml(text, "t.toml").unwrap();
-        assert!(
-            c.check(Some(text), "t.toml")
-                .unwrap_err()
-                .message
-                .contains("needs username and credential")
-        );
+        assert!(c.check(Some(text), "t.toml").unwrap_err().message.contains("needs username and credential"));
         let text = "[auth]\nsession_hours = 0\n";
         let c = Config::from_toml(text, "t.toml").unwrap();
         assert_eq!(
@@ -672,10 +654,7 @@ mod tests {
             .apply_env(
                 [
                     ("MEDIMITRA_SERVER_LISTEN", "127.0.0.1:9443"),
-                    (
-                        "MEDIMITRA_SERVER_ALLOWED_ORIGINS",
-                        "https://a.example, https://b.example",
-                    ),
+                    ("MEDIMITRA_SERVER_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
                     ("MEDIMITRA_AUTH_SESSION_HOURS", "2"),
                     ("MEDIMITRA_TLS_CERT_FILE", "/etc/c.pem"),
                     ("MEDIMITRA_COLOUR", "red"),
@@ -689,47 +668,24 @@ mod tests {
         assert_eq!(c.auth.session_hours, 2);
         assert_eq!(c.tls.cert_file.as_deref(), Some(Path::new("/etc/c.pem")));
         assert_eq!(warnings.len(), 1);
-        let e = c
-            .apply_env(std::iter::once((
-                "MEDIMITRA_SERVER_LISTEN".into(),
-                "nowhere".into(),
-            )))
-            .unwrap_err();
+        let e = c.apply_env(std::iter::once(("MEDIMITRA_SERVER_LISTEN".into(), "nowhere".into()))).unwrap_err();
         assert!(e.message.contains("server.listen"), "{}", e.message);
-        let e = c
-            .apply_env(std::iter::once((
-                "MEDIMITRA_AUTH_SESSION_HOURS".into(),
-                "ten".into(),
-            )))
-            .unwrap_err();
-        assert_eq!(
-            e.origin,
-            "environment variable MEDIMITRA_AUTH_SESSION_HOURS"
-        );
+        let e = c.apply_env(std::iter::once(("MEDIMITRA_AUTH_SESSION_HOURS".into(), "ten".into()))).unwrap_err();
+        assert_eq!(e.origin, "environment variable MEDIMITRA_AUTH_SESSION_HOURS");
     }
 
     #[test]
     fn the_documented_example_is_the_defaults() {
         let text = include_str!("../docs/medimitra.toml");
-        assert_eq!(
-            Config::from_toml(text, "docs/medimitra.toml").unwrap(),
-            Config::default()
-        );
+        assert_eq!(Config::from_toml(text, "docs/medimitra.toml").unwrap(), Config::default());
         let uncommented: String = text
             .lines()
-            .map(|l| {
-                l.strip_prefix("# ")
-                    .filter(|r| r.contains(" = ") || r.starts_with("[["))
-                    .unwrap_or(l)
-            })
+            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") || r.starts_with("[[")).unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
         let c = Config::from_toml(&uncommented, "example").unwrap();
         assert_eq!(c.ice_servers.len(), 2);
-        assert_eq!(
-            c.tls.cert_file.as_deref(),
-            Some(Path::new("/etc/medimitra/tls/cert.pem"))
-        );
+        assert_eq!(c.tls.cert_file.as_deref(), Some(Path::new("/etc/medimitra/tls/cert.pem")));
     }
 
     #[test]

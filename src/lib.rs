@@ -7,8 +7,10 @@
 //! - [`http`]: the HTTPS API (axum + rustls), sessions, login rate limiting and the doctor's web app.
 //! - [`cli`]: the technician's command line; `serve` is the default command.
 
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod media;
 pub mod store;

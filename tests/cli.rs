@@ -11,11 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_medimitra");
 
 fn medimitra(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
     // Isolate from a kiosk configuration on this machine: an empty file means the built-in defaults.
-    let isolate: &[&str] = if args.contains(&"--config") {
-        &[]
-    } else {
-        &["--config", "/dev/null"]
-    };
+    let isolate: &[&str] = if args.contains(&"--config") { &[] } else { &["--config", "/dev/null"] };
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
@@ -29,12 +25,7 @@ fn medimitra(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Outp
         .spawn()
         .expect("spawn medimitra");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -42,19 +33,11 @@ fn medimitra(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Outp
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Server(Child);
@@ -71,14 +54,7 @@ fn serve(data: &std::path::Path, port: u16) -> (Server, String) {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
-        .args([
-            "--config",
-            "/dev/null",
-            "serve",
-            "--headless",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["--config", "/dev/null", "serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("MEDIMITRA_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -88,10 +64,7 @@ fn serve(data: &std::path::Path, port: u16) -> (Server, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
@@ -112,24 +85,11 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let out = medimitra(
         dir.path(),
-        &[
-            "doctor",
-            "add",
-            "--name",
-            "Dr. Asha Rao",
-            "--email",
-            "asha@clinic.in",
-            "--specialty",
-            "GP",
-        ],
+        &["doctor", "add", "--name", "Dr. Asha Rao", "--email", "asha@clinic.in", "--specialty", "GP"],
         Some("a long enough secret\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("added doctor Dr. Asha Rao <asha@clinic.in>"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("added doctor Dr. Asha Rao <asha@clinic.in>"), "{}", text(&out));
 
     let port = free_port();
     let (_server, url) = serve(dir.path(), port);
@@ -145,74 +105,35 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     assert_eq!(resp.status().as_u16(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     let token = body["token"].as_str().unwrap();
-    let me: serde_json::Value = client
-        .get(format!("{url}api/users/profile"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value =
+        client.get(format!("{url}api/users/profile")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["specialty"], "GP");
 
     // The doctor's web app is served too.
     let page = client.get(&url).send().await.unwrap();
-    assert!(
-        page.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("default-src 'self'")
-    );
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
     assert!(page.text().await.unwrap().contains("Doctor login"));
 
     // The CLI works beside the running server: reset the password, and the old session is gone.
-    let out = medimitra(
-        dir.path(),
-        &["doctor", "reset-password", "asha@clinic.in"],
-        Some("another long secret\n"),
-    );
+    let out = medimitra(dir.path(), &["doctor", "reset-password", "asha@clinic.in"], Some("another long secret\n"));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
-        client
-            .get(format!("{url}api/users/profile"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        client.get(format!("{url}api/users/profile")).bearer_auth(token).send().await.unwrap().status().as_u16(),
         401
     );
     let backup = dir.path().join("copy.sqlite3");
-    let out = medimitra(
-        dir.path(),
-        &["db", "backup", backup.to_str().unwrap()],
-        None,
-    );
+    let out = medimitra(dir.path(), &["db", "backup", backup.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out));
     let out = medimitra(dir.path(), &["db", "check"], None);
-    assert!(
-        text(&out).contains("database OK: schema version 1"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("database OK: schema version 1"), "{}", text(&out));
 }
 
 #[test]
 fn weak_passwords_and_duplicate_accounts_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = medimitra(
-        dir.path(),
-        &["doctor", "add", "--name", "Dr. A", "--email", "a@clinic.in"],
-        Some("short\n"),
-    );
+    let out = medimitra(dir.path(), &["doctor", "add", "--name", "Dr. A", "--email", "a@clinic.in"], Some("short\n"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("password: must be 10 to 128 characters long"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("password: must be 10 to 128 characters long"), "{}", text(&out));
     let out = medimitra(
         dir.path(),
         &["doctor", "add", "--name", "Dr. A", "--email", "a@clinic.in"],
@@ -226,28 +147,11 @@ fn weak_passwords_and_duplicate_accounts_are_refused_and_change_nothing() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("already exists"), "{}", text(&out));
-    let out = medimitra(
-        dir.path(),
-        &[
-            "doctor",
-            "add",
-            "--name",
-            "Dr. C",
-            "--email",
-            "c@clinic.in",
-            "--role",
-            "admin",
-        ],
-        None,
-    );
+    let out =
+        medimitra(dir.path(), &["doctor", "add", "--name", "Dr. C", "--email", "c@clinic.in", "--role", "admin"], None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let list = medimitra(dir.path(), &["doctor", "list"], None);
-    assert_eq!(
-        String::from_utf8_lossy(&list.stdout).lines().count(),
-        2,
-        "{}",
-        text(&list)
-    );
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 2, "{}", text(&list));
 }
 
 #[test]
@@ -264,43 +168,13 @@ fn patients_and_appointments_are_managed_from_the_command_line() {
     );
     let out = medimitra(
         dir.path(),
-        &[
-            "patient",
-            "add",
-            "--name",
-            "Meena O'Hara",
-            "--dob",
-            "1961-04-02",
-            "--sex",
-            "female",
-            "--language",
-            "hi",
-        ],
+        &["patient", "add", "--name", "Meena O'Hara", "--dob", "1961-04-02", "--sex", "female", "--language", "hi"],
         None,
     );
-    assert!(
-        text(&out).contains("added patient Meena O'Hara (id 1)"),
-        "{}",
-        text(&out)
-    );
-    let out = medimitra(
-        dir.path(),
-        &[
-            "patient",
-            "add",
-            "--name",
-            "Bad Date",
-            "--dob",
-            "1961-02-30",
-        ],
-        None,
-    );
+    assert!(text(&out).contains("added patient Meena O'Hara (id 1)"), "{}", text(&out));
+    let out = medimitra(dir.path(), &["patient", "add", "--name", "Bad Date", "--dob", "1961-02-30"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("dob: `1961-02-30` is not a date"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("dob: `1961-02-30` is not a date"), "{}", text(&out));
     let out = medimitra(
         dir.path(),
         &[
@@ -317,105 +191,44 @@ fn patients_and_appointments_are_managed_from_the_command_line() {
         ],
         None,
     );
-    assert!(
-        text(&out).contains("booked appointment 1 at 2026-11-25T05:00:00Z"),
-        "{}",
-        text(&out)
-    );
-    let out = medimitra(
-        dir.path(),
-        &["appointment", "list", "--doctor", "a@clinic.in"],
-        None,
-    );
-    assert!(
-        text(&out).contains("scheduled") && text(&out).contains("Meena O'Hara"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("booked appointment 1 at 2026-11-25T05:00:00Z"), "{}", text(&out));
+    let out = medimitra(dir.path(), &["appointment", "list", "--doctor", "a@clinic.in"], None);
+    assert!(text(&out).contains("scheduled") && text(&out).contains("Meena O'Hara"), "{}", text(&out));
     let out = medimitra(dir.path(), &["appointment", "cancel", "1"], None);
-    assert!(
-        text(&out).contains("appointment 1 is cancelled"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("appointment 1 is cancelled"), "{}", text(&out));
     let out = medimitra(dir.path(), &["appointment", "cancel", "1"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("an appointment that is cancelled cannot become cancelled"),
-        "{}",
-        text(&out)
-    );
-    let out = medimitra(
-        dir.path(),
-        &["appointment", "list", "--status", "scheduled"],
-        None,
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
-        1,
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("an appointment that is cancelled cannot become cancelled"), "{}", text(&out));
+    let out = medimitra(dir.path(), &["appointment", "list", "--status", "scheduled"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "{}", text(&out));
 }
 
 #[test]
 fn a_broken_configuration_is_named_and_exits_with_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("medimitra.toml");
-    std::fs::write(
-        &cfg,
-        "[clinic]\nname = \"Gram Clinic\"\n\n[server]\nlisten = \"0.0.0.0:99999\"\n",
-    )
-    .unwrap();
-    let out = medimitra(
-        dir.path(),
-        &["--config", cfg.to_str().unwrap(), "config", "check"],
-        None,
-    );
+    std::fs::write(&cfg, "[clinic]\nname = \"Gram Clinic\"\n\n[server]\nlisten = \"0.0.0.0:99999\"\n").unwrap();
+    let out = medimitra(dir.path(), &["--config", cfg.to_str().unwrap(), "config", "check"], None);
     assert_eq!(out.status.code(), Some(2));
     let msg = text(&out);
-    assert!(
-        msg.contains(cfg.to_str().unwrap()) && msg.contains("key `server.listen`, line 5"),
-        "{msg}"
-    );
+    assert!(msg.contains(cfg.to_str().unwrap()) && msg.contains("key `server.listen`, line 5"), "{msg}");
 
     std::fs::write(&cfg, "[clinic]\nname = \"Gram Clinic\"\nmotto = \"care\"\n").unwrap();
-    let out = medimitra(
-        dir.path(),
-        &["--config", cfg.to_str().unwrap(), "serve"],
-        None,
-    );
+    let out = medimitra(dir.path(), &["--config", cfg.to_str().unwrap(), "serve"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).contains("line 3") && text(&out).contains("motto"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("line 3") && text(&out).contains("motto"), "{}", text(&out));
 
     let out = medimitra(
         dir.path(),
-        &[
-            "--config",
-            dir.path().join("missing.toml").to_str().unwrap(),
-            "config",
-            "check",
-        ],
+        &["--config", dir.path().join("missing.toml").to_str().unwrap(), "config", "check"],
         None,
     );
     assert_eq!(out.status.code(), Some(2));
 
     std::fs::write(&cfg, "[clinic]\nname = \"Gram Clinic\"\n[[ice_servers]]\nurls = [\"turn:turn.clinic.in:3478\"]\nusername = \"kiosk\"\ncredential = \"s3cret-value\"\n").unwrap();
-    let out = medimitra(
-        dir.path(),
-        &["--config", cfg.to_str().unwrap(), "config", "show"],
-        None,
-    );
+    let out = medimitra(dir.path(), &["--config", cfg.to_str().unwrap(), "config", "show"], None);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("name = \"Gram Clinic\"") && !text(&out).contains("s3cret-value"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("name = \"Gram Clinic\"") && !text(&out).contains("s3cret-value"), "{}", text(&out));
 
     let out = Command::new(BIN)
         .args(["config", "check"])
@@ -424,9 +237,5 @@ fn a_broken_configuration_is_named_and_exits_with_code_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).contains("MEDIMITRA_AUTH_SESSION_HOURS"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("MEDIMITRA_AUTH_SESSION_HOURS"), "{}", text(&out));
 }

@@ -60,20 +60,15 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     assert_eq!(store.schema_version().unwrap(), 1);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
-    let mode: String = rusqlite::Connection::open(store.path())
-        .unwrap()
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String =
+        rusqlite::Connection::open(store.path()).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
     assert_eq!(again.schema_version().unwrap(), 1);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
-    assert!(
-        counts.contains(&("appointments".to_string(), 1)),
-        "{counts:?}"
-    );
+    assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
 }
 
@@ -82,10 +77,7 @@ fn a_database_from_a_newer_version_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open_in(dir.path()).unwrap());
     let path = dir.path().join(medimitra::store::DB_FILE);
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .pragma_update(None, "user_version", 99)
-        .unwrap();
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     match Store::open(&path) {
         Err(StoreError::TooNew { found: 99, .. }) => {}
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
@@ -117,9 +109,7 @@ fn every_status_change_is_allowed_or_refused_as_the_rules_say() {
             let id = book(&store, d, p, slot);
             slot += 1;
             for step in path_to(from) {
-                store
-                    .write_blocking(|db| db.set_appointment_status(id, *step, Utc::now()))
-                    .unwrap();
+                store.write_blocking(|db| db.set_appointment_status(id, *step, Utc::now())).unwrap();
             }
             let result = store.write_blocking(|db| db.set_appointment_status(id, to, Utc::now()));
             let now_status = store.read_blocking(|db| db.appointment(id)).unwrap().status;
@@ -128,14 +118,8 @@ fn every_status_change_is_allowed_or_refused_as_the_rules_say() {
                 assert_eq!(now_status, to);
                 allowed += 1;
             } else {
-                assert!(
-                    matches!(result, Err(StoreError::Transition(_))),
-                    "{from} -> {to} should be refused"
-                );
-                assert_eq!(
-                    now_status, from,
-                    "a refused change must leave {from} as it was"
-                );
+                assert!(matches!(result, Err(StoreError::Transition(_))), "{from} -> {to} should be refused");
+                assert_eq!(now_status, from, "a refused change must leave {from} as it was");
             }
         }
     }
@@ -164,9 +148,7 @@ fn eight_writers_doing_500_operations_each_lose_nothing() {
                         })
                         .map_err(|e| format!("writer {w} op {i}: {e}"))?;
                     if i % 50 == 0 {
-                        store
-                            .read_blocking(|db| db.appointment(shared))
-                            .map_err(|e| format!("reader {w}: {e}"))?;
+                        store.read_blocking(|db| db.appointment(shared)).map_err(|e| format!("reader {w}: {e}"))?;
                     }
                 }
                 Ok::<(), String>(())
@@ -176,26 +158,13 @@ fn eight_writers_doing_500_operations_each_lose_nothing() {
     for w in writers {
         w.join().unwrap().unwrap();
     }
-    let notes = store
-        .read_blocking(|db| db.appointment(shared))
-        .unwrap()
-        .notes;
+    let notes = store.read_blocking(|db| db.appointment(shared)).unwrap().notes;
     assert_eq!(notes.lines().count(), 4000);
     for w in 0..8 {
-        assert_eq!(
-            notes
-                .lines()
-                .filter(|l| l.contains(&format!(" w{w}] ")))
-                .count(),
-            500,
-            "writer {w}"
-        );
+        assert_eq!(notes.lines().filter(|l| l.contains(&format!(" w{w}] "))).count(), 500, "writer {w}");
     }
     let counts = store.read_blocking(|db| db.table_counts()).unwrap();
-    assert!(
-        counts.contains(&("audit_log".to_string(), 4000)),
-        "{counts:?}"
-    );
+    assert!(counts.contains(&("audit_log".to_string(), 4000)), "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -210,10 +179,7 @@ async fn concurrent_async_tasks_share_one_store() {
             tokio::spawn(async move {
                 for i in 0..500 {
                     store
-                        .write(move |db| {
-                            db.add_note(shared, &format!("t{w}"), &i.to_string(), Utc::now())
-                                .map(|_| ())
-                        })
+                        .write(move |db| db.add_note(shared, &format!("t{w}"), &i.to_string(), Utc::now()).map(|_| ()))
                         .await?;
                 }
                 Ok::<(), StoreError>(())
@@ -223,11 +189,7 @@ async fn concurrent_async_tasks_share_one_store() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let notes = store
-        .read(move |db| db.appointment(shared))
-        .await
-        .unwrap()
-        .notes;
+    let notes = store.read(move |db| db.appointment(shared)).await.unwrap().notes;
     assert_eq!(notes.lines().count(), 4000);
 }
 
@@ -237,14 +199,8 @@ fn call_records_open_and_close_once() {
     let store = Store::open_in(dir.path()).unwrap();
     let (d, p) = seed(&store);
     let a = book(&store, d, p, 0);
-    let id = store
-        .write_blocking(|db| db.open_call_record(a, Utc::now()))
-        .unwrap();
-    store
-        .write_blocking(|db| {
-            db.close_call_record(id, "doctor_ended", Some(r#"{"rttMs":40}"#), Utc::now())
-        })
-        .unwrap();
+    let id = store.write_blocking(|db| db.open_call_record(a, Utc::now())).unwrap();
+    store.write_blocking(|db| db.close_call_record(id, "doctor_ended", Some(r#"{"rttMs":40}"#), Utc::now())).unwrap();
     assert!(matches!(
         store.write_blocking(|db| db.close_call_record(id, "again", None, Utc::now())),
         Err(StoreError::NotFound(_))
@@ -252,10 +208,7 @@ fn call_records_open_and_close_once() {
     let records = store.read_blocking(|db| db.call_records(a)).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].end_reason.as_deref(), Some("doctor_ended"));
-    assert!(matches!(
-        store.write_blocking(|db| db.open_call_record(9999, Utc::now())),
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.write_blocking(|db| db.open_call_record(9999, Utc::now())), Err(StoreError::NotFound(_))));
 }
 
 #[test]

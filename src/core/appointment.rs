@@ -35,14 +35,8 @@ pub struct TransitionError {
 }
 
 impl AppointmentStatus {
-    pub const ALL: [AppointmentStatus; 6] = [
-        Self::Scheduled,
-        Self::CheckedIn,
-        Self::InCall,
-        Self::Completed,
-        Self::Cancelled,
-        Self::NoShow,
-    ];
+    pub const ALL: [AppointmentStatus; 6] =
+        [Self::Scheduled, Self::CheckedIn, Self::InCall, Self::Completed, Self::Cancelled, Self::NoShow];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,21 +69,12 @@ impl AppointmentStatus {
 
     /// The checked form of [`can_become`](Self::can_become).
     pub fn transition(self, to: AppointmentStatus) -> Result<AppointmentStatus, TransitionError> {
-        if self.can_become(to) {
-            Ok(to)
-        } else {
-            Err(TransitionError { from: self, to })
-        }
+        if self.can_become(to) { Ok(to) } else { Err(TransitionError { from: self, to }) }
     }
 }
 
 /// Whether two appointments of one doctor overlap in time (half-open intervals: back-to-back is fine).
-pub fn overlaps(
-    a_start: DateTime<Utc>,
-    a_minutes: u32,
-    b_start: DateTime<Utc>,
-    b_minutes: u32,
-) -> bool {
+pub fn overlaps(a_start: DateTime<Utc>, a_minutes: u32, b_start: DateTime<Utc>, b_minutes: u32) -> bool {
     let a_end = a_start + Duration::minutes(i64::from(a_minutes));
     let b_end = b_start + Duration::minutes(i64::from(b_minutes));
     a_start < b_end && b_start < a_end
@@ -140,11 +125,7 @@ mod tests {
     #[test]
     fn final_states_allow_nothing() {
         for from in AppointmentStatus::ALL.into_iter().filter(|s| s.is_final()) {
-            assert!(
-                AppointmentStatus::ALL
-                    .into_iter()
-                    .all(|to| !from.can_become(to))
-            );
+            assert!(AppointmentStatus::ALL.into_iter().all(|to| !from.can_become(to)));
         }
     }
 
@@ -152,19 +133,14 @@ mod tests {
     fn names_round_trip_through_str_and_json() {
         for st in AppointmentStatus::ALL {
             assert_eq!(st.as_str().parse::<AppointmentStatus>(), Ok(st));
-            assert_eq!(
-                serde_json::to_string(&st).unwrap(),
-                format!("\"{}\"", st.as_str())
-            );
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
         }
         assert!("done".parse::<AppointmentStatus>().is_err());
     }
 
     #[test]
     fn overlap_is_half_open() {
-        let t = |h: u32, m: u32| {
-            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 25, h, m, 0).unwrap()
-        };
+        let t = |h: u32, m: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 25, h, m, 0).unwrap();
         assert!(super::overlaps(t(10, 0), 30, t(10, 15), 15));
         assert!(super::overlaps(t(10, 15), 5, t(10, 0), 30));
         assert!(!super::overlaps(t(10, 0), 30, t(10, 30), 15));
@@ -174,9 +150,6 @@ mod tests {
     #[test]
     fn refused_transition_names_both_states() {
         let err = Completed.transition(Scheduled).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "an appointment that is completed cannot become scheduled"
-        );
+        assert_eq!(err.to_string(), "an appointment that is completed cannot become scheduled");
     }
 }

@@ -168,18 +168,9 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatientView {
     Idle,
-    Incoming {
-        call_id: String,
-        doctor_name: String,
-    },
-    InCall {
-        call_id: String,
-        doctor_name: String,
-        phase: CallPhase,
-    },
-    Ended {
-        reason: String,
-    },
+    Incoming { call_id: String, doctor_name: String },
+    InCall { call_id: String, doctor_name: String, phase: CallPhase },
+    Ended { reason: String },
 }
 
 /// Why a call ended, as `call:ended` reports it.
@@ -213,8 +204,7 @@ struct Call {
 
 impl Call {
     fn session_id(&self) -> Option<String> {
-        (self.attempt > 0 && self.phase != CallPhase::Ringing)
-            .then(|| format!("{}-s{}", self.id, self.attempt))
+        (self.attempt > 0 && self.phase != CallPhase::Ringing).then(|| format!("{}-s{}", self.id, self.attempt))
     }
 }
 
@@ -228,88 +218,51 @@ pub struct CallCore {
 
 impl CallCore {
     pub fn new(settings: CallSettings) -> Self {
-        Self {
-            settings,
-            call: None,
-            calls_started: 0,
-        }
+        Self { settings, call: None, calls_started: 0 }
     }
 
     /// The call in progress: its id, the doctor's account and whether it can be resumed by that doctor now.
     pub fn current(&self) -> Option<(&str, i64, CallPhase)> {
-        self.call
-            .as_ref()
-            .map(|c| (c.id.as_str(), c.doctor_id, c.phase))
+        self.call.as_ref().map(|c| (c.id.as_str(), c.doctor_id, c.phase))
     }
 
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
-            Event::DoctorStart {
-                conn,
-                doctor_id,
-                appointment,
-                codec,
-            } => self.start(conn, doctor_id, appointment, codec, &mut fx),
-            Event::DoctorResume {
-                conn,
-                doctor_id,
-                call_id,
-                codec,
-            } => self.resume(conn, doctor_id, &call_id, codec, &mut fx),
+            Event::DoctorStart { conn, doctor_id, appointment, codec } => {
+                self.start(conn, doctor_id, appointment, codec, &mut fx)
+            }
+            Event::DoctorResume { conn, doctor_id, call_id, codec } => {
+                self.resume(conn, doctor_id, &call_id, codec, &mut fx)
+            }
             Event::DoctorEnd { conn, call_id } => {
-                if self
-                    .call
-                    .as_ref()
-                    .is_some_and(|c| c.id == call_id && c.conn == Some(conn))
-                {
+                if self.call.as_ref().is_some_and(|c| c.id == call_id && c.conn == Some(conn)) {
                     self.end(reason::DOCTOR_ENDED, &mut fx);
                 } else {
                     fx.push(Effect::Send {
                         conn,
-                        message: KioskMessage::error(
-                            "no_such_call",
-                            "that call is not yours or is over",
-                        ),
+                        message: KioskMessage::error("no_such_call", "that call is not yours or is over"),
                     });
                 }
             }
-            Event::DoctorAnswer {
-                conn,
-                session_id,
-                sdp,
-            } => {
+            Event::DoctorAnswer { conn, session_id, sdp } => {
                 let Some(call) = self.live_session(conn, &session_id) else {
                     return fx;
                 };
                 match check_answer(&sdp, call.codec) {
                     Ok(()) => fx.push(Effect::ApplyAnswer { session_id, sdp }),
                     Err(why) => {
-                        fx.push(Effect::Send {
-                            conn,
-                            message: KioskMessage::error("negotiation_failed", why),
-                        });
+                        fx.push(Effect::Send { conn, message: KioskMessage::error("negotiation_failed", why) });
                         self.end(reason::NEGOTIATION_FAILED, &mut fx);
                     }
                 }
             }
-            Event::DoctorCandidate {
-                conn,
-                session_id,
-                candidate,
-            } => {
+            Event::DoctorCandidate { conn, session_id, candidate } => {
                 if self.live_session(conn, &session_id).is_some() {
-                    fx.push(Effect::AddRemoteCandidate {
-                        session_id,
-                        candidate,
-                    });
+                    fx.push(Effect::AddRemoteCandidate { session_id, candidate });
                 }
             }
-            Event::DoctorSessionFailed {
-                conn,
-                session_id,
-                reason,
-            } => {
+            Event::DoctorSessionFailed { conn, session_id, reason } => {
                 if self.live_session(conn, &session_id).is_some() {
                     self.session_failed(&reason, &mut fx);
                 }
@@ -328,32 +281,16 @@ impl CallCore {
             }
             Event::MediaOffer { session_id, sdp } => {
                 if let Some(conn) = self.current_session(&session_id).and_then(|c| c.conn) {
-                    fx.push(Effect::Send {
-                        conn,
-                        message: KioskMessage::Offer { session_id, sdp },
-                    });
+                    fx.push(Effect::Send { conn, message: KioskMessage::Offer { session_id, sdp } });
                 }
             }
-            Event::MediaCandidate {
-                session_id,
-                candidate,
-            } => {
+            Event::MediaCandidate { session_id, candidate } => {
                 if let Some(conn) = self.current_session(&session_id).and_then(|c| c.conn) {
-                    fx.push(Effect::Send {
-                        conn,
-                        message: KioskMessage::Candidate {
-                            session_id,
-                            candidate,
-                        },
-                    });
+                    fx.push(Effect::Send { conn, message: KioskMessage::Candidate { session_id, candidate } });
                 }
             }
             Event::MediaConnected { session_id } => {
-                if let Some(call) = self
-                    .call
-                    .as_mut()
-                    .filter(|c| c.session_id().as_deref() == Some(&session_id))
-                {
+                if let Some(call) = self.call.as_mut().filter(|c| c.session_id().as_deref() == Some(&session_id)) {
                     call.phase = CallPhase::Connected;
                     call.failures = 0;
                     call.ever_connected = true;
@@ -375,15 +312,12 @@ impl CallCore {
     }
 
     fn current_session(&self, session_id: &str) -> Option<&Call> {
-        self.call
-            .as_ref()
-            .filter(|c| c.session_id().as_deref() == Some(session_id))
+        self.call.as_ref().filter(|c| c.session_id().as_deref() == Some(session_id))
     }
 
     /// The call if `session_id` is its current session and `conn` its doctor; stale messages get `None`.
     fn live_session(&self, conn: ConnId, session_id: &str) -> Option<&Call> {
-        self.current_session(session_id)
-            .filter(|c| c.conn == Some(conn))
+        self.current_session(session_id).filter(|c| c.conn == Some(conn))
     }
 
     fn start(
@@ -394,33 +328,22 @@ impl CallCore {
         codec: Result<VideoCodec, String>,
         fx: &mut Vec<Effect>,
     ) {
-        let refuse = |code: &str, msg: String| Effect::Send {
-            conn,
-            message: KioskMessage::error(code, msg),
-        };
+        let refuse = |code: &str, msg: String| Effect::Send { conn, message: KioskMessage::error(code, msg) };
         if self.call.is_some() {
             fx.push(Effect::Send {
                 conn,
-                message: KioskMessage::Busy {
-                    message: "the kiosk is in another call".into(),
-                },
+                message: KioskMessage::Busy { message: "the kiosk is in another call".into() },
             });
             return;
         }
         if a.doctor_id != doctor_id {
-            fx.push(refuse(
-                "forbidden",
-                "you can only call for your own appointments".into(),
-            ));
+            fx.push(refuse("forbidden", "you can only call for your own appointments".into()));
             return;
         }
         if a.status != AppointmentStatus::CheckedIn {
             fx.push(refuse(
                 "not_checked_in",
-                format!(
-                    "the patient has not checked in (the appointment is {})",
-                    a.status
-                ),
+                format!("the patient has not checked in (the appointment is {})", a.status),
             ));
             return;
         }
@@ -445,11 +368,7 @@ impl CallCore {
             media_running: false,
             ever_connected: false,
         };
-        fx.push(Effect::StartTimer {
-            call_id: call.id.clone(),
-            timer: Timer::Ring,
-            after: self.settings.ring_timeout,
-        });
+        fx.push(Effect::StartTimer { call_id: call.id.clone(), timer: Timer::Ring, after: self.settings.ring_timeout });
         self.call = Some(call);
         self.announce(fx);
     }
@@ -463,9 +382,7 @@ impl CallCore {
             appointment_id: call.appointment_id,
             status: AppointmentStatus::InCall,
         });
-        fx.push(Effect::OpenCallRecord {
-            appointment_id: call.appointment_id,
-        });
+        fx.push(Effect::OpenCallRecord { appointment_id: call.appointment_id });
         self.new_session(fx);
     }
 
@@ -483,10 +400,7 @@ impl CallCore {
             call.phase = CallPhase::Reconnecting;
         }
         let session_id = format!("{}-s{}", call.id, call.attempt);
-        fx.push(Effect::StartMedia {
-            session_id,
-            codec: call.codec,
-        });
+        fx.push(Effect::StartMedia { session_id, codec: call.codec });
         fx.push(Effect::StartTimer {
             call_id: call.id.clone(),
             timer: Timer::Connect(call.attempt),
@@ -502,14 +416,8 @@ impl CallCore {
         call.failures += 1;
         if call.failures >= self.settings.max_session_attempts {
             if let Some(conn) = call.conn {
-                let message = format!(
-                    "the connection failed {} times in a row; last: {why}",
-                    call.failures
-                );
-                fx.push(Effect::Send {
-                    conn,
-                    message: KioskMessage::error(reason::MEDIA_FAILED, message),
-                });
+                let message = format!("the connection failed {} times in a row; last: {why}", call.failures);
+                fx.push(Effect::Send { conn, message: KioskMessage::error(reason::MEDIA_FAILED, message) });
             }
             self.end(reason::MEDIA_FAILED, fx);
         } else {
@@ -548,16 +456,14 @@ impl CallCore {
         codec: Result<VideoCodec, String>,
         fx: &mut Vec<Effect>,
     ) {
-        let resumable = self.call.as_ref().is_some_and(|c| {
-            c.id == call_id && c.doctor_id == doctor_id && c.phase != CallPhase::Ringing
-        });
+        let resumable = self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.id == call_id && c.doctor_id == doctor_id && c.phase != CallPhase::Ringing);
         if !resumable {
             fx.push(Effect::Send {
                 conn,
-                message: KioskMessage::CallEnded {
-                    call_id: call_id.to_string(),
-                    reason: "not_resumable".into(),
-                },
+                message: KioskMessage::CallEnded { call_id: call_id.to_string(), reason: "not_resumable".into() },
             });
             return;
         }
@@ -607,15 +513,10 @@ impl CallCore {
             });
         }
         let view = match call.phase {
-            CallPhase::Ringing => PatientView::Incoming {
-                call_id: call.id.clone(),
-                doctor_name: call.doctor_name.clone(),
-            },
-            phase => PatientView::InCall {
-                call_id: call.id.clone(),
-                doctor_name: call.doctor_name.clone(),
-                phase,
-            },
+            CallPhase::Ringing => {
+                PatientView::Incoming { call_id: call.id.clone(), doctor_name: call.doctor_name.clone() }
+            }
+            phase => PatientView::InCall { call_id: call.id.clone(), doctor_name: call.doctor_name.clone(), phase },
         };
         fx.push(Effect::Patient(view));
     }
@@ -628,31 +529,17 @@ impl CallCore {
         if let Some(conn) = call.conn {
             fx.push(Effect::Send {
                 conn,
-                message: KioskMessage::CallEnded {
-                    call_id: call.id.clone(),
-                    reason: why.to_string(),
-                },
+                message: KioskMessage::CallEnded { call_id: call.id.clone(), reason: why.to_string() },
             });
         }
         if call.phase != CallPhase::Ringing {
             // Accepted calls moved the appointment to in_call: a consultation that took place completes it; one that
             // never connected returns it to checked_in so the doctor can call again.
-            let status = if call.ever_connected {
-                AppointmentStatus::Completed
-            } else {
-                AppointmentStatus::CheckedIn
-            };
-            fx.push(Effect::SetAppointmentStatus {
-                appointment_id: call.appointment_id,
-                status,
-            });
-            fx.push(Effect::CloseCallRecord {
-                reason: why.to_string(),
-            });
+            let status = if call.ever_connected { AppointmentStatus::Completed } else { AppointmentStatus::CheckedIn };
+            fx.push(Effect::SetAppointmentStatus { appointment_id: call.appointment_id, status });
+            fx.push(Effect::CloseCallRecord { reason: why.to_string() });
         }
-        fx.push(Effect::Patient(PatientView::Ended {
-            reason: why.to_string(),
-        }));
+        fx.push(Effect::Patient(PatientView::Ended { reason: why.to_string() }));
     }
 }
 

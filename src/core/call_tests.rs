@@ -7,12 +7,7 @@ const DOC: ConnId = 1;
 const OTHER: ConnId = 2;
 
 fn appt(status: AppointmentStatus) -> AppointmentInfo {
-    AppointmentInfo {
-        id: 7,
-        doctor_id: 10,
-        doctor_name: "Dr. Rao".into(),
-        status,
-    }
+    AppointmentInfo { id: 7, doctor_id: 10, doctor_name: "Dr. Rao".into(), status }
 }
 
 fn state(conn: ConnId, phase: CallPhase) -> Effect {
@@ -28,21 +23,11 @@ fn state(conn: ConnId, phase: CallPhase) -> Effect {
 }
 
 fn patient(phase: CallPhase) -> Effect {
-    Effect::Patient(PatientView::InCall {
-        call_id: "c1".into(),
-        doctor_name: "Dr. Rao".into(),
-        phase,
-    })
+    Effect::Patient(PatientView::InCall { call_id: "c1".into(), doctor_name: "Dr. Rao".into(), phase })
 }
 
 fn ended(conn: ConnId, why: &str) -> Effect {
-    Effect::Send {
-        conn,
-        message: KioskMessage::CallEnded {
-            call_id: "c1".into(),
-            reason: why.into(),
-        },
-    }
+    Effect::Send { conn, message: KioskMessage::CallEnded { call_id: "c1".into(), reason: why.into() } }
 }
 
 fn settings() -> CallSettings {
@@ -63,9 +48,7 @@ fn ringing() -> CallCore {
 fn connected() -> CallCore {
     let mut core = ringing();
     core.handle(Event::PatientAccept);
-    core.handle(Event::MediaConnected {
-        session_id: "c1-s1".into(),
-    });
+    core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
     core
 }
 
@@ -81,16 +64,9 @@ fn start_rings_the_patient_and_tells_the_doctor() {
     assert_eq!(
         fx,
         vec![
-            Effect::StartTimer {
-                call_id: "c1".into(),
-                timer: Timer::Ring,
-                after: settings().ring_timeout
-            },
+            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Ring, after: settings().ring_timeout },
             state(DOC, Ringing),
-            Effect::Patient(PatientView::Incoming {
-                call_id: "c1".into(),
-                doctor_name: "Dr. Rao".into()
-            }),
+            Effect::Patient(PatientView::Incoming { call_id: "c1".into(), doctor_name: "Dr. Rao".into() }),
         ]
     );
     assert_eq!(core.current(), Some(("c1", 10, Ringing)));
@@ -114,9 +90,7 @@ fn a_second_doctor_gets_busy_and_the_call_goes_on() {
         fx,
         vec![Effect::Send {
             conn: OTHER,
-            message: KioskMessage::Busy {
-                message: "the kiosk is in another call".into()
-            }
+            message: KioskMessage::Busy { message: "the kiosk is in another call".into() }
         }]
     );
     assert_eq!(core.current(), Some(("c1", 10, Ringing)));
@@ -126,38 +100,13 @@ fn a_second_doctor_gets_busy_and_the_call_goes_on() {
 fn calls_are_refused_for_foreign_unready_or_codecless_appointments() {
     let mut core = CallCore::new(settings());
     let cases = [
-        (
-            11,
-            appt(AppointmentStatus::CheckedIn),
-            Ok(VideoCodec::H264),
-            "forbidden",
-        ),
-        (
-            10,
-            appt(AppointmentStatus::Scheduled),
-            Ok(VideoCodec::H264),
-            "not_checked_in",
-        ),
-        (
-            10,
-            appt(AppointmentStatus::Completed),
-            Ok(VideoCodec::H264),
-            "not_checked_in",
-        ),
-        (
-            10,
-            appt(AppointmentStatus::CheckedIn),
-            Err("no video codec in common".to_string()),
-            "no_common_codec",
-        ),
+        (11, appt(AppointmentStatus::CheckedIn), Ok(VideoCodec::H264), "forbidden"),
+        (10, appt(AppointmentStatus::Scheduled), Ok(VideoCodec::H264), "not_checked_in"),
+        (10, appt(AppointmentStatus::Completed), Ok(VideoCodec::H264), "not_checked_in"),
+        (10, appt(AppointmentStatus::CheckedIn), Err("no video codec in common".to_string()), "no_common_codec"),
     ];
     for (doctor_id, appointment, codec, code) in cases {
-        let fx = core.handle(Event::DoctorStart {
-            conn: DOC,
-            doctor_id,
-            appointment,
-            codec,
-        });
+        let fx = core.handle(Event::DoctorStart { conn: DOC, doctor_id, appointment, codec });
         assert!(
             matches!(&fx[..], [Effect::Send { conn: DOC, message: KioskMessage::Error { code: c, .. } }] if c == code),
             "{code}: {fx:?}"
@@ -173,51 +122,26 @@ fn accept_moves_the_appointment_in_call_and_starts_the_first_session() {
     assert_eq!(
         fx,
         vec![
-            Effect::SetAppointmentStatus {
-                appointment_id: 7,
-                status: AppointmentStatus::InCall
-            },
+            Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::InCall },
             Effect::OpenCallRecord { appointment_id: 7 },
-            Effect::StartMedia {
-                session_id: "c1-s1".into(),
-                codec: VideoCodec::H264
-            },
-            Effect::StartTimer {
-                call_id: "c1".into(),
-                timer: Timer::Connect(1),
-                after: settings().connect_timeout
-            },
+            Effect::StartMedia { session_id: "c1-s1".into(), codec: VideoCodec::H264 },
+            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(1), after: settings().connect_timeout },
             state(DOC, Connecting),
             patient(Connecting),
         ]
     );
-    assert!(
-        core.handle(Event::PatientAccept).is_empty(),
-        "a second accept does nothing"
-    );
+    assert!(core.handle(Event::PatientAccept).is_empty(), "a second accept does nothing");
 }
 
 #[test]
 fn decline_and_ring_timeout_end_without_touching_the_appointment() {
     for (event, why) in [
         (Event::PatientDecline, reason::DECLINED),
-        (
-            Event::TimerFired {
-                call_id: "c1".into(),
-                timer: Timer::Ring,
-            },
-            reason::NO_ANSWER,
-        ),
+        (Event::TimerFired { call_id: "c1".into(), timer: Timer::Ring }, reason::NO_ANSWER),
     ] {
         let mut core = ringing();
         let fx = core.handle(event);
-        assert_eq!(
-            fx,
-            vec![
-                ended(DOC, why),
-                Effect::Patient(PatientView::Ended { reason: why.into() })
-            ]
-        );
+        assert_eq!(fx, vec![ended(DOC, why), Effect::Patient(PatientView::Ended { reason: why.into() })]);
         assert_eq!(core.current(), None);
     }
 }
@@ -226,13 +150,7 @@ fn decline_and_ring_timeout_end_without_touching_the_appointment() {
 fn a_late_ring_timer_or_decline_does_nothing_once_accepted() {
     let mut core = ringing();
     core.handle(Event::PatientAccept);
-    assert!(
-        core.handle(Event::TimerFired {
-            call_id: "c1".into(),
-            timer: Timer::Ring
-        })
-        .is_empty()
-    );
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Ring }).is_empty());
     assert!(core.handle(Event::PatientDecline).is_empty());
 }
 
@@ -240,60 +158,25 @@ fn a_late_ring_timer_or_decline_does_nothing_once_accepted() {
 fn offers_and_candidates_flow_for_the_current_session_only() {
     let mut core = ringing();
     core.handle(Event::PatientAccept);
-    let fx = core.handle(Event::MediaOffer {
-        session_id: "c1-s1".into(),
-        sdp: "v=0".into(),
-    });
+    let fx = core.handle(Event::MediaOffer { session_id: "c1-s1".into(), sdp: "v=0".into() });
     assert_eq!(
         fx,
         vec![Effect::Send {
             conn: DOC,
-            message: KioskMessage::Offer {
-                session_id: "c1-s1".into(),
-                sdp: "v=0".into()
-            }
+            message: KioskMessage::Offer { session_id: "c1-s1".into(), sdp: "v=0".into() }
         }]
     );
+    assert!(core.handle(Event::MediaOffer { session_id: "c1-s0".into(), sdp: "v=0".into() }).is_empty());
+    let cand = Some(IceCandidate { candidate: "candidate:x".into(), sdp_m_line_index: 0, sdp_mid: None });
+    let fx = core.handle(Event::DoctorCandidate { conn: DOC, session_id: "c1-s1".into(), candidate: cand.clone() });
+    assert_eq!(fx, vec![Effect::AddRemoteCandidate { session_id: "c1-s1".into(), candidate: cand.clone() }]);
     assert!(
-        core.handle(Event::MediaOffer {
-            session_id: "c1-s0".into(),
-            sdp: "v=0".into()
-        })
-        .is_empty()
-    );
-    let cand = Some(IceCandidate {
-        candidate: "candidate:x".into(),
-        sdp_m_line_index: 0,
-        sdp_mid: None,
-    });
-    let fx = core.handle(Event::DoctorCandidate {
-        conn: DOC,
-        session_id: "c1-s1".into(),
-        candidate: cand.clone(),
-    });
-    assert_eq!(
-        fx,
-        vec![Effect::AddRemoteCandidate {
-            session_id: "c1-s1".into(),
-            candidate: cand.clone()
-        }]
-    );
-    assert!(
-        core.handle(Event::DoctorCandidate {
-            conn: OTHER,
-            session_id: "c1-s1".into(),
-            candidate: cand.clone()
-        })
-        .is_empty(),
+        core.handle(Event::DoctorCandidate { conn: OTHER, session_id: "c1-s1".into(), candidate: cand.clone() })
+            .is_empty(),
         "another socket"
     );
     assert!(
-        core.handle(Event::DoctorCandidate {
-            conn: DOC,
-            session_id: "c1-s9".into(),
-            candidate: cand
-        })
-        .is_empty(),
+        core.handle(Event::DoctorCandidate { conn: DOC, session_id: "c1-s9".into(), candidate: cand }).is_empty(),
         "another session"
     );
 }
@@ -303,18 +186,8 @@ fn a_good_answer_is_applied_and_a_bad_one_ends_the_call_with_a_reason() {
     let good = "v=0\r\na=group:BUNDLE 0 1\r\nm=audio 9 X 111\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 X 96\r\na=rtpmap:96 H264/90000\r\n";
     let mut core = ringing();
     core.handle(Event::PatientAccept);
-    let fx = core.handle(Event::DoctorAnswer {
-        conn: DOC,
-        session_id: "c1-s1".into(),
-        sdp: good.into(),
-    });
-    assert_eq!(
-        fx,
-        vec![Effect::ApplyAnswer {
-            session_id: "c1-s1".into(),
-            sdp: good.into()
-        }]
-    );
+    let fx = core.handle(Event::DoctorAnswer { conn: DOC, session_id: "c1-s1".into(), sdp: good.into() });
+    assert_eq!(fx, vec![Effect::ApplyAnswer { session_id: "c1-s1".into(), sdp: good.into() }]);
 
     let fx = core.handle(Event::DoctorAnswer {
         conn: DOC,
@@ -327,20 +200,11 @@ fn a_good_answer_is_applied_and_a_bad_one_ends_the_call_with_a_reason() {
     assert_eq!(
         fx[1..],
         [
-            Effect::StopMedia {
-                session_id: "c1-s1".into()
-            },
+            Effect::StopMedia { session_id: "c1-s1".into() },
             ended(DOC, reason::NEGOTIATION_FAILED),
-            Effect::SetAppointmentStatus {
-                appointment_id: 7,
-                status: AppointmentStatus::CheckedIn
-            },
-            Effect::CloseCallRecord {
-                reason: reason::NEGOTIATION_FAILED.into()
-            },
-            Effect::Patient(PatientView::Ended {
-                reason: reason::NEGOTIATION_FAILED.into()
-            }),
+            Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::CheckedIn },
+            Effect::CloseCallRecord { reason: reason::NEGOTIATION_FAILED.into() },
+            Effect::Patient(PatientView::Ended { reason: reason::NEGOTIATION_FAILED.into() }),
         ]
     );
 }
@@ -349,31 +213,17 @@ fn a_good_answer_is_applied_and_a_bad_one_ends_the_call_with_a_reason() {
 fn connected_then_ended_by_the_doctor_completes_the_appointment() {
     let mut core = ringing();
     core.handle(Event::PatientAccept);
-    let fx = core.handle(Event::MediaConnected {
-        session_id: "c1-s1".into(),
-    });
+    let fx = core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
     assert_eq!(fx, vec![state(DOC, Connected), patient(Connected)]);
-    let fx = core.handle(Event::DoctorEnd {
-        conn: DOC,
-        call_id: "c1".into(),
-    });
+    let fx = core.handle(Event::DoctorEnd { conn: DOC, call_id: "c1".into() });
     assert_eq!(
         fx,
         vec![
-            Effect::StopMedia {
-                session_id: "c1-s1".into()
-            },
+            Effect::StopMedia { session_id: "c1-s1".into() },
             ended(DOC, reason::DOCTOR_ENDED),
-            Effect::SetAppointmentStatus {
-                appointment_id: 7,
-                status: AppointmentStatus::Completed
-            },
-            Effect::CloseCallRecord {
-                reason: reason::DOCTOR_ENDED.into()
-            },
-            Effect::Patient(PatientView::Ended {
-                reason: reason::DOCTOR_ENDED.into()
-            }),
+            Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed },
+            Effect::CloseCallRecord { reason: reason::DOCTOR_ENDED.into() },
+            Effect::Patient(PatientView::Ended { reason: reason::DOCTOR_ENDED.into() }),
         ]
     );
     assert_eq!(core.current(), None);
@@ -382,17 +232,8 @@ fn connected_then_ended_by_the_doctor_completes_the_appointment() {
 #[test]
 fn only_the_calling_doctor_can_end_the_call() {
     let mut core = connected();
-    let fx = core.handle(Event::DoctorEnd {
-        conn: OTHER,
-        call_id: "c1".into(),
-    });
-    assert!(matches!(
-        &fx[..],
-        [Effect::Send {
-            conn: OTHER,
-            message: KioskMessage::Error { .. }
-        }]
-    ));
+    let fx = core.handle(Event::DoctorEnd { conn: OTHER, call_id: "c1".into() });
+    assert!(matches!(&fx[..], [Effect::Send { conn: OTHER, message: KioskMessage::Error { .. } }]));
     assert!(core.current().is_some());
 }
 
@@ -401,70 +242,31 @@ fn the_patient_can_end_the_call() {
     let mut core = connected();
     let fx = core.handle(Event::PatientEnd);
     assert!(fx.contains(&ended(DOC, reason::PATIENT_ENDED)));
-    assert!(fx.contains(&Effect::SetAppointmentStatus {
-        appointment_id: 7,
-        status: AppointmentStatus::Completed
-    }));
+    assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed }));
 }
 
 #[test]
 fn a_failed_session_is_replaced_by_a_fresh_one_in_the_same_call() {
     let mut core = connected();
-    let fx = core.handle(Event::MediaFailed {
-        session_id: "c1-s1".into(),
-        reason: "ICE failed".into(),
-    });
+    let fx = core.handle(Event::MediaFailed { session_id: "c1-s1".into(), reason: "ICE failed".into() });
     assert_eq!(
         fx,
         vec![
-            Effect::StopMedia {
-                session_id: "c1-s1".into()
-            },
-            Effect::StartMedia {
-                session_id: "c1-s2".into(),
-                codec: VideoCodec::H264
-            },
-            Effect::StartTimer {
-                call_id: "c1".into(),
-                timer: Timer::Connect(2),
-                after: settings().connect_timeout
-            },
+            Effect::StopMedia { session_id: "c1-s1".into() },
+            Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::H264 },
+            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(2), after: settings().connect_timeout },
             state(DOC, Reconnecting),
             patient(Reconnecting),
         ]
     );
     // Stale messages from session 1 are now ignored.
-    assert!(
-        core.handle(Event::MediaConnected {
-            session_id: "c1-s1".into()
-        })
-        .is_empty()
-    );
-    assert!(
-        core.handle(Event::DoctorAnswer {
-            conn: DOC,
-            session_id: "c1-s1".into(),
-            sdp: "v=0".into()
-        })
-        .is_empty()
-    );
-    assert!(
-        core.handle(Event::TimerFired {
-            call_id: "c1".into(),
-            timer: Timer::Connect(1)
-        })
-        .is_empty()
-    );
+    assert!(core.handle(Event::MediaConnected { session_id: "c1-s1".into() }).is_empty());
+    assert!(core.handle(Event::DoctorAnswer { conn: DOC, session_id: "c1-s1".into(), sdp: "v=0".into() }).is_empty());
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Connect(1) }).is_empty());
     // The page can report failure too.
-    let fx = core.handle(Event::DoctorSessionFailed {
-        conn: DOC,
-        session_id: "c1-s2".into(),
-        reason: "ice failed".into(),
-    });
-    assert!(fx.contains(&Effect::StartMedia {
-        session_id: "c1-s3".into(),
-        codec: VideoCodec::H264
-    }));
+    let fx =
+        core.handle(Event::DoctorSessionFailed { conn: DOC, session_id: "c1-s2".into(), reason: "ice failed".into() });
+    assert!(fx.contains(&Effect::StartMedia { session_id: "c1-s3".into(), codec: VideoCodec::H264 }));
 }
 
 #[test]
@@ -473,16 +275,10 @@ fn too_many_failures_in_a_row_end_the_call() {
     core.handle(Event::PatientAccept);
     let mut fx = Vec::new();
     for n in 1..=settings().max_session_attempts {
-        fx = core.handle(Event::TimerFired {
-            call_id: "c1".into(),
-            timer: Timer::Connect(n),
-        });
+        fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Connect(n) });
     }
     assert!(fx.contains(&ended(DOC, reason::MEDIA_FAILED)), "{fx:?}");
-    assert!(fx.contains(&Effect::SetAppointmentStatus {
-        appointment_id: 7,
-        status: AppointmentStatus::CheckedIn
-    }));
+    assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::CheckedIn }));
     assert_eq!(core.current(), None);
 }
 
@@ -493,14 +289,8 @@ fn a_dropped_doctor_can_resume_within_the_grace_period() {
     assert_eq!(
         fx,
         vec![
-            Effect::StopMedia {
-                session_id: "c1-s1".into()
-            },
-            Effect::StartTimer {
-                call_id: "c1".into(),
-                timer: Timer::Reconnect,
-                after: settings().reconnect_grace
-            },
+            Effect::StopMedia { session_id: "c1-s1".into() },
+            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Reconnect, after: settings().reconnect_grace },
             patient(Reconnecting),
         ]
     );
@@ -511,41 +301,15 @@ fn a_dropped_doctor_can_resume_within_the_grace_period() {
         call_id: "c1".into(),
         codec: Ok(VideoCodec::H264),
     });
-    assert!(matches!(
-        &fx[..],
-        [Effect::Send {
-            conn: OTHER,
-            message: KioskMessage::CallEnded { .. }
-        }]
-    ));
-    let fx = core.handle(Event::DoctorResume {
-        conn: 3,
-        doctor_id: 10,
-        call_id: "c1".into(),
-        codec: Ok(VideoCodec::Vp8),
-    });
-    assert_eq!(
-        fx[0],
-        Effect::StartMedia {
-            session_id: "c1-s2".into(),
-            codec: VideoCodec::Vp8
-        }
-    );
+    assert!(matches!(&fx[..], [Effect::Send { conn: OTHER, message: KioskMessage::CallEnded { .. } }]));
+    let fx =
+        core.handle(Event::DoctorResume { conn: 3, doctor_id: 10, call_id: "c1".into(), codec: Ok(VideoCodec::Vp8) });
+    assert_eq!(fx[0], Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::Vp8 });
     assert!(
-        core.handle(Event::TimerFired {
-            call_id: "c1".into(),
-            timer: Timer::Reconnect
-        })
-        .is_empty(),
+        core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Reconnect }).is_empty(),
         "back in time"
     );
-    assert!(
-        !core
-            .handle(Event::MediaConnected {
-                session_id: "c1-s2".into()
-            })
-            .is_empty()
-    );
+    assert!(!core.handle(Event::MediaConnected { session_id: "c1-s2".into() }).is_empty());
     assert_eq!(core.current(), Some(("c1", 10, Connected)));
 }
 
@@ -553,34 +317,18 @@ fn a_dropped_doctor_can_resume_within_the_grace_period() {
 fn a_doctor_who_does_not_come_back_ends_the_call() {
     let mut core = connected();
     core.handle(Event::DoctorDisconnected { conn: DOC });
-    let fx = core.handle(Event::TimerFired {
-        call_id: "c1".into(),
-        timer: Timer::Reconnect,
-    });
-    assert!(fx.contains(&Effect::SetAppointmentStatus {
-        appointment_id: 7,
-        status: AppointmentStatus::Completed
-    }));
-    assert!(fx.contains(&Effect::CloseCallRecord {
-        reason: reason::DOCTOR_LOST.into()
-    }));
+    let fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Reconnect });
+    assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed }));
+    assert!(fx.contains(&Effect::CloseCallRecord { reason: reason::DOCTOR_LOST.into() }));
     assert_eq!(core.current(), None);
 }
 
 #[test]
 fn a_doctor_leaving_while_it_rings_ends_the_call() {
     let mut core = ringing();
-    assert!(
-        core.handle(Event::DoctorDisconnected { conn: OTHER })
-            .is_empty()
-    );
+    assert!(core.handle(Event::DoctorDisconnected { conn: OTHER }).is_empty());
     let fx = core.handle(Event::DoctorDisconnected { conn: DOC });
-    assert_eq!(
-        fx,
-        vec![Effect::Patient(PatientView::Ended {
-            reason: reason::DOCTOR_LOST.into()
-        })]
-    );
+    assert_eq!(fx, vec![Effect::Patient(PatientView::Ended { reason: reason::DOCTOR_LOST.into() })]);
     assert_eq!(core.current(), None);
 }
 

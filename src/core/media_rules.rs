@@ -40,23 +40,17 @@ fn receives_baseline_h264(c: &CodecCapability) -> bool {
     }
     let fmtp = c.sdp_fmtp_line.as_deref().unwrap_or("");
     let mode1 = fmtp_value(fmtp, "packetization-mode") == Some("1");
-    let baseline = fmtp_value(fmtp, "profile-level-id")
-        .is_some_and(|p| p.len() == 6 && p[..2].eq_ignore_ascii_case("42"));
+    let baseline =
+        fmtp_value(fmtp, "profile-level-id").is_some_and(|p| p.len() == 6 && p[..2].eq_ignore_ascii_case("42"));
     mode1 && baseline
 }
 
 /// The best codec both sides support: H.264 first (hardware encoders, Safari), VP8 otherwise. `kiosk` lists what
 /// the kiosk's working encoder profiles produce. An empty browser list (an old page) is taken as "H.264 and VP8",
 /// which every current browser receives.
-pub fn choose_video_codec(
-    browser: &[CodecCapability],
-    kiosk: &[VideoCodec],
-) -> Result<VideoCodec, String> {
+pub fn choose_video_codec(browser: &[CodecCapability], kiosk: &[VideoCodec]) -> Result<VideoCodec, String> {
     let browser_h264 = browser.is_empty() || browser.iter().any(receives_baseline_h264);
-    let browser_vp8 = browser.is_empty()
-        || browser
-            .iter()
-            .any(|c| c.mime_type.eq_ignore_ascii_case("video/VP8"));
+    let browser_vp8 = browser.is_empty() || browser.iter().any(|c| c.mime_type.eq_ignore_ascii_case("video/VP8"));
     if kiosk.contains(&VideoCodec::H264) && browser_h264 {
         Ok(VideoCodec::H264)
     } else if kiosk.contains(&VideoCodec::Vp8) && browser_vp8 {
@@ -66,16 +60,8 @@ pub fn choose_video_codec(
         let ours: Vec<&str> = kiosk.iter().map(|c| c.encoding_name()).collect();
         Err(format!(
             "no video codec in common: the browser receives {} and the kiosk sends {}",
-            if offered.is_empty() {
-                "nothing".to_string()
-            } else {
-                offered.join(", ")
-            },
-            if ours.is_empty() {
-                "nothing".to_string()
-            } else {
-                ours.join(", ")
-            }
+            if offered.is_empty() { "nothing".to_string() } else { offered.join(", ") },
+            if ours.is_empty() { "nothing".to_string() } else { ours.join(", ") }
         ))
     }
 }
@@ -101,20 +87,14 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
             });
         } else if let Some(a) = line.strip_prefix("a=") {
             match sections.last_mut() {
-                None => {
-                    bundle |= a.starts_with("group:BUNDLE ") && a.split_whitespace().count() > 1
-                }
+                None => bundle |= a.starts_with("group:BUNDLE ") && a.split_whitespace().count() > 1,
                 Some(s) => {
                     if matches!(a, "sendrecv" | "sendonly" | "recvonly" | "inactive") {
                         s.direction = Some(a.to_string());
-                    } else if let Some(map) = a.strip_prefix("rtpmap:") {
-                        if let Some(name) = map
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|e| e.split('/').next())
-                        {
-                            s.encodings.push(name.to_ascii_uppercase());
-                        }
+                    } else if let Some(map) = a.strip_prefix("rtpmap:")
+                        && let Some(name) = map.split_whitespace().nth(1).and_then(|e| e.split('/').next())
+                    {
+                        s.encodings.push(name.to_ascii_uppercase());
                     }
                 }
             }
@@ -123,18 +103,13 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
     if !sdp.trim_start().starts_with("v=0") {
         return Err("the answer is not an SDP description".into());
     }
-    let media: Vec<&Section> = sections
-        .iter()
-        .filter(|s| s.kind == "audio" || s.kind == "video")
-        .collect();
+    let media: Vec<&Section> = sections.iter().filter(|s| s.kind == "audio" || s.kind == "video").collect();
     for kind in ["audio", "video"] {
         let Some(s) = media.iter().find(|s| s.kind == kind) else {
             return Err(format!("the answer has no {kind} section"));
         };
         if s.port == "0" {
-            return Err(format!(
-                "the doctor's browser rejected the {kind} stream (m={kind} 0)"
-            ));
+            return Err(format!("the doctor's browser rejected the {kind} stream (m={kind} 0)"));
         }
         // The kiosk must be able to send: the browser receives (sendrecv or recvonly when it has no camera/mic).
         match s.direction.as_deref().unwrap_or("sendrecv") {
@@ -145,11 +120,7 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
                 ));
             }
         }
-        let wanted = if kind == "audio" {
-            "OPUS"
-        } else {
-            codec.encoding_name()
-        };
+        let wanted = if kind == "audio" { "OPUS" } else { codec.encoding_name() };
         if !s.encodings.iter().any(|e| e == wanted) {
             return Err(format!(
                 "the doctor's browser did not accept {wanted} for {kind} (answered {})",
@@ -158,10 +129,7 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
         }
     }
     if !bundle {
-        return Err(
-            "the answer has no BUNDLE group; the kiosk needs audio and video on one transport"
-                .into(),
-        );
+        return Err("the answer has no BUNDLE group; the kiosk needs audio and video on one transport".into());
     }
     Ok(())
 }
@@ -171,73 +139,39 @@ mod tests {
     use super::*;
 
     fn cap(mime: &str, fmtp: Option<&str>) -> CodecCapability {
-        CodecCapability {
-            mime_type: mime.into(),
-            sdp_fmtp_line: fmtp.map(Into::into),
-            clock_rate: Some(90000),
-        }
+        CodecCapability { mime_type: mime.into(), sdp_fmtp_line: fmtp.map(Into::into), clock_rate: Some(90000) }
     }
 
     #[test]
     fn h264_is_preferred_when_both_sides_have_it() {
         let chrome = vec![
             cap("video/VP8", None),
-            cap(
-                "video/H264",
-                Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
-            ),
+            cap("video/H264", Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")),
             cap("video/rtx", Some("apt=96")),
         ];
-        assert_eq!(
-            choose_video_codec(&chrome, &[VideoCodec::H264, VideoCodec::Vp8]),
-            Ok(VideoCodec::H264)
-        );
-        assert_eq!(
-            choose_video_codec(&chrome, &[VideoCodec::Vp8]),
-            Ok(VideoCodec::Vp8)
-        );
+        assert_eq!(choose_video_codec(&chrome, &[VideoCodec::H264, VideoCodec::Vp8]), Ok(VideoCodec::H264));
+        assert_eq!(choose_video_codec(&chrome, &[VideoCodec::Vp8]), Ok(VideoCodec::Vp8));
     }
 
     #[test]
     fn vp8_when_the_browser_has_no_usable_h264() {
-        let firefox_no_h264 = vec![
-            cap("video/VP8", Some("max-fs=12288;max-fr=60")),
-            cap("video/VP9", None),
-            cap("video/AV1", None),
-        ];
-        assert_eq!(
-            choose_video_codec(&firefox_no_h264, &[VideoCodec::H264, VideoCodec::Vp8]),
-            Ok(VideoCodec::Vp8)
-        );
+        let firefox_no_h264 =
+            vec![cap("video/VP8", Some("max-fs=12288;max-fr=60")), cap("video/VP9", None), cap("video/AV1", None)];
+        assert_eq!(choose_video_codec(&firefox_no_h264, &[VideoCodec::H264, VideoCodec::Vp8]), Ok(VideoCodec::Vp8));
         let only_mode0_and_high = vec![
-            cap(
-                "video/H264",
-                Some("packetization-mode=0;profile-level-id=42e01f"),
-            ),
-            cap(
-                "video/H264",
-                Some("packetization-mode=1;profile-level-id=640032"),
-            ),
+            cap("video/H264", Some("packetization-mode=0;profile-level-id=42e01f")),
+            cap("video/H264", Some("packetization-mode=1;profile-level-id=640032")),
             cap("video/VP8", None),
         ];
-        assert_eq!(
-            choose_video_codec(&only_mode0_and_high, &[VideoCodec::H264, VideoCodec::Vp8]),
-            Ok(VideoCodec::Vp8)
-        );
+        assert_eq!(choose_video_codec(&only_mode0_and_high, &[VideoCodec::H264, VideoCodec::Vp8]), Ok(VideoCodec::Vp8));
     }
 
     #[test]
     fn no_common_codec_is_an_error_naming_both_sides() {
         let av1_only = vec![cap("video/AV1", None)];
         let err = choose_video_codec(&av1_only, &[VideoCodec::H264]).unwrap_err();
-        assert_eq!(
-            err,
-            "no video codec in common: the browser receives video/AV1 and the kiosk sends H264"
-        );
-        assert_eq!(
-            choose_video_codec(&[], &[VideoCodec::Vp8]),
-            Ok(VideoCodec::Vp8)
-        );
+        assert_eq!(err, "no video codec in common: the browser receives video/AV1 and the kiosk sends H264");
+        assert_eq!(choose_video_codec(&[], &[VideoCodec::Vp8]), Ok(VideoCodec::Vp8));
     }
 
     const GOOD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
@@ -248,10 +182,7 @@ mod tests {
     fn a_good_answer_passes() {
         assert_eq!(check_answer(GOOD, VideoCodec::H264), Ok(()));
         assert_eq!(
-            check_answer(
-                &GOOD.replace("a=sendrecv\r\na=rtpmap:96", "a=recvonly\r\na=rtpmap:96"),
-                VideoCodec::H264
-            ),
+            check_answer(&GOOD.replace("a=sendrecv\r\na=rtpmap:96", "a=recvonly\r\na=rtpmap:96"), VideoCodec::H264),
             Ok(())
         );
     }
@@ -259,16 +190,8 @@ mod tests {
     #[test]
     fn answers_that_cannot_carry_the_call_are_named() {
         let cases = [
-            (
-                GOOD.replace("m=video 9", "m=video 0"),
-                VideoCodec::H264,
-                "rejected the video stream",
-            ),
-            (
-                GOOD.replace("a=group:BUNDLE 0 1\r\n", ""),
-                VideoCodec::H264,
-                "no BUNDLE group",
-            ),
+            (GOOD.replace("m=video 9", "m=video 0"), VideoCodec::H264, "rejected the video stream"),
+            (GOOD.replace("a=group:BUNDLE 0 1\r\n", ""), VideoCodec::H264, "no BUNDLE group"),
             (
                 GOOD.replace("a=sendrecv\r\na=rtpmap:96", "a=sendonly\r\na=rtpmap:96"),
                 VideoCodec::H264,

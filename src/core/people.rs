@@ -53,10 +53,7 @@ mod tests {
     fn parses_known_and_refuses_unknown_values() {
         assert_eq!("technician".parse::<Role>(), Ok(Role::Technician));
         assert_eq!("hi".parse::<Language>(), Ok(Language::Hindi));
-        assert_eq!(
-            "admin".parse::<Role>().unwrap_err(),
-            "unknown role `admin` (expected one of doctor, technician)"
-        );
+        assert_eq!("admin".parse::<Role>().unwrap_err(), "unknown role `admin` (expected one of doctor, technician)");
         assert_eq!(serde_json::to_string(&Sex::Female).unwrap(), "\"female\"");
     }
 }

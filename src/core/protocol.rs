@@ -85,10 +85,7 @@ pub enum DoctorMessage {
     Answer { session_id: String, sdp: String },
     /// A trickled candidate; `candidate: null` is end-of-candidates.
     #[serde(rename = "ice:candidate")]
-    Candidate {
-        session_id: String,
-        candidate: Option<IceCandidate>,
-    },
+    Candidate { session_id: String, candidate: Option<IceCandidate> },
     /// The page's peer connection failed; the kiosk answers with a fresh session.
     #[serde(rename = "session:failed")]
     SessionFailed {
@@ -142,10 +139,7 @@ pub enum KioskMessage {
     Offer { session_id: String, sdp: String },
     /// A trickled kiosk candidate; `candidate: null` is end-of-candidates.
     #[serde(rename = "ice:candidate")]
-    Candidate {
-        session_id: String,
-        candidate: Option<IceCandidate>,
-    },
+    Candidate { session_id: String, candidate: Option<IceCandidate> },
     /// The call is over; `reason` says why (see docs/signaling.md).
     #[serde(rename = "call:ended")]
     CallEnded { call_id: String, reason: String },
@@ -190,17 +184,13 @@ impl DoctorMessage {
 
 impl KioskMessage {
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        Self::Error {
-            code: code.to_string(),
-            message: message.into(),
-        }
+        Self::Error { code: code.to_string(), message: message.into() }
     }
 
     pub fn to_json(&self) -> String {
         // Serialising these plain types cannot fail (no maps with non-string keys, no custom serialisers).
-        serde_json::to_string(self).unwrap_or_else(|_| {
-            r#"{"type":"error","code":"internal","message":"serialisation"}"#.into()
-        })
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"serialisation"}"#.into())
     }
 }
 
@@ -226,30 +216,12 @@ mod tests {
                     }],
                 },
             },
-            DoctorMessage::CallResume {
-                call_id: "c1".into(),
-                capabilities: Capabilities::default(),
-            },
-            DoctorMessage::CallEnd {
-                call_id: "c1".into(),
-                reason: Some("done".into()),
-            },
-            DoctorMessage::Answer {
-                session_id: "c1-s1".into(),
-                sdp: "v=0\r\n".into(),
-            },
-            DoctorMessage::Candidate {
-                session_id: "c1-s1".into(),
-                candidate: Some(cand),
-            },
-            DoctorMessage::Candidate {
-                session_id: "c1-s1".into(),
-                candidate: None,
-            },
-            DoctorMessage::SessionFailed {
-                session_id: "c1-s1".into(),
-                reason: None,
-            },
+            DoctorMessage::CallResume { call_id: "c1".into(), capabilities: Capabilities::default() },
+            DoctorMessage::CallEnd { call_id: "c1".into(), reason: Some("done".into()) },
+            DoctorMessage::Answer { session_id: "c1-s1".into(), sdp: "v=0\r\n".into() },
+            DoctorMessage::Candidate { session_id: "c1-s1".into(), candidate: Some(cand) },
+            DoctorMessage::Candidate { session_id: "c1-s1".into(), candidate: None },
+            DoctorMessage::SessionFailed { session_id: "c1-s1".into(), reason: None },
             DoctorMessage::Ping,
         ]
     }
@@ -259,11 +231,7 @@ mod tests {
             KioskMessage::Welcome {
                 version: 1,
                 clinic: "Gram".into(),
-                ice_servers: vec![IceServerInfo {
-                    urls: vec!["stun:s".into()],
-                    username: None,
-                    credential: None,
-                }],
+                ice_servers: vec![IceServerInfo { urls: vec!["stun:s".into()], username: None, credential: None }],
                 resumable_call_id: None,
             },
             KioskMessage::CallState {
@@ -272,21 +240,10 @@ mod tests {
                 state: CallPhase::Connecting,
                 codec: "H264".into(),
             },
-            KioskMessage::Offer {
-                session_id: "c1-s1".into(),
-                sdp: "v=0\r\n".into(),
-            },
-            KioskMessage::Candidate {
-                session_id: "c1-s1".into(),
-                candidate: None,
-            },
-            KioskMessage::CallEnded {
-                call_id: "c1".into(),
-                reason: "declined".into(),
-            },
-            KioskMessage::Busy {
-                message: "busy".into(),
-            },
+            KioskMessage::Offer { session_id: "c1-s1".into(), sdp: "v=0\r\n".into() },
+            KioskMessage::Candidate { session_id: "c1-s1".into(), candidate: None },
+            KioskMessage::CallEnded { call_id: "c1".into(), reason: "declined".into() },
+            KioskMessage::Busy { message: "busy".into() },
             KioskMessage::error("invalid_message", "x"),
             KioskMessage::Pong,
         ]
@@ -300,40 +257,21 @@ mod tests {
         }
         for m in kiosk_examples() {
             let json = m.to_json();
-            assert_eq!(
-                serde_json::from_str::<KioskMessage>(&json).unwrap(),
-                m,
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<KioskMessage>(&json).unwrap(), m, "{json}");
         }
     }
 
     #[test]
     fn wire_names_are_the_documented_ones() {
-        let json = serde_json::to_value(DoctorMessage::CallStart {
-            appointment_id: 3,
-            capabilities: Capabilities::default(),
-        })
-        .unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"type": "call:start", "appointmentId": 3, "capabilities": {"video": []}})
-        );
-        let json = serde_json::to_value(KioskMessage::Offer {
-            session_id: "s".into(),
-            sdp: "x".into(),
-        })
-        .unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"type": "sdp:offer", "sessionId": "s", "sdp": "x"})
-        );
+        let json =
+            serde_json::to_value(DoctorMessage::CallStart { appointment_id: 3, capabilities: Capabilities::default() })
+                .unwrap();
+        assert_eq!(json, serde_json::json!({"type": "call:start", "appointmentId": 3, "capabilities": {"video": []}}));
+        let json = serde_json::to_value(KioskMessage::Offer { session_id: "s".into(), sdp: "x".into() }).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "sdp:offer", "sessionId": "s", "sdp": "x"}));
         assert_eq!(
             DoctorMessage::parse(r#"{"type":"call:start","appointmentId":3}"#).unwrap(),
-            DoctorMessage::CallStart {
-                appointment_id: 3,
-                capabilities: Capabilities::default()
-            }
+            DoctorMessage::CallStart { appointment_id: 3, capabilities: Capabilities::default() }
         );
     }
 
@@ -350,22 +288,13 @@ mod tests {
             "",
             "[]",
         ] {
-            assert!(
-                matches!(DoctorMessage::parse(bad), Err(ParseError::Invalid(_))),
-                "{bad}"
-            );
+            assert!(matches!(DoctorMessage::parse(bad), Err(ParseError::Invalid(_))), "{bad}");
         }
     }
 
     #[test]
     fn oversized_frames_are_refused_before_parsing() {
-        let big = format!(
-            r#"{{"type":"sdp:answer","sessionId":"s","sdp":"{}"}}"#,
-            "a".repeat(MAX_MESSAGE_BYTES)
-        );
-        assert_eq!(
-            DoctorMessage::parse(&big).unwrap_err().code(),
-            "message_too_large"
-        );
+        let big = format!(r#"{{"type":"sdp:answer","sessionId":"s","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
+        assert_eq!(DoctorMessage::parse(&big).unwrap_err().code(), "message_too_large");
     }
 }

@@ -14,16 +14,12 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_string(),
-            message: message.into(),
-        }
+        Self { field: field.to_string(), message: message.into() }
     }
 }
 
 fn has_control(s: &str, allow_newlines: bool) -> bool {
-    s.chars()
-        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
+    s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
 }
 
 /// A person's name: trimmed, 1–120 characters, no control characters.
@@ -36,10 +32,7 @@ pub fn validate_name(field: &str, value: &str) -> Result<String, FieldError> {
         return Err(FieldError::new(field, "must be at most 120 characters"));
     }
     if has_control(v, false) {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new(field, "must not contain control characters"));
     }
     Ok(v.to_string())
 }
@@ -47,16 +40,10 @@ pub fn validate_name(field: &str, value: &str) -> Result<String, FieldError> {
 /// Free text such as a reason or notes: at most `max` characters; newlines and tabs allowed.
 pub fn validate_text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     if value.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(FieldError::new(field, format!("must be at most {max} characters")));
     }
     if has_control(value, true) {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new(field, "must not contain control characters"));
     }
     Ok(value.trim().to_string())
 }
@@ -65,15 +52,10 @@ pub fn validate_text(field: &str, value: &str, max: usize) -> Result<String, Fie
 pub fn validate_phone(field: &str, value: &str) -> Result<String, FieldError> {
     let v = value.trim();
     let digits = v.chars().filter(|c| c.is_ascii_digit()).count();
-    let shape_ok = v
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (c == '+' && i == 0));
+    let shape_ok =
+        v.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (c == '+' && i == 0));
     if !shape_ok || !(6..=20).contains(&digits) {
-        return Err(FieldError::new(
-            field,
-            "must be a phone number of 6 to 20 digits (optional leading +)",
-        ));
+        return Err(FieldError::new(field, "must be a phone number of 6 to 20 digits (optional leading +)"));
     }
     Ok(v.to_string())
 }
@@ -84,34 +66,20 @@ pub fn validate_email(field: &str, value: &str) -> Result<String, FieldError> {
     let mut parts = v.split('@');
     let ok = match (parts.next(), parts.next(), parts.next()) {
         (Some(local), Some(domain), None) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         }
         _ => false,
     };
     if !ok || v.len() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(FieldError::new(
-            field,
-            "must be an e-mail address such as name@example.org",
-        ));
+        return Err(FieldError::new(field, "must be an e-mail address such as name@example.org"));
     }
     Ok(v)
 }
 
 /// A date of birth as `YYYY-MM-DD`, not in the future and not before 1900.
-pub fn parse_birth_date(
-    field: &str,
-    value: &str,
-    today: NaiveDate,
-) -> Result<NaiveDate, FieldError> {
-    let d = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
-        FieldError::new(
-            field,
-            format!("`{value}` is not a date of the form YYYY-MM-DD"),
-        )
-    })?;
+pub fn parse_birth_date(field: &str, value: &str, today: NaiveDate) -> Result<NaiveDate, FieldError> {
+    let d = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| FieldError::new(field, format!("`{value}` is not a date of the form YYYY-MM-DD")))?;
     if d > today {
         return Err(FieldError::new(field, "must not be in the future"));
     }
@@ -123,24 +91,16 @@ pub fn parse_birth_date(
 
 /// An appointment's start as an RFC 3339 timestamp with offset (`2026-11-25T10:30:00+05:30`), kept in UTC.
 pub fn parse_start_time(field: &str, value: &str) -> Result<DateTime<Utc>, FieldError> {
-    DateTime::parse_from_rfc3339(value.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            FieldError::new(
-                field,
-                format!("`{value}` is not an RFC 3339 time such as 2026-11-25T10:30:00+05:30"),
-            )
-        })
+    DateTime::parse_from_rfc3339(value.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        FieldError::new(field, format!("`{value}` is not an RFC 3339 time such as 2026-11-25T10:30:00+05:30"))
+    })
 }
 
 /// A new password: 10 to 128 characters, not all the same character. (Length beats composition rules.)
 pub fn validate_password(value: &str) -> Result<(), FieldError> {
     let n = value.chars().count();
     if !(10..=128).contains(&n) {
-        return Err(FieldError::new(
-            "password",
-            "must be 10 to 128 characters long",
-        ));
+        return Err(FieldError::new("password", "must be 10 to 128 characters long"));
     }
     let mut chars = value.chars();
     let first = chars.next();
@@ -167,10 +127,7 @@ mod tests {
     fn names_keep_quotes_and_sql_words_verbatim() {
         let n = "Robert'); DROP TABLE patients;-- \"Bobby\"";
         assert_eq!(validate_name("name", n).unwrap(), n);
-        assert_eq!(
-            validate_name("name", "  अनीता शर्मा ").unwrap(),
-            "अनीता शर्मा"
-        );
+        assert_eq!(validate_name("name", "  अनीता शर्मा ").unwrap(), "अनीता शर्मा");
         assert!(validate_name("name", "   ").is_err());
         assert!(validate_name("name", "a\u{0}b").is_err());
         assert!(validate_name("name", &"x".repeat(121)).is_err());
@@ -182,12 +139,7 @@ mod tests {
         assert!(parse_birth_date("dob", "1950-02-30", today).is_err());
         assert!(parse_birth_date("dob", "2027-01-01", today).is_err());
         assert!(parse_birth_date("dob", "1899-12-31", today).is_err());
-        assert_eq!(
-            parse_birth_date("dob", "1950-02-28", today)
-                .unwrap()
-                .to_string(),
-            "1950-02-28"
-        );
+        assert_eq!(parse_birth_date("dob", "1950-02-28", today).unwrap().to_string(), "1950-02-28");
         let t = parse_start_time("start", "2026-11-25T10:30:00+05:30").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-25T05:00:00+00:00");
         assert!(parse_start_time("start", "2026-13-01T10:00:00Z").is_err());
@@ -196,10 +148,7 @@ mod tests {
 
     #[test]
     fn contact_fields_are_checked() {
-        assert_eq!(
-            validate_email("email", " Dr.Rao@Clinic.IN ").unwrap(),
-            "dr.rao@clinic.in"
-        );
+        assert_eq!(validate_email("email", " Dr.Rao@Clinic.IN ").unwrap(), "dr.rao@clinic.in");
         assert!(validate_email("email", "rao@clinic").is_err());
         assert!(validate_email("email", "a@b@c.in").is_err());
         assert!(validate_phone("phone", "+91 98765-43210").is_ok());

@@ -14,8 +14,8 @@ use super::AppState;
 use super::auth::{self, COOKIE, Caller};
 use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
 use crate::core::{
-    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration,
-    validate_email, validate_name, validate_password, validate_phone, validate_text,
+    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration, validate_email,
+    validate_name, validate_password, validate_phone, validate_text,
 };
 use crate::store::{AppointmentFilter, NewAppointment, NewDoctor, NewPatient};
 
@@ -25,10 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/users/profile", get(profile))
-        .route(
-            "/appointments",
-            get(list_appointments).post(create_appointment),
-        )
+        .route("/appointments", get(list_appointments).post(create_appointment))
         .route("/appointments/{id}", get(get_appointment))
         .route("/appointments/{id}/status", put(set_status))
         .route("/appointments/{id}/notes", post(add_note))
@@ -67,10 +64,7 @@ async fn health(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
-        clinic: ClinicInfo {
-            name: s.config.clinic.name.clone(),
-            id: s.config.clinic.id.as_str().to_string(),
-        },
+        clinic: ClinicInfo { name: s.config.clinic.name.clone(), id: s.config.clinic.id.as_str().to_string() },
         schema_version,
     }))
 }
@@ -97,15 +91,8 @@ async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_lowercase();
-    if email.is_empty()
-        || body.password.is_empty()
-        || body.password.len() > 1024
-        || email.len() > 254
-    {
-        return Err(ApiError::bad_request(
-            "invalid_credentials_format",
-            "give an e-mail and a password",
-        ));
+    if email.is_empty() || body.password.is_empty() || body.password.len() > 1024 || email.len() > 254 {
+        return Err(ApiError::bad_request("invalid_credentials_format", "give an e-mail and a password"));
     }
     if let Err(wait) = s.limiter.admit(peer.ip(), &email) {
         let mut e = ApiError::new(
@@ -135,9 +122,7 @@ async fn login(
     let Some(doctor) = doctor.filter(|_| ok) else {
         s.limiter.record_failure(&email);
         let origin = origin_label(&headers, peer);
-        s.store
-            .write(move |db| db.audit("anonymous", "login_failed", &email, &origin, now))
-            .await?;
+        s.store.write(move |db| db.audit("anonymous", "login_failed", &email, &origin, now)).await?;
         return Err(ApiError::unauthenticated("wrong e-mail or password"));
     };
     s.limiter.record_success(&email);
@@ -154,13 +139,8 @@ async fn login(
     tracing::info!(account = id, "login");
     let max_age = i64::from(s.config.auth.session_hours) * 3600;
     let secure = if s.tls { "; Secure" } else { "" };
-    let cookie =
-        format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
-    let reply = LoginReply {
-        token,
-        expires_at: crate::store::ts(expires),
-        user: doctor,
-    };
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
+    let reply = LoginReply { token, expires_at: crate::store::ts(expires), user: doctor };
     let mut resp = Json(reply).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -175,15 +155,8 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    format!(
-        "from {} ({})",
-        peer.ip(),
-        ua.chars().take(80).collect::<String>()
-    )
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    format!("from {} ({})", peer.ip(), ua.chars().take(80).collect::<String>())
 }
 
 async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
@@ -197,9 +170,7 @@ async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, A
         .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let secure = if s.tls { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -228,29 +199,13 @@ struct AppointmentList {
 }
 
 /// The UTC range of a local calendar day.
-pub fn local_day_range(
-    day: &str,
-) -> Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("day: `{day}` is not a date of the form YYYY-MM-DD"),
-        )
-    };
+pub fn local_day_range(day: &str) -> Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>), ApiError> {
+    let bad = || ApiError::bad_request("invalid_query", format!("day: `{day}` is not a date of the form YYYY-MM-DD"));
     let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
     let start = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
-    let next = d
-        .succ_opt()
-        .and_then(|n| n.and_hms_opt(0, 0, 0))
-        .ok_or_else(bad)?;
-    let from = Local
-        .from_local_datetime(&start)
-        .earliest()
-        .ok_or_else(bad)?;
-    let to = Local
-        .from_local_datetime(&next)
-        .earliest()
-        .ok_or_else(bad)?;
+    let next = d.succ_opt().and_then(|n| n.and_hms_opt(0, 0, 0)).ok_or_else(bad)?;
+    let from = Local.from_local_datetime(&start).earliest().ok_or_else(bad)?;
+    let to = Local.from_local_datetime(&next).earliest().ok_or_else(bad)?;
     Ok((from.with_timezone(&Utc), to.with_timezone(&Utc)))
 }
 
@@ -264,9 +219,7 @@ async fn list_appointments(
     } else {
         match q.doctor_id {
             Some(id) if id != caller.doctor.id => {
-                return Err(ApiError::forbidden(
-                    "a doctor sees only their own appointments",
-                ));
+                return Err(ApiError::forbidden("a doctor sees only their own appointments"));
             }
             _ => Some(caller.doctor.id),
         }
@@ -283,37 +236,16 @@ async fn list_appointments(
         .map_err(|e| ApiError::bad_request("invalid_query", format!("status: {e}")))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit: must be between 1 and 500",
-        ));
+        return Err(ApiError::bad_request("invalid_query", "limit: must be between 1 and 500"));
     }
     let offset = q.offset.unwrap_or(0);
-    let filter = AppointmentFilter {
-        doctor_id,
-        from,
-        to,
-        status,
-        limit,
-        offset,
-    };
-    let appointments = s
-        .store
-        .read(move |db| db.list_appointments(&filter))
-        .await?;
-    Ok(Json(AppointmentList {
-        appointments,
-        limit,
-        offset,
-    }))
+    let filter = AppointmentFilter { doctor_id, from, to, status, limit, offset };
+    let appointments = s.store.read(move |db| db.list_appointments(&filter)).await?;
+    Ok(Json(AppointmentList { appointments, limit, offset }))
 }
 
 /// The appointment if the caller may see it; someone else's is "not found" so ids reveal nothing.
-async fn visible_appointment(
-    s: &AppState,
-    caller: &Caller,
-    id: i64,
-) -> Result<crate::store::Appointment, ApiError> {
+async fn visible_appointment(s: &AppState, caller: &Caller, id: i64) -> Result<crate::store::Appointment, ApiError> {
     let a = s.store.read(move |db| db.appointment(id)).await?;
     if caller.is_technician() || a.doctor_id == caller.doctor.id {
         Ok(a)
@@ -349,14 +281,10 @@ async fn create_appointment(
     let doctor_id = match (caller.is_technician(), body.doctor_id) {
         (true, Some(id)) => id,
         (true, None) => {
-            return Err(
-                crate::core::FieldError::new("doctorId", "is required for a technician").into(),
-            );
+            return Err(crate::core::FieldError::new("doctorId", "is required for a technician").into());
         }
         (false, Some(id)) if id != caller.doctor.id => {
-            return Err(ApiError::forbidden(
-                "a doctor may book appointments only for themselves",
-            ));
+            return Err(ApiError::forbidden("a doctor may book appointments only for themselves"));
         }
         (false, _) => caller.doctor.id,
     };
@@ -373,13 +301,7 @@ async fn create_appointment(
         .store
         .write(move |db| {
             let a = db.add_appointment(&new, now)?;
-            db.audit(
-                &actor,
-                "appointment_create",
-                &format!("appointment:{}", a.id),
-                "",
-                now,
-            )?;
+            db.audit(&actor, "appointment_create", &format!("appointment:{}", a.id), "", now)?;
             Ok(a)
         })
         .await?;
@@ -443,13 +365,7 @@ async fn add_note(
         .store
         .write(move |db| {
             let a = db.add_note(id, &author, &text, now)?;
-            db.audit(
-                &actor,
-                "appointment_note",
-                &format!("appointment:{id}"),
-                "",
-                now,
-            )?;
+            db.audit(&actor, "appointment_note", &format!("appointment:{id}"), "", now)?;
             Ok(a)
         })
         .await?;
@@ -464,13 +380,11 @@ async fn get_patient(
     let (tech, doctor_id) = (caller.is_technician(), caller.doctor.id);
     let p = s
         .store
-        .read(move |db| {
-            if tech || db.doctor_sees_patient(doctor_id, id)? {
-                db.patient(id).map(Some)
-            } else {
-                Ok(None)
-            }
-        })
+        .read(
+            move |db| {
+                if tech || db.doctor_sees_patient(doctor_id, id)? { db.patient(id).map(Some) } else { Ok(None) }
+            },
+        )
         .await?;
     p.map(Json).ok_or_else(|| ApiError::not_found("patient"))
 }
@@ -489,11 +403,7 @@ async fn list_patients(
 ) -> Result<Json<Vec<crate::store::Patient>>, ApiError> {
     caller.require_technician()?;
     let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 500), q.offset.unwrap_or(0));
-    Ok(Json(
-        s.store
-            .read(move |db| db.list_patients(limit, offset))
-            .await?,
-    ))
+    Ok(Json(s.store.read(move |db| db.list_patients(limit, offset)).await?))
 }
 
 #[derive(Deserialize)]
@@ -524,17 +434,9 @@ async fn create_patient(
     let today = Local::now().date_naive();
     let new = NewPatient {
         name: validate_name("name", &body.name)?,
-        date_of_birth: body
-            .date_of_birth
-            .as_deref()
-            .map(|d| parse_birth_date("dateOfBirth", d, today))
-            .transpose()?,
+        date_of_birth: body.date_of_birth.as_deref().map(|d| parse_birth_date("dateOfBirth", d, today)).transpose()?,
         sex: body.sex,
-        phone: body
-            .phone
-            .as_deref()
-            .map(|p| validate_phone("phone", p))
-            .transpose()?,
+        phone: body.phone.as_deref().map(|p| validate_phone("phone", p)).transpose()?,
         preferred_language: body.preferred_language,
     };
     let actor = caller.actor();
@@ -543,23 +445,14 @@ async fn create_patient(
         .store
         .write(move |db| {
             let p = db.add_patient(&new, now)?;
-            db.audit(
-                &actor,
-                "patient_create",
-                &format!("patient:{}", p.id),
-                "",
-                now,
-            )?;
+            db.audit(&actor, "patient_create", &format!("patient:{}", p.id), "", now)?;
             Ok(p)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-async fn list_doctors(
-    State(s): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<crate::store::Doctor>>, ApiError> {
+async fn list_doctors(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<crate::store::Doctor>>, ApiError> {
     caller.require_technician()?;
     Ok(Json(s.store.read(|db| db.list_doctors(None)).await?))
 }
@@ -586,29 +479,16 @@ async fn create_doctor(
     let email = validate_email("email", &body.email)?;
     validate_password(&body.password)?;
     let password = body.password;
-    let password_hash = auth::password_work(move || auth::hash_password(&password))
-        .await?
-        .map_err(ApiError::internal)?;
-    let new = NewDoctor {
-        name,
-        specialty,
-        email,
-        password_hash,
-        role: body.role,
-    };
+    let password_hash =
+        auth::password_work(move || auth::hash_password(&password)).await?.map_err(ApiError::internal)?;
+    let new = NewDoctor { name, specialty, email, password_hash, role: body.role };
     let actor = caller.actor();
     let now = Utc::now();
     let d = s
         .store
         .write(move |db| {
             let d = db.add_doctor(&new, now)?;
-            db.audit(
-                &actor,
-                "account_create",
-                &format!("account:{}", d.id),
-                d.role.as_str(),
-                now,
-            )?;
+            db.audit(&actor, "account_create", &format!("account:{}", d.id), d.role.as_str(), now)?;
             Ok(d)
         })
         .await?;
@@ -629,11 +509,7 @@ async fn set_doctor_active(
 ) -> Result<Json<crate::store::Doctor>, ApiError> {
     caller.require_technician()?;
     if id == caller.doctor.id && !body.active {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "you cannot disable your own account",
-        ));
+        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "you cannot disable your own account"));
     }
     let actor = caller.actor();
     let now = Utc::now();
@@ -641,11 +517,7 @@ async fn set_doctor_active(
         .store
         .write(move |db| {
             let d = db.set_doctor_active(id, body.active, now)?;
-            let action = if body.active {
-                "account_enable"
-            } else {
-                "account_disable"
-            };
+            let action = if body.active { "account_enable" } else { "account_disable" };
             db.audit(&actor, action, &format!("account:{id}"), "", now)?;
             Ok(d)
         })

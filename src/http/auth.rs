@@ -3,9 +3,7 @@
 //! address.
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
@@ -28,19 +26,12 @@ pub const COOKIE: &str = "mm_session";
 /// Hashes a password with argon2id and a random salt (PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 /// Checks a password against a stored PHC string; a malformed hash is a mismatch.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// Password hashing is expensive on purpose (argon2id: ~19 MiB and tens of milliseconds each). It runs on one
@@ -48,36 +39,30 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 /// 19 MiB per blocking-pool thread at once.
 type Job = Box<dyn FnOnce() + Send>;
 
-static PASSWORD_THREAD: std::sync::LazyLock<Option<std::sync::mpsc::Sender<Job>>> =
-    std::sync::LazyLock::new(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("password-hash".into())
-            .spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })
-            .ok()
-            .map(|_| tx)
-    });
+static PASSWORD_THREAD: std::sync::LazyLock<Option<std::sync::mpsc::Sender<Job>>> = std::sync::LazyLock::new(|| {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("password-hash".into())
+        .spawn(move || {
+            for job in rx {
+                job();
+            }
+        })
+        .ok()
+        .map(|_| tx)
+});
 
 /// Runs password hashing or verification on the password thread and waits for the result without blocking the
 /// async workers.
-pub async fn password_work<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+pub async fn password_work<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sender = PASSWORD_THREAD
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("the password thread could not start"))?;
+    let sender = PASSWORD_THREAD.as_ref().ok_or_else(|| ApiError::internal("the password thread could not start"))?;
     sender
         .send(Box::new(move || {
             let _ = tx.send(f());
         }))
         .map_err(|_| ApiError::internal("the password thread has stopped"))?;
-    rx.await
-        .map_err(|_| ApiError::internal("the password thread dropped a job"))
+    rx.await.map_err(|_| ApiError::internal("the password thread dropped a job"))
 }
 
 /// A fresh session token (256 random bits, URL-safe) and the hash under which it is stored.
@@ -95,20 +80,12 @@ pub fn token_hash(token: &str) -> String {
 
 /// The session token a request carries: the bearer token if present, else the cookie.
 pub fn request_token(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(v) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(t) = v.strip_prefix("Bearer ")
     {
         return Some((t.trim().to_string(), false));
     }
-    for v in parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
+    for v in parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
         for pair in v.split(';') {
             if let Some((k, val)) = pair.trim().split_once('=')
                 && k == COOKIE
@@ -132,11 +109,7 @@ impl Caller {
         self.doctor.role == Role::Technician
     }
     pub fn require_technician(&self) -> Result<(), ApiError> {
-        if self.is_technician() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only a technician may do this"))
-        }
+        if self.is_technician() { Ok(()) } else { Err(ApiError::forbidden("only a technician may do this")) }
     }
     /// What the audit log calls this caller.
     pub fn actor(&self) -> String {
@@ -147,34 +120,22 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (token, from_cookie) =
-            request_token(parts).ok_or_else(|| ApiError::unauthenticated("log in first"))?;
+        let (token, from_cookie) = request_token(parts).ok_or_else(|| ApiError::unauthenticated("log in first"))?;
         // A cookie rides along on cross-site requests; for anything that changes state, the page must be ours.
-        if from_cookie
-            && !matches!(parts.method, Method::GET | Method::HEAD)
-            && !state.origin_allowed(parts)
-        {
-            return Err(ApiError::forbidden(
-                "this page's origin may not use the kiosk's API",
-            ));
+        if from_cookie && !matches!(parts.method, Method::GET | Method::HEAD) && !state.origin_allowed(parts) {
+            return Err(ApiError::forbidden("this page's origin may not use the kiosk's API"));
         }
         let hash = token_hash(&token);
         let lookup = hash.clone();
-        let doctor = state
-            .store
-            .read(move |db| db.session_doctor(&lookup, chrono::Utc::now()))
-            .await?
-            .ok_or_else(|| {
+        let doctor =
+            state.store.read(move |db| db.session_doctor(&lookup, chrono::Utc::now())).await?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "session_expired",
                     "the session has expired or ended; log in again",
                 )
             })?;
-        Ok(Caller {
-            doctor,
-            token_hash: hash,
-        })
+        Ok(Caller { doctor, token_hash: hash })
     }
 }
 
@@ -194,11 +155,7 @@ pub struct LoginLimiter {
 const MAX_TRACKED: usize = 10_000;
 
 impl LoginLimiter {
-    pub fn new(
-        window: Duration,
-        max_failures_per_account: u32,
-        max_attempts_per_address: u32,
-    ) -> Self {
+    pub fn new(window: Duration, max_failures_per_account: u32, max_attempts_per_address: u32) -> Self {
         Self {
             window,
             max_failures_per_account: max_failures_per_account as usize,
@@ -213,31 +170,16 @@ impl LoginLimiter {
     pub fn admit(&self, addr: IpAddr, account: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(wait) = Self::full(
-            &mut attempts,
-            &addr,
-            now,
-            self.window,
-            self.max_attempts_per_address,
-        ) {
+        if let Some(wait) = Self::full(&mut attempts, &addr, now, self.window, self.max_attempts_per_address) {
             return Err(wait);
         }
         if attempts.len() >= MAX_TRACKED {
-            attempts.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
+            attempts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
         }
         attempts.entry(addr).or_default().push_back(now);
         drop(attempts);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match Self::full(
-            &mut failures,
-            account,
-            now,
-            self.window,
-            self.max_failures_per_account,
-        ) {
+        match Self::full(&mut failures, account, now, self.window, self.max_failures_per_account) {
             Some(wait) => Err(wait),
             None => Ok(()),
         }
@@ -247,10 +189,7 @@ impl LoginLimiter {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
+            failures.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
         }
         let q = failures.entry(account.to_string()).or_default();
         q.push_back(now);
@@ -260,10 +199,7 @@ impl LoginLimiter {
     }
 
     pub fn record_success(&self, account: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account);
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
     }
 
     /// Whether `key` has used its allowance (the seconds until its oldest entry expires); drops expired entries.
@@ -283,8 +219,7 @@ impl LoginLimiter {
             q.pop_front();
         }
         if q.len() >= max {
-            q.front()
-                .map(|t| window.saturating_sub(now.duration_since(*t)).as_secs() + 1)
+            q.front().map(|t| window.saturating_sub(now.duration_since(*t)).as_secs() + 1)
         } else {
             None
         }

@@ -5,6 +5,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod signal;
 pub mod tls;
 mod web;
 
@@ -29,10 +30,7 @@ pub enum HttpError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// What every handler can reach.
@@ -43,6 +41,8 @@ pub struct AppState {
     pub limiter: Arc<auth::LoginLimiter>,
     /// Whether the listener speaks TLS (decides the cookie's `Secure` flag).
     pub tls: bool,
+    /// The call service; `None` when the kiosk runs without a media engine (then `/api/signal` answers 503).
+    pub calls: Option<crate::calls::CallsHandle>,
 }
 
 impl AppState {
@@ -54,39 +54,23 @@ impl AppState {
             a.max_attempts_per_address,
         );
         let tls = config.tls.mode != TlsMode::Off;
-        Self {
-            store,
-            config: Arc::new(config),
-            limiter: Arc::new(limiter),
-            tls,
-        }
+        Self { store, config: Arc::new(config), limiter: Arc::new(limiter), tls, calls: None }
+    }
+
+    pub fn with_calls(mut self, calls: crate::calls::CallsHandle) -> Self {
+        self.calls = Some(calls);
+        self
     }
 
     /// A request with no `Origin` (not from a browser page, or same-origin GET) passes; otherwise the origin must be
     /// the kiosk itself (same host as the request) or one of `server.allowed_origins`.
     pub fn origin_allowed(&self, parts: &Parts) -> bool {
-        let Some(origin) = parts
-            .headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
             return true;
         };
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let own = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        own == Some(host)
-            || self
-                .config
-                .server
-                .allowed_origins
-                .iter()
-                .any(|o| o.as_str() == origin)
+        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let own = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        own == Some(host) || self.config.server.allowed_origins.iter().any(|o| o.as_str() == origin)
     }
 }
 
@@ -94,6 +78,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     Router::new()
+        .route("/api/signal", axum::routing::get(signal::upgrade))
         .nest("/api", api::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
@@ -105,14 +90,8 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if is_api {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -138,16 +117,12 @@ impl RunningServer {
     /// Stops accepting, lets open requests finish (up to `grace`), and waits for the listener to end.
     pub async fn shutdown(self, grace: Duration) -> std::io::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
-        self.task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     /// Waits until the listener ends on its own (an IO error) .
     pub async fn wait(&mut self) -> std::io::Result<()> {
-        (&mut self.task)
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     pub fn handle(&self) -> axum_server::Handle {
@@ -161,40 +136,21 @@ pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
     let addr = config.server.listen;
     let tls = tls::load(&config)?;
     // Bind here, so a busy port is an error now, not a log line later.
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| HttpError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| HttpError::Bind { addr, source })?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+    listener.set_nonblocking(true).map_err(|source| HttpError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let (scheme, fingerprint, cert_path, task) = match tls {
         Some(material) => {
-            let rustls_config =
-                axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
-            let server =
-                axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
-            (
-                "https",
-                Some(material.fingerprint),
-                Some(material.cert_path),
-                tokio::spawn(server.serve(app)),
-            )
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
+            let server = axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
+            ("https", Some(material.fingerprint), Some(material.cert_path), tokio::spawn(server.serve(app)))
         }
         None => {
             let server = axum_server::from_tcp(listener).handle(handle.clone());
             ("http", None, None, tokio::spawn(server.serve(app)))
         }
     };
-    Ok(RunningServer {
-        addr: bound,
-        scheme,
-        fingerprint,
-        cert_path,
-        handle,
-        task,
-    })
+    Ok(RunningServer { addr: bound, scheme, fingerprint, cert_path, handle, task })
 }

@@ -13,15 +13,9 @@ use crate::config::{Config, TlsMode};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no {what}")]
     Missing { path: PathBuf, what: &'static str },
     #[error("cannot make a self-signed certificate: {0}")]
@@ -47,10 +41,7 @@ pub fn load(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             // The config check refuses this combination; stay safe anyway.
             _ => {
-                return Err(TlsError::Missing {
-                    path: PathBuf::from("tls.cert_file/tls.key_file"),
-                    what: "path",
-                });
+                return Err(TlsError::Missing { path: PathBuf::from("tls.cert_file/tls.key_file"), what: "path" });
             }
         },
         TlsMode::Auto => {
@@ -71,50 +62,28 @@ pub fn load(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(TlsMaterial {
-        server_config: Arc::new(server_config),
-        cert_path,
-        fingerprint,
-    }))
+    Ok(Some(TlsMaterial { server_config: Arc::new(server_config), cert_path, fingerprint }))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .filter_map(Result::ok)
-        .collect();
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).collect();
     if certs.is_empty() {
-        return Err(TlsError::Missing {
-            path: path.into(),
-            what: "PEM certificate",
-        });
+        return Err(TlsError::Missing { path: path.into(), what: "PEM certificate" });
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .ok()
         .flatten()
-        .ok_or(TlsError::Missing {
-            path: path.into(),
-            what: "PEM private key",
-        })
+        .ok_or(TlsError::Missing { path: path.into(), what: "PEM private key" })
 }
 
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// Names the certificate covers: loopback, the host name and every address the kiosk has now.
@@ -122,44 +91,28 @@ fn subject_names() -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         let h = h.trim();
-        if !h.is_empty()
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        {
+        if !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
             names.push(h.to_string());
             names.push(format!("{h}.local"));
         }
     }
     if let Ok(ifaces) = if_addrs::get_if_addrs() {
-        names.extend(
-            ifaces
-                .into_iter()
-                .filter(|i| !i.is_loopback())
-                .map(|i| i.ip().to_string()),
-        );
+        names.extend(ifaces.into_iter().filter(|i| !i.is_loopback()).map(|i| i.ip().to_string()));
     }
     names.dedup();
     names
 }
 
 fn make_self_signed(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.into(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
     let mut params = rcgen::CertificateParams::new(subject_names())?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Medi-Mitra kiosk");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Medi-Mitra kiosk");
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2044, 1, 1);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = params.self_signed(&key)?;
     write_private(key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(cert_path, cert.pem()).map_err(|source| TlsError::Write {
-        path: cert_path.into(),
-        source,
-    })?;
+    std::fs::write(cert_path, cert.pem()).map_err(|source| TlsError::Write { path: cert_path.into(), source })?;
     tracing::info!(path = %cert_path.display(), "made a self-signed TLS certificate");
     Ok(())
 }
@@ -172,12 +125,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| TlsError::Write {
-            path: path.into(),
-            source,
-        })?;
-    f.write_all(bytes).map_err(|source| TlsError::Write {
-        path: path.into(),
-        source,
-    })
+        .map_err(|source| TlsError::Write { path: path.into(), source })?;
+    f.write_all(bytes).map_err(|source| TlsError::Write { path: path.into(), source })
 }

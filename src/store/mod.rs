@@ -9,8 +9,8 @@ mod queries;
 mod schema;
 
 pub use queries::{
-    Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, Doctor, NewAppointment, NewDoctor,
-    NewPatient, Patient, ts,
+    Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, Doctor, NewAppointment, NewDoctor, NewPatient, Patient,
+    ts,
 };
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -38,13 +38,8 @@ pub enum StoreError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
     #[error("database at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "database schema version {found} is newer than this program knows ({known}); refusing to touch it"
-    )]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database schema version {found} is newer than this program knows ({known}); refusing to touch it")]
     TooNew { found: i64, known: i64 },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -77,13 +72,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -126,10 +117,7 @@ impl Store {
     }
 
     /// Runs `f` on a read connection, on the calling thread.
-    pub fn read_blocking<T>(
-        &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let pooled = lock(&self.inner.readers).pop();
         let conn = match pooled {
             Some(c) => c,
@@ -145,10 +133,7 @@ impl Store {
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer, on the calling thread. Commits when `f`
     /// returns `Ok`, rolls back otherwise, so a refused change leaves nothing behind.
-    pub fn write_blocking<T>(
-        &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = lock(&self.inner.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&Db::new(&tx))?;
@@ -161,12 +146,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let permit = self
-            .inner
-            .read_permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let permit = self.inner.read_permits.acquire().await.map_err(|e| StoreError::Task(e.to_string()))?;
         let store = self.clone();
         let result = tokio::task::spawn_blocking(move || store.read_blocking(f)).await;
         drop(permit);
@@ -178,12 +158,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let permit = self
-            .inner
-            .write_permit
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let permit = self.inner.write_permit.acquire().await.map_err(|e| StoreError::Task(e.to_string()))?;
         let store = self.clone();
         let result = tokio::task::spawn_blocking(move || store.write_blocking(f)).await;
         drop(permit);
@@ -193,10 +168,7 @@ impl Store {
     /// Copies the live database to `dest` with SQLite's online backup (safe while the server runs).
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         let src = open_connection(&self.inner.path)?;
-        let mut out = Connection::open(dest).map_err(|source| StoreError::Open {
-            path: dest.to_path_buf(),
-            source,
-        })?;
+        let mut out = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
         let backup = rusqlite::backup::Backup::new(&src, &mut out)?;
         backup.run_to_completion(256, Duration::from_millis(5), None)?;
         Ok(())
@@ -214,10 +186,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
-            return Err(StoreError::TooNew {
-                found: version,
-                known,
-            });
+            return Err(StoreError::TooNew { found: version, known });
         }
         let Some(sql) = schema::MIGRATIONS.get(version as usize) else {
             return Ok(());

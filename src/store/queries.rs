@@ -19,13 +19,8 @@ where
     T::Err: std::fmt::Display,
 {
     let text: String = row.get(idx)?;
-    text.parse::<T>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            e.to_string().into(),
-        )
-    })
+    text.parse::<T>()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.to_string().into()))
 }
 
 /// A staff account (doctor or technician). The password hash never leaves the store through this type.
@@ -188,50 +183,29 @@ impl<'c> Db<'c> {
     // ---- staff accounts ----
 
     pub fn add_doctor(&self, d: &NewDoctor, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
-        let exists: bool = self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM doctors WHERE email = ?1)",
-            [&d.email],
-            |r| r.get(0),
-        )?;
+        let exists: bool =
+            self.conn.query_row("SELECT EXISTS(SELECT 1 FROM doctors WHERE email = ?1)", [&d.email], |r| r.get(0))?;
         if exists {
-            return Err(StoreError::Conflict(format!(
-                "an account with e-mail {} already exists",
-                d.email
-            )));
+            return Err(StoreError::Conflict(format!("an account with e-mail {} already exists", d.email)));
         }
         self.conn.execute(
             "INSERT INTO doctors (name, specialty, email, password_hash, role, active, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-            params![
-                d.name,
-                d.specialty,
-                d.email,
-                d.password_hash,
-                d.role.as_str(),
-                ts(now)
-            ],
+            params![d.name, d.specialty, d.email, d.password_hash, d.role.as_str(), ts(now)],
         )?;
         self.doctor(self.conn.last_insert_rowid())
     }
 
     pub fn doctor(&self, id: i64) -> Result<Doctor, StoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = ?1"),
-                [id],
-                doctor_row,
-            )
+            .query_row(&format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = ?1"), [id], doctor_row)
             .optional()?
             .ok_or(StoreError::NotFound("account"))
     }
 
     pub fn doctor_by_email(&self, email: &str) -> Result<Doctor, StoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {DOCTOR_COLS} FROM doctors WHERE email = ?1"),
-                [email],
-                doctor_row,
-            )
+            .query_row(&format!("SELECT {DOCTOR_COLS} FROM doctors WHERE email = ?1"), [email], doctor_row)
             .optional()?
             .ok_or(StoreError::NotFound("account"))
     }
@@ -240,11 +214,9 @@ impl<'c> Db<'c> {
     pub fn credentials(&self, email: &str) -> Result<Option<(Doctor, String)>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {DOCTOR_COLS}, password_hash FROM doctors WHERE email = ?1"),
-                [email],
-                |r| Ok((doctor_row(r)?, r.get::<_, String>(7)?)),
-            )
+            .query_row(&format!("SELECT {DOCTOR_COLS}, password_hash FROM doctors WHERE email = ?1"), [email], |r| {
+                Ok((doctor_row(r)?, r.get::<_, String>(7)?))
+            })
             .optional()?)
     }
 
@@ -257,17 +229,8 @@ impl<'c> Db<'c> {
     }
 
     /// Enables or disables an account; disabling also ends its sessions.
-    pub fn set_doctor_active(
-        &self,
-        id: i64,
-        active: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Doctor, StoreError> {
-        if self.conn.execute(
-            "UPDATE doctors SET active = ?2 WHERE id = ?1",
-            params![id, active],
-        )? == 0
-        {
+    pub fn set_doctor_active(&self, id: i64, active: bool, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
+        if self.conn.execute("UPDATE doctors SET active = ?2 WHERE id = ?1", params![id, active])? == 0 {
             return Err(StoreError::NotFound("account"));
         }
         if !active {
@@ -277,17 +240,8 @@ impl<'c> Db<'c> {
     }
 
     /// Replaces the password hash and ends every session of the account.
-    pub fn set_password_hash(
-        &self,
-        id: i64,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if self.conn.execute(
-            "UPDATE doctors SET password_hash = ?2 WHERE id = ?1",
-            params![id, hash],
-        )? == 0
-        {
+    pub fn set_password_hash(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.conn.execute("UPDATE doctors SET password_hash = ?2 WHERE id = ?1", params![id, hash])? == 0 {
             return Err(StoreError::NotFound("account"));
         }
         self.revoke_sessions_of(id, now)
@@ -312,19 +266,15 @@ impl<'c> Db<'c> {
 
     pub fn patient(&self, id: i64) -> Result<Patient, StoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"),
-                [id],
-                patient_row,
-            )
+            .query_row(&format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"), [id], patient_row)
             .optional()?
             .ok_or(StoreError::NotFound("patient"))
     }
 
     pub fn list_patients(&self, limit: u32, offset: u32) -> Result<Vec<Patient>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {PATIENT_COLS} FROM patients ORDER BY name, id LIMIT ?1 OFFSET ?2"
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {PATIENT_COLS} FROM patients ORDER BY name, id LIMIT ?1 OFFSET ?2"))?;
         let rows = stmt.query_map([limit, offset], patient_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -342,20 +292,11 @@ impl<'c> Db<'c> {
 
     /// Books an appointment after checking that the patient exists, the doctor is an active doctor, and the
     /// doctor has no other live appointment at that time.
-    pub fn add_appointment(
-        &self,
-        a: &NewAppointment,
-        now: DateTime<Utc>,
-    ) -> Result<Appointment, StoreError> {
+    pub fn add_appointment(&self, a: &NewAppointment, now: DateTime<Utc>) -> Result<Appointment, StoreError> {
         self.patient(a.patient_id)?;
-        let doctor = self
-            .doctor(a.doctor_id)
-            .map_err(|_| StoreError::NotFound("doctor"))?;
+        let doctor = self.doctor(a.doctor_id).map_err(|_| StoreError::NotFound("doctor"))?;
         if doctor.role != Role::Doctor || !doctor.active {
-            return Err(StoreError::Conflict(format!(
-                "account {} is not an active doctor",
-                doctor.id
-            )));
+            return Err(StoreError::Conflict(format!("account {} is not an active doctor", doctor.id)));
         }
         let window_start = ts(a.starts_at - Duration::minutes(240));
         let window_end = ts(a.starts_at + Duration::minutes(i64::from(a.duration_minutes)));
@@ -364,27 +305,15 @@ impl<'c> Db<'c> {
              AND starts_at >= ?2 AND starts_at < ?3 AND status NOT IN ('cancelled', 'no_show')",
         )?;
         let nearby = stmt.query_map(params![a.doctor_id, window_start, window_end], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
         })?;
         for row in nearby {
             let (id, start, minutes) = row?;
-            let start = DateTime::parse_from_rfc3339(&start)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    ))
-                })?;
+            let start = DateTime::parse_from_rfc3339(&start).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+                StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into()))
+            })?;
             if overlaps(start, minutes, a.starts_at, a.duration_minutes) {
-                return Err(StoreError::Conflict(format!(
-                    "the doctor already has appointment {id} at that time"
-                )));
+                return Err(StoreError::Conflict(format!("the doctor already has appointment {id} at that time")));
             }
         }
         self.conn.execute(
@@ -397,11 +326,7 @@ impl<'c> Db<'c> {
 
     pub fn appointment(&self, id: i64) -> Result<Appointment, StoreError> {
         self.conn
-            .query_row(
-                &format!("{APPOINTMENT_SELECT} WHERE a.id = ?1"),
-                [id],
-                appointment_row,
-            )
+            .query_row(&format!("{APPOINTMENT_SELECT} WHERE a.id = ?1"), [id], appointment_row)
             .optional()?
             .ok_or(StoreError::NotFound("appointment"))
     }
@@ -429,11 +354,7 @@ impl<'c> Db<'c> {
         }
         args.push(i64::from(f.limit).into());
         args.push(i64::from(f.offset).into());
-        sql.push_str(&format!(
-            " ORDER BY a.starts_at, a.id LIMIT ?{} OFFSET ?{}",
-            args.len() - 1,
-            args.len()
-        ));
+        sql.push_str(&format!(" ORDER BY a.starts_at, a.id LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), appointment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -456,20 +377,10 @@ impl<'c> Db<'c> {
     }
 
     /// Appends a dated line to the appointment's notes.
-    pub fn add_note(
-        &self,
-        id: i64,
-        author: &str,
-        text: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Appointment, StoreError> {
+    pub fn add_note(&self, id: i64, author: &str, text: &str, now: DateTime<Utc>) -> Result<Appointment, StoreError> {
         let current = self.appointment(id)?;
         let line = format!("[{} {}] {}", ts(now), author, text);
-        let notes = if current.notes.is_empty() {
-            line
-        } else {
-            format!("{}\n{}", current.notes, line)
-        };
+        let notes = if current.notes.is_empty() { line } else { format!("{}\n{}", current.notes, line) };
         self.conn.execute(
             "UPDATE appointments SET notes = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, notes, ts(now)],
@@ -479,11 +390,7 @@ impl<'c> Db<'c> {
 
     // ---- call records ----
 
-    pub fn open_call_record(
-        &self,
-        appointment_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    pub fn open_call_record(&self, appointment_id: i64, now: DateTime<Utc>) -> Result<i64, StoreError> {
         self.appointment(appointment_id)?;
         self.conn.execute(
             "INSERT INTO call_records (appointment_id, started_at) VALUES (?1, ?2)",
@@ -503,11 +410,7 @@ impl<'c> Db<'c> {
             "UPDATE call_records SET ended_at = ?2, end_reason = ?3, quality_summary = ?4 WHERE id = ?1 AND ended_at IS NULL",
             params![id, ts(now), reason, quality_summary],
         )?;
-        if n == 0 {
-            Err(StoreError::NotFound("open call record"))
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(StoreError::NotFound("open call record")) } else { Ok(()) }
     }
 
     pub fn call_records(&self, appointment_id: i64) -> Result<Vec<CallRecord>, StoreError> {
@@ -538,10 +441,7 @@ impl<'c> Db<'c> {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM sessions WHERE expires_at < ?1",
-            [ts(now - Duration::days(7))],
-        )?;
+        self.conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [ts(now - Duration::days(7))])?;
         self.conn.execute(
             "INSERT INTO sessions (token_hash, doctor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![token_hash, doctor_id, ts(now), ts(expires)],
@@ -550,19 +450,13 @@ impl<'c> Db<'c> {
     }
 
     /// The active account behind a live (not expired, not revoked) session.
-    pub fn session_doctor(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Doctor>, StoreError> {
+    pub fn session_doctor(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Doctor>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at FROM sessions s \
              JOIN doctors d ON d.id = s.doctor_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
              AND s.expires_at > ?2 AND d.active = 1",
         )?;
-        Ok(stmt
-            .query_row(params![token_hash, ts(now)], doctor_row)
-            .optional()?)
+        Ok(stmt.query_row(params![token_hash, ts(now)], doctor_row).optional()?)
     }
 
     /// Ends one session; false when there was no live session with that hash.
@@ -600,9 +494,9 @@ impl<'c> Db<'c> {
     }
 
     pub fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit], |r| {
             Ok(AuditEntry {
                 id: r.get(0)?,
@@ -629,11 +523,7 @@ impl<'c> Db<'c> {
         }
         let mut stmt = self.conn.prepare("PRAGMA foreign_key_check")?;
         for row in stmt.query_map([], |r| {
-            Ok(format!(
-                "foreign key broken in {} row {:?}",
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?
-            ))
+            Ok(format!("foreign key broken in {} row {:?}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
         })? {
             problems.push(row?);
         }
@@ -641,25 +531,14 @@ impl<'c> Db<'c> {
     }
 
     pub fn schema_version_now(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Row counts per table: what tests and `db check` compare.
     pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
-        for table in [
-            "doctors",
-            "patients",
-            "appointments",
-            "call_records",
-            "sessions",
-            "audit_log",
-        ] {
-            let n: i64 =
-                self.conn
-                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+        for table in ["doctors", "patients", "appointments", "call_records", "sessions", "audit_log"] {
+            let n: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
             out.push((table.to_string(), n));
         }
         Ok(out)

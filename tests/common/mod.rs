@@ -42,25 +42,15 @@ impl Kiosk {
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
         tune(&mut config);
         let store = Store::open_in(dir.path()).expect("store");
-        let server = http::start(AppState::new(store.clone(), config))
-            .await
-            .expect("server starts");
+        let server = http::start(AppState::new(store.clone(), config)).await.expect("server starts");
         let cert = std::fs::read(server.cert_path.as_ref().expect("TLS on")).expect("cert");
         let base = format!("https://localhost:{}", server.addr.port());
-        Kiosk {
-            dir,
-            base,
-            client: https_client(&cert),
-            store,
-            server: Some(server),
-        }
+        Kiosk { dir, base, client: https_client(&cert), store, server: Some(server) }
     }
 
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
-            s.shutdown(Duration::from_secs(2))
-                .await
-                .expect("clean shutdown");
+            s.shutdown(Duration::from_secs(2)).await.expect("clean shutdown");
         }
     }
 
@@ -77,10 +67,7 @@ impl Kiosk {
             password_hash: hash,
             role,
         };
-        self.store
-            .write_blocking(|db| db.add_doctor(&new, Utc::now()))
-            .expect("add account")
-            .id
+        self.store.write_blocking(|db| db.add_doctor(&new, Utc::now())).expect("add account").id
     }
 
     pub fn add_patient(&self, name: &str) -> i64 {
@@ -91,40 +78,18 @@ impl Kiosk {
             phone: None,
             preferred_language: Language::Hindi,
         };
-        self.store
-            .write_blocking(|db| db.add_patient(&new, Utc::now()))
-            .expect("add patient")
-            .id
+        self.store.write_blocking(|db| db.add_patient(&new, Utc::now())).expect("add patient").id
     }
 
-    pub fn add_appointment(
-        &self,
-        patient_id: i64,
-        doctor_id: i64,
-        starts_at: DateTime<Utc>,
-    ) -> i64 {
-        let new = NewAppointment {
-            patient_id,
-            doctor_id,
-            starts_at,
-            duration_minutes: 15,
-            reason: "fever".into(),
-        };
-        self.store
-            .write_blocking(|db| db.add_appointment(&new, Utc::now()))
-            .expect("add appointment")
-            .id
+    pub fn add_appointment(&self, patient_id: i64, doctor_id: i64, starts_at: DateTime<Utc>) -> i64 {
+        let new = NewAppointment { patient_id, doctor_id, starts_at, duration_minutes: 15, reason: "fever".into() };
+        self.store.write_blocking(|db| db.add_appointment(&new, Utc::now())).expect("add appointment").id
     }
 
     /// Logs in and returns the bearer token.
     pub async fn login(&self, email: &str) -> String {
-        let (status, body) = self
-            .post_json(
-                "/api/auth/login",
-                None,
-                &serde_json::json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
+        let (status, body) =
+            self.post_json("/api/auth/login", None, &serde_json::json!({"email": email, "password": PASSWORD})).await;
         assert_eq!(status, 200, "login of {email}: {body}");
         body["token"].as_str().expect("token").to_string()
     }
@@ -138,13 +103,11 @@ impl Kiosk {
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.send_raw(reqwest::Method::POST, path, token, body.to_string())
-            .await
+        self.send_raw(reqwest::Method::POST, path, token, body.to_string()).await
     }
 
     pub async fn put_json(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.send_raw(reqwest::Method::PUT, path, token, body.to_string())
-            .await
+        self.send_raw(reqwest::Method::PUT, path, token, body.to_string()).await
     }
 
     /// Sends `body` as-is with a JSON content type (for malformed input).
@@ -155,11 +118,7 @@ impl Kiosk {
         token: Option<&str>,
         body: String,
     ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .header("content-type", "application/json")
-            .body(body);
+        let mut req = self.client.request(method, self.url(path)).header("content-type", "application/json").body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -170,25 +129,13 @@ impl Kiosk {
     pub fn snapshot(&self) -> String {
         let conn = rusqlite::Connection::open(self.store.path()).expect("open");
         let mut out = String::new();
-        for table in [
-            "doctors",
-            "patients",
-            "appointments",
-            "call_records",
-            "sessions",
-            "audit_log",
-        ] {
-            let mut stmt = conn
-                .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
-                .expect("prepare");
+        for table in ["doctors", "patients", "appointments", "call_records", "sessions", "audit_log"] {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).expect("prepare");
             let n = stmt.column_count();
             let rows = stmt
                 .query_map([], |r| {
                     (0..n)
-                        .map(|i| {
-                            r.get::<_, rusqlite::types::Value>(i)
-                                .map(|v| format!("{v:?}"))
-                        })
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .expect("query");
@@ -203,10 +150,6 @@ impl Kiosk {
 pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     (status, value)
 }

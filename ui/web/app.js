@@ -1,4 +1,5 @@
-// Doctor's web app: log in, see today's appointments with their live status. Calls arrive with the signaling work.
+// Doctor's web app: log in, see today's appointments with their live status, call a checked-in patient.
+// Standards only (fetch, WebSocket, getUserMedia, RTCPeerConnection), so it runs in Chrome, Edge, Firefox and Safari.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,7 +11,8 @@ async function api(path, options = {}) {
     ...options,
   });
   const text = await res.text();
-  const body = text ? JSON.parse(text) : null;
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (_) { body = null; }
   if (!res.ok) {
     const err = new Error(body && body.message ? body.message : `HTTP ${res.status}`);
     err.status = res.status;
@@ -25,11 +27,18 @@ function localDay(d = new Date()) {
 }
 
 function show(view) {
-  $("login-view").hidden = view !== "login";
-  $("list-view").hidden = view !== "list";
-  $("logout").hidden = view !== "list";
-  $("who").hidden = view !== "list";
+  for (const v of ["login", "list", "call"]) $(`${v}-view`).hidden = view !== v;
+  $("logout").hidden = view === "login";
+  $("who").hidden = view === "login";
 }
+
+function banner(text, bad = false) {
+  $("banner").textContent = text || "";
+  $("banner").hidden = !text;
+  $("banner").classList.toggle("bad", bad);
+}
+
+// ---- appointments ----
 
 let refreshTimer = null;
 
@@ -49,6 +58,17 @@ async function loadAppointments() {
         if (cls) td.className = cls;
         tr.append(td);
       }
+      const td = document.createElement("td");
+      if (a.status === "checked_in") {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "call";
+        b.textContent = "Call";
+        b.dataset.appointment = a.id;
+        b.addEventListener("click", () => call.start(a.id, a.patientName));
+        td.append(b);
+      }
+      tr.append(td);
       tr.dataset.id = a.id;
       rows.append(tr);
     }
@@ -59,6 +79,315 @@ async function loadAppointments() {
     $("list-error").textContent = `Could not load appointments: ${e.message}`;
   }
 }
+
+// ---- signaling ----
+
+const signal = {
+  ws: null,
+  iceServers: [],
+  ready: false,
+  retry: 0,
+  handlers: {},
+  connect() {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/signal`);
+    this.ws = ws;
+    ws.onopen = () => { this.retry = 0; ws.send(JSON.stringify({ type: "hello", version: 1 })); };
+    ws.onmessage = (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (_) { return; }
+      if (m.type === "welcome") {
+        this.iceServers = m.iceServers || [];
+        this.ready = true;
+        setLink("online");
+      }
+      const h = this.handlers[m.type];
+      if (h) h(m);
+    };
+    ws.onclose = () => {
+      this.ready = false;
+      if (this.ws !== ws) return;
+      setLink("offline");
+      call.onSignalLost();
+      const delay = Math.min(5000, 500 * 2 ** this.retry++);
+      setTimeout(() => { if (this.ws === ws) this.connect(); }, delay);
+    };
+  },
+  send(m) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  },
+  close() {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close();
+  },
+};
+
+function setLink(state) {
+  $("link-state").hidden = false;
+  $("link-state").textContent = state === "online" ? "Kiosk connected" : "Reconnecting to the kiosk…";
+}
+
+// ---- the call ----
+
+const END_MESSAGES = {
+  declined: "The patient declined the call.",
+  no_answer: "No answer at the kiosk.",
+  patient_ended: "The patient ended the call.",
+  doctor_ended: "Call ended.",
+  doctor_lost: "The connection to the kiosk was lost and the call ended.",
+  media_failed: "The network could not carry the call. Check the connection and call again.",
+  negotiation_failed: "Your browser and the kiosk could not agree on audio and video.",
+  not_resumable: "The call could not be resumed; it has ended.",
+};
+
+const call = {
+  id: null,
+  sessionId: null,
+  pc: null,
+  local: null,
+  pendingCandidates: [],
+  statsTimer: null,
+  lastBytes: null,
+  state: "idle",
+  stats: {},
+
+  capabilities() {
+    const caps = (window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities("video")) || { codecs: [] };
+    return { video: caps.codecs.map((c) => ({ mimeType: c.mimeType, sdpFmtpLine: c.sdpFmtpLine || null, clockRate: c.clockRate || null })) };
+  },
+
+  async media() {
+    if (this.local) return this.local;
+    try {
+      this.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
+      $("local-video").srcObject = this.local;
+    } catch (e) {
+      const why = e && e.name === "NotAllowedError"
+        ? "Camera and microphone permission was denied: the patient will not see or hear you. Allow them in the browser's site settings and call again."
+        : `No camera or microphone available (${e && e.name ? e.name : e}): the patient will not see or hear you.`;
+      banner(why, true);
+      this.local = null;
+    }
+    return this.local;
+  },
+
+  async start(appointmentId, patientName) {
+    if (this.id) return;
+    banner("");
+    show("call");
+    this.setStatus(`Calling ${patientName}…`);
+    await this.media();
+    sessionStorage.setItem("mm-appointment", String(appointmentId));
+    signal.send({ type: "call:start", appointmentId, capabilities: this.capabilities() });
+  },
+
+  setStatus(text) {
+    $("call-status").textContent = text;
+  },
+
+  onState(m) {
+    this.id = m.callId;
+    this.state = m.state;
+    sessionStorage.setItem("mm-call", m.callId);
+    show("call");
+    const text = { ringing: "Ringing the patient…", connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…" }[m.state] || m.state;
+    this.setStatus(text);
+    $("stat-state").textContent = `${m.state} (${m.codec})`;
+  },
+
+  async onOffer(m) {
+    this.closePeer();
+    this.sessionId = m.sessionId;
+    const pc = new RTCPeerConnection({ iceServers: signal.iceServers });
+    this.pc = pc;
+    pc.ontrack = (ev) => {
+      const v = $("remote-video");
+      if (!v.srcObject) v.srcObject = new MediaStream();
+      v.srcObject.addTrack(ev.track);
+    };
+    pc.onicecandidate = (ev) => {
+      const c = ev.candidate;
+      signal.send({
+        type: "ice:candidate",
+        sessionId: m.sessionId,
+        candidate: c && c.candidate ? { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex || 0 } : null,
+      });
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (this.pc !== pc) return;
+      if (pc.iceConnectionState === "failed") {
+        this.setStatus("Reconnecting…");
+        signal.send({ type: "session:failed", sessionId: m.sessionId, reason: "ICE failed in the browser" });
+      }
+    };
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+      // Attach our tracks to the transceivers the kiosk offered (addTrack would add unmatched m-lines).
+      for (const t of pc.getTransceivers()) {
+        const kind = t.receiver.track.kind;
+        const track = this.local && this.local.getTracks().find((x) => x.kind === kind);
+        if (track) {
+          await t.sender.replaceTrack(track);
+          t.direction = "sendrecv";
+        } else {
+          t.direction = "recvonly";
+        }
+      }
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      signal.send({ type: "sdp:answer", sessionId: m.sessionId, sdp: pc.localDescription.sdp });
+      for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
+      this.startStats();
+    } catch (e) {
+      banner(`Could not set up the call: ${e.message}`, true);
+      signal.send({ type: "session:failed", sessionId: m.sessionId, reason: String(e.message || e) });
+    }
+  },
+
+  async addCandidate(c) {
+    try {
+      if (c) await this.pc.addIceCandidate({ candidate: c.candidate, sdpMLineIndex: c.sdpMLineIndex, sdpMid: c.sdpMid ?? null });
+      else await this.pc.addIceCandidate();
+    } catch (e) {
+      console.warn("candidate refused", e);
+    }
+  },
+
+  onCandidate(m) {
+    if (m.sessionId !== this.sessionId) return;
+    if (!this.pc || !this.pc.remoteDescription) this.pendingCandidates.push(m.candidate);
+    else this.addCandidate(m.candidate);
+  },
+
+  onEnded(m) {
+    banner(END_MESSAGES[m.reason] || `The call ended (${m.reason}).`, m.reason !== "doctor_ended");
+    this.cleanup();
+  },
+
+  end() {
+    if (this.id) signal.send({ type: "call:end", callId: this.id, reason: "doctor" });
+    this.cleanup();
+    banner(END_MESSAGES.doctor_ended);
+  },
+
+  onSignalLost() {
+    if (this.id) this.setStatus("Network lost: reconnecting to the kiosk…");
+  },
+
+  async onWelcome(m) {
+    const saved = sessionStorage.getItem("mm-call");
+    if (saved && m.resumableCallId === saved) {
+      this.id = saved;
+      show("call");
+      this.setStatus("Reconnecting…");
+      await this.media();
+      signal.send({ type: "call:resume", callId: saved, capabilities: this.capabilities() });
+    } else if (saved) {
+      sessionStorage.removeItem("mm-call");
+      if (this.id) this.onEnded({ reason: "not_resumable" });
+    }
+  },
+
+  closePeer() {
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    this.stats = {};
+    this.lastBytes = null;
+    this.pendingCandidates = [];
+    $("remote-video").srcObject = null;
+  },
+
+  cleanup() {
+    this.closePeer();
+    clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.lastBytes = null;
+    this.id = null;
+    this.sessionId = null;
+    this.state = "idle";
+    sessionStorage.removeItem("mm-call");
+    if (this.local) this.local.getTracks().forEach((t) => t.stop());
+    this.local = null;
+    $("local-video").srcObject = null;
+    $("mute").setAttribute("aria-pressed", "false");
+    $("camera").setAttribute("aria-pressed", "false");
+    show("list");
+    loadAppointments();
+  },
+
+  toggle(kind, button) {
+    if (!this.local) return;
+    const tracks = this.local.getTracks().filter((t) => t.kind === kind);
+    const off = button.getAttribute("aria-pressed") !== "true";
+    tracks.forEach((t) => { t.enabled = !off; });
+    button.setAttribute("aria-pressed", String(off));
+    if (kind === "audio") button.textContent = off ? "Unmute" : "Mute";
+    else button.textContent = off ? "Camera on" : "Camera off";
+  },
+
+  startStats() {
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.readStats(), 1000);
+  },
+
+  async readStats() {
+    if (!this.pc) return;
+    const report = await this.pc.getStats();
+    const s = { framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0, height: 0, fps: 0 };
+    report.forEach((r) => {
+      if (r.type === "inbound-rtp") {
+        s.bytesIn += r.bytesReceived || 0;
+        s.lost += r.packetsLost || 0;
+        s.received += r.packetsReceived || 0;
+        if (r.kind === "video") {
+          s.framesDecoded = r.framesDecoded || 0;
+          s.width = r.frameWidth || 0;
+          s.height = r.frameHeight || 0;
+          s.fps = r.framesPerSecond || 0;
+        } else if (r.kind === "audio") {
+          s.audioPacketsReceived = r.packetsReceived || 0;
+        }
+      } else if (r.type === "outbound-rtp") {
+        s.bytesOut += r.bytesSent || 0;
+      } else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) {
+        s.rtt = r.currentRoundTripTime;
+      }
+    });
+    const now = performance.now();
+    if (this.lastBytes) {
+      const dt = (now - this.lastBytes.t) / 1000;
+      s.kbpsIn = Math.round(((s.bytesIn - this.lastBytes.in) * 8) / 1000 / dt);
+      s.kbpsOut = Math.round(((s.bytesOut - this.lastBytes.out) * 8) / 1000 / dt);
+    }
+    this.lastBytes = { t: now, in: s.bytesIn, out: s.bytesOut };
+    this.stats = s;
+    $("stat-state").textContent = `${this.pc.connectionState}`;
+    $("stat-in").textContent = s.kbpsIn !== undefined ? `${s.kbpsIn} kbit/s` : "–";
+    $("stat-out").textContent = s.kbpsOut !== undefined ? `${s.kbpsOut} kbit/s` : "–";
+    const total = s.lost + s.received;
+    $("stat-loss").textContent = total ? `${((100 * s.lost) / total).toFixed(1)} %` : "–";
+    $("stat-rtt").textContent = s.rtt !== null ? `${Math.round(s.rtt * 1000)} ms` : "–";
+    $("stat-video").textContent = s.width ? `${s.width}×${s.height} @ ${Math.round(s.fps)} fps` : "–";
+  },
+};
+
+// For tests and support: the call as the page sees it.
+window.medimitra = { call, signal };
+
+signal.handlers = {
+  welcome: (m) => call.onWelcome(m),
+  "call:state": (m) => call.onState(m),
+  "sdp:offer": (m) => call.onOffer(m),
+  "ice:candidate": (m) => call.onCandidate(m),
+  "call:ended": (m) => call.onEnded(m),
+  busy: () => { banner("The kiosk is busy with another call. Try again in a few minutes.", true); call.cleanup(); },
+  error: (m) => {
+    banner(m.message, true);
+    if (call.state === "idle" && !call.id) { if (!$("call-view").hidden) call.cleanup(); }
+  },
+};
+
+// ---- start-up ----
 
 async function start() {
   clearInterval(refreshTimer);
@@ -71,8 +400,10 @@ async function start() {
     $("who").textContent = me.name;
     show("list");
     await loadAppointments();
-    refreshTimer = setInterval(loadAppointments, 15000);
+    refreshTimer = setInterval(() => { if (!call.id) loadAppointments(); }, 5000);
+    if (!signal.ws) signal.connect();
   } catch (_) {
+    signal.close();
     show("login");
   }
 }
@@ -93,8 +424,12 @@ $("login-form").addEventListener("submit", async (ev) => {
 });
 
 $("logout").addEventListener("click", async () => {
+  if (call.id) call.end();
   try { await api("/api/auth/logout", { method: "POST" }); } catch (_) { /* the session is gone either way */ }
   start();
 });
+$("mute").addEventListener("click", (ev) => call.toggle("audio", ev.currentTarget));
+$("camera").addEventListener("click", (ev) => call.toggle("video", ev.currentTarget));
+$("end").addEventListener("click", () => call.end());
 
 start();

@@ -1,0 +1,202 @@
+//! The media engine: one GStreamer `webrtcbin` per call session, sending camera and microphone, receiving the
+//! doctor's audio and video. Encoders come from the profiles in `pipelines/`, probed at start. The engine reports
+//! what happens (offer ready, candidates, connected, failed) as [`MediaEvent`]s; it makes no call decisions.
+
+mod probe;
+mod profile;
+mod session;
+
+pub use probe::{ProbeOutcome, ProbeReport, probe};
+pub use profile::{BitrateUnit, EncoderProfile, ProfileError};
+pub use session::Session;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::{IceServer, Media};
+use crate::core::media_rules::VideoCodec;
+use crate::core::protocol::IceCandidate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("GStreamer could not start: {0}")]
+    Init(String),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("no working encoder profile{0}")]
+    NoProfile(String),
+    #[error("cannot build the call pipeline: {0}")]
+    Build(String),
+    #[error("the doctor's answer is not valid SDP: {0}")]
+    BadAnswer(String),
+}
+
+/// What a media session reports to the call service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    Offer { session_id: String, sdp: String },
+    Candidate { session_id: String, candidate: Option<IceCandidate> },
+    Connected { session_id: String },
+    Failed { session_id: String, reason: String },
+}
+
+/// Where capture comes from, decided once at start (and reported, so a kiosk on test sources says so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    pub video: String,
+    pub video_is_test: bool,
+    pub audio: String,
+    pub audio_is_test: bool,
+    pub audio_sink: String,
+}
+
+/// Counts of media received from the doctor, shared with whoever shows it.
+#[derive(Debug, Default)]
+pub struct RemoteMedia {
+    /// Decoded video frames since start.
+    pub video_frames: AtomicU64,
+    /// Decoded audio buffers since start.
+    pub audio_buffers: AtomicU64,
+    pub width: AtomicU64,
+    pub height: AtomicU64,
+}
+
+impl RemoteMedia {
+    /// Zeroes the counters; each media session starts from nothing.
+    pub fn reset(&self) {
+        for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn video_frames(&self) -> u64 {
+        self.video_frames.load(Ordering::Relaxed)
+    }
+    pub fn audio_buffers(&self) -> u64 {
+        self.audio_buffers.load(Ordering::Relaxed)
+    }
+}
+
+/// The engine: chosen profiles and sources, and the settings every session uses.
+pub struct MediaEngine {
+    profiles: Vec<EncoderProfile>,
+    pub sources: Sources,
+    pub settings: Media,
+    ice_servers: Vec<IceServer>,
+    pub remote: Arc<RemoteMedia>,
+    pub report: ProbeReport,
+}
+
+/// Initialises GStreamer once and registers the statically linked plugins (rtpgccbwe).
+pub fn init() -> Result<(), MediaError> {
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        gstreamer::init().map_err(|e| e.to_string())?;
+        gstrsrtp::plugin_register_static().map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(MediaError::Init)
+}
+
+fn has_capture_device(prefix: &str, suffix: char) -> bool {
+    std::fs::read_dir("/dev/snd").is_ok_and(|d| {
+        d.filter_map(Result::ok).any(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with(prefix) && n.ends_with(suffix)
+        })
+    })
+}
+
+fn first_camera() -> Option<String> {
+    let mut cams: Vec<String> = std::fs::read_dir("/dev")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("video") && n[5..].chars().all(|c| c.is_ascii_digit()) && n.len() > 5)
+        .collect();
+    cams.sort();
+    cams.first().map(|n| format!("/dev/{n}"))
+}
+
+impl Sources {
+    /// Resolves `auto` against the devices present now.
+    pub fn resolve(m: &Media) -> Sources {
+        let (w, h, f) = (m.width, m.height, m.framerate);
+        let test_video =
+            format!("videotestsrc is-live=true pattern=smpte ! video/x-raw,width={w},height={h},framerate={f}/1");
+        let (video, video_is_test) = match m.video_source.as_str() {
+            "test" => (test_video, true),
+            "auto" => match first_camera() {
+                Some(dev) => (format!("v4l2src device={dev}"), false),
+                None => (test_video, true),
+            },
+            dev => (format!("v4l2src device={dev}"), false),
+        };
+        let test_audio = "audiotestsrc is-live=true wave=sine freq=440 volume=0.05".to_string();
+        let (audio, audio_is_test) = match m.audio_source.as_str() {
+            "auto" if has_capture_device("pcmC", 'c') => ("autoaudiosrc".to_string(), false),
+            _ => (test_audio, true),
+        };
+        let audio_sink = match m.audio_sink.as_str() {
+            "auto" if has_capture_device("pcmC", 'p') => "autoaudiosink".to_string(),
+            _ => "fakesink sync=true".to_string(),
+        };
+        Sources { video, video_is_test, audio, audio_is_test, audio_sink }
+    }
+}
+
+impl MediaEngine {
+    /// Probes the profiles and prepares the engine. Fails only when no profile at all can encode.
+    pub fn start(settings: &Media, ice_servers: &[IceServer]) -> Result<MediaEngine, MediaError> {
+        init()?;
+        let all = EncoderProfile::load_all(settings.profiles_dir.as_deref().map(Path::new))?;
+        let report = probe(&all, &settings.profile);
+        let profiles = report.chosen().cloned().collect::<Vec<_>>();
+        if profiles.is_empty() {
+            return Err(MediaError::NoProfile(format!(": {}", report.summary())));
+        }
+        Ok(MediaEngine {
+            profiles,
+            sources: Sources::resolve(settings),
+            settings: settings.clone(),
+            ice_servers: ice_servers.to_vec(),
+            remote: Arc::new(RemoteMedia::default()),
+            report,
+        })
+    }
+
+    /// Codecs the kiosk can send, best first.
+    pub fn codecs(&self) -> Vec<VideoCodec> {
+        let mut c: Vec<VideoCodec> = self.profiles.iter().map(|p| p.codec).collect();
+        c.sort_by_key(|c| if *c == VideoCodec::H264 { 0 } else { 1 });
+        c.dedup();
+        c
+    }
+
+    /// The profile used for `codec`.
+    pub fn profile_for(&self, codec: VideoCodec) -> Option<&EncoderProfile> {
+        self.profiles.iter().find(|p| p.codec == codec)
+    }
+
+    /// Builds and starts one session; events arrive on `events`.
+    pub fn start_session(
+        &self,
+        session_id: &str,
+        codec: VideoCodec,
+        events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
+    ) -> Result<Session, MediaError> {
+        let profile =
+            self.profile_for(codec).ok_or_else(|| MediaError::NoProfile(format!(" for {}", codec.encoding_name())))?;
+        self.remote.reset();
+        Session::start(session::SessionSpec {
+            session_id: session_id.to_string(),
+            profile: profile.clone(),
+            sources: self.sources.clone(),
+            settings: self.settings.clone(),
+            ice_servers: self.ice_servers.clone(),
+            remote: self.remote.clone(),
+            events,
+        })
+    }
+}

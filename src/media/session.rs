@@ -1,0 +1,453 @@
+//! One media session: a pipeline with a `webrtcbin` that sends camera and microphone to the doctor and plays what
+//! the doctor sends. Signal handlers hold only weak references to the pipeline, so stopping and dropping a session
+//! frees its threads and sockets.
+//!
+//! ```text
+//! camera ─ convert ─ scale/rate ─ encoder ─ payloader (+TWCC) ─┐
+//! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc ─ rtpopuspay ─────────┼─ webrtcbin ─ pad-added ─ decodebin ─┬─ video ─ appsink
+//!                                                              │   └ request-aux-sender: rtpgccbwe  └─ audio ─┐
+//! silence ─ audiomixer ─ webrtcechoprobe ─ speaker ◀───────────────────────────────────────────────────────────┘
+//! ```
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{BitrateUnit, EncoderProfile, MediaError, MediaEvent, RemoteMedia, Sources};
+use crate::config::{IceServer, Media};
+use crate::core::protocol::IceCandidate;
+
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+pub(super) struct SessionSpec {
+    pub session_id: String,
+    pub profile: EncoderProfile,
+    pub sources: Sources,
+    pub settings: Media,
+    pub ice_servers: Vec<IceServer>,
+    pub remote: Arc<RemoteMedia>,
+    pub events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
+}
+
+/// A running session. Call [`Session::stop`] (it blocks briefly) when done.
+pub struct Session {
+    pub id: String,
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    /// Remote candidates that arrived before the answer was applied.
+    pending: Arc<Mutex<Option<Vec<IceCandidate>>>>,
+    bus_task: Option<std::thread::JoinHandle<()>>,
+}
+
+fn build_error(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Build(e.to_string())
+}
+
+/// `stun:host:port` → `stun://host:port`; TURN URLs get the credentials webrtcbin expects inline.
+fn webrtcbin_ice_urls(servers: &[IceServer]) -> (Option<String>, Vec<String>) {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    let mut stun = None;
+    let mut turn = Vec::new();
+    for s in servers {
+        for url in &s.urls {
+            let u = url.as_str();
+            if let Some(rest) = u.strip_prefix("stun:").or_else(|| u.strip_prefix("stuns:")) {
+                stun.get_or_insert_with(|| format!("stun://{}", rest.trim_start_matches("//")));
+            } else if let Some((scheme, rest)) = u.split_once(':') {
+                let user = enc(s.username.as_deref().unwrap_or(""));
+                let pass = enc(s.credential.as_deref().unwrap_or(""));
+                turn.push(format!("{scheme}://{user}:{pass}@{}", rest.trim_start_matches("//")));
+            }
+        }
+    }
+    (stun, turn)
+}
+
+impl Session {
+    pub(super) fn start(spec: SessionSpec) -> Result<Session, MediaError> {
+        let SessionSpec { session_id, profile, sources, settings, ice_servers, remote, events } = spec;
+        let (w, h, f) = (settings.width, settings.height, settings.framerate);
+        let desc = format!(
+            "webrtcbin name=webrtc bundle-policy=max-bundle latency={latency} \
+             {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
+               ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
+               ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 ! queue ! webrtc. \
+             {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+               ! webrtcdsp name=dsp probe=echoprobe ! audioconvert ! opusenc bitrate=32000 frame-size=20 \
+               ! rtpopuspay pt=111 ! queue ! webrtc. \
+             audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+               ! audiomixer name=playmix ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+               ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
+            latency = settings.jitter_latency_ms,
+            video = sources.video,
+            convert = profile.convert,
+            encoder = profile.encoder,
+            encoder_caps = profile.encoder_caps,
+            payloader = profile.payloader,
+            audio = sources.audio,
+            sink = sources.audio_sink,
+        );
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(build_error)?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+        pipeline.set_property("name", format!("call-{session_id}"));
+        let webrtc = pipeline.by_name("webrtc").ok_or_else(|| build_error("no webrtcbin"))?;
+        let encoder = pipeline.by_name("venc").ok_or_else(|| build_error("no encoder"))?;
+        let payloader = pipeline.by_name("vpay").ok_or_else(|| build_error("no payloader"))?;
+
+        let (stun, turns) = webrtcbin_ice_urls(&ice_servers);
+        if let Some(s) = stun {
+            webrtc.set_property("stun-server", s);
+        }
+        for t in turns {
+            let _ = webrtc.emit_by_name::<bool>("add-turn-server", &[&t]);
+        }
+
+        // Transport-wide congestion control: the video payloader stamps the TWCC header extension, the offer
+        // announces it, and rtpgccbwe (the aux sender) turns the feedback into a bitrate estimate.
+        let mut video_caps: gst::Caps =
+            profile.rtp_caps.parse().map_err(|_| build_error(format!("rtp_caps of {}", profile.name)))?;
+        if let Ok(ext) = gst::ElementFactory::make("rtphdrexttwcc").build()
+            && let Ok(ext) = ext.downcast::<gstreamer_rtp::RTPHeaderExtension>()
+        {
+            use gstreamer_rtp::prelude::RTPHeaderExtensionExt;
+            ext.set_id(1);
+            payloader.emit_by_name::<()>("add-extension", &[&ext]);
+            if let Some(s) = video_caps.make_mut().structure_mut(0) {
+                s.set("extmap-1", TWCC_URI);
+            }
+        }
+        let audio_caps: gst::Caps =
+            "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2"
+                .parse()
+                .map_err(|_| build_error("audio caps"))?;
+        for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
+            let t = webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&index])
+                .ok_or_else(|| build_error(format!("no transceiver {index}")))?;
+            t.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+            t.set_property("codec-preferences", &caps);
+        }
+
+        let (min, max, start) = (settings.min_bitrate_kbps, settings.max_bitrate_kbps, settings.start_bitrate_kbps);
+        set_bitrate(&encoder, profile.bitrate_unit, &profile.bitrate_property, start);
+        let enc_weak = encoder.downgrade();
+        let unit = profile.bitrate_unit;
+        let prop = profile.bitrate_property.clone();
+        webrtc.connect("request-aux-sender", false, move |_| {
+            let gcc = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
+            gcc.set_property("min-bitrate", min * 1000);
+            gcc.set_property("max-bitrate", max * 1000);
+            gcc.set_property("estimated-bitrate", start * 1000);
+            let enc_weak = enc_weak.clone();
+            let prop = prop.clone();
+            gcc.connect_notify(Some("estimated-bitrate"), move |gcc, _| {
+                let bps: u32 = gcc.property("estimated-bitrate");
+                if let Some(enc) = enc_weak.upgrade() {
+                    set_bitrate(&enc, unit, &prop, (bps / 1000).clamp(min, max));
+                }
+            });
+            Some(gcc.to_value())
+        });
+
+        let sid = session_id.clone();
+        let tx = events.clone();
+        webrtc.connect("on-ice-candidate", false, move |values| {
+            let mline = values.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
+            let candidate = values.get(2).and_then(|v| v.get::<String>().ok()).unwrap_or_default();
+            let _ = tx.send(MediaEvent::Candidate {
+                session_id: sid.clone(),
+                candidate: Some(IceCandidate { candidate, sdp_m_line_index: mline, sdp_mid: None }),
+            });
+            None
+        });
+        let sid = session_id.clone();
+        let tx = events.clone();
+        webrtc.connect_notify(Some("ice-gathering-state"), move |w, _| {
+            if w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+                == gst_webrtc::WebRTCICEGatheringState::Complete
+            {
+                let _ = tx.send(MediaEvent::Candidate { session_id: sid.clone(), candidate: None });
+            }
+        });
+        let sid = session_id.clone();
+        let tx = events.clone();
+        let reported = Arc::new(AtomicBool::new(false));
+        webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
+            use gst_webrtc::WebRTCICEConnectionState as S;
+            match w.property::<S>("ice-connection-state") {
+                S::Connected | S::Completed if !reported.swap(true, Ordering::SeqCst) => {
+                    let _ = tx.send(MediaEvent::Connected { session_id: sid.clone() });
+                }
+                S::Failed => {
+                    let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason: "ICE failed".into() });
+                }
+                _ => {}
+            }
+        });
+
+        let pipe_weak = pipeline.downgrade();
+        let remote_pad = remote.clone();
+        webrtc.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            if let Some(pipeline) = pipe_weak.upgrade()
+                && let Err(e) = link_remote(&pipeline, pad, &remote_pad)
+            {
+                tracing::warn!(error = %e, "cannot play the doctor's media");
+            }
+        });
+
+        let bus = pipeline.bus().ok_or_else(|| build_error("no bus"))?;
+        let sid = session_id.clone();
+        let tx = events.clone();
+        let bus_task = std::thread::Builder::new()
+            .name("media-bus".into())
+            .spawn(move || {
+                // Ends when the session posts its own "stop" application message.
+                while let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) {
+                    match msg.view() {
+                        gst::MessageView::Error(e) => {
+                            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                            tracing::warn!(session = %sid, element = %src, error = %e.error(), debug = ?e.debug(), "media error");
+                            let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason: format!("{src}: {}", e.error()) });
+                        }
+                        gst::MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == "medimitra-stop") => break,
+                        _ => {}
+                    }
+                }
+            })
+            .map_err(build_error)?;
+
+        let session = Session {
+            id: session_id.clone(),
+            pipeline,
+            webrtc,
+            pending: Arc::new(Mutex::new(Some(Vec::new()))),
+            bus_task: Some(bus_task),
+        };
+        session
+            .pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
+        session.create_offer(events);
+        Ok(session)
+    }
+
+    fn create_offer(&self, events: tokio::sync::mpsc::UnboundedSender<MediaEvent>) {
+        let weak = self.webrtc.downgrade();
+        let sid = self.id.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let fail = |why: String| {
+                let _ = events.send(MediaEvent::Failed { session_id: sid.clone(), reason: why });
+            };
+            let offer = match reply {
+                Ok(Some(s)) => match s.get::<gst_webrtc::WebRTCSessionDescription>("offer") {
+                    Ok(o) => o,
+                    Err(e) => return fail(format!("no offer: {e}")),
+                },
+                other => return fail(format!("create-offer failed: {other:?}")),
+            };
+            let Some(webrtc) = weak.upgrade() else { return };
+            // Be the DTLS client (a=setup:active): then peers that only offer ECDSA cipher suites never meet
+            // webrtcbin's RSA certificate in a server role.
+            let text = match offer.sdp().as_text() {
+                Ok(t) => t.replace("a=setup:actpass", "a=setup:active"),
+                Err(e) => return fail(format!("offer text: {e}")),
+            };
+            let sdp = match gstreamer_sdp::SDPMessage::parse_buffer(text.as_bytes()) {
+                Ok(s) => s,
+                Err(e) => return fail(format!("offer parse: {e}")),
+            };
+            let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
+            webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+            let _ = events.send(MediaEvent::Offer { session_id: sid.clone(), sdp: text });
+        });
+        self.webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Applies the doctor's answer, then any candidates that arrived before it. Blocks until webrtcbin has set
+    /// the description. Never called from a webrtcbin callback: calling back into webrtcbin from its own thread
+    /// deadlocks it.
+    pub fn apply_answer(&self, sdp: &str) -> Result<(), MediaError> {
+        let msg = gstreamer_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|e| MediaError::BadAnswer(e.to_string()))?;
+        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+        let promise = gst::Promise::new();
+        self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+        if promise.wait() != gst::PromiseResult::Replied {
+            return Err(MediaError::BadAnswer("webrtcbin did not take the answer".into()));
+        }
+        if let Some(err) = promise.get_reply().and_then(|r| r.get::<glib::Error>("error").ok()) {
+            return Err(MediaError::BadAnswer(err.to_string()));
+        }
+        let queued = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        for c in queued {
+            add_candidate(&self.webrtc, &c);
+        }
+        Ok(())
+    }
+
+    /// Adds a remote candidate, or queues it until the answer is applied. End-of-candidates needs no action.
+    pub fn add_remote_candidate(&self, candidate: Option<IceCandidate>) {
+        let Some(c) = candidate.filter(|c| !c.candidate.is_empty()) else { return };
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(queue) = pending.as_mut() {
+                queue.push(c);
+                return;
+            }
+        }
+        add_candidate(&self.webrtc, &c);
+    }
+
+    /// Stops the pipeline and its bus thread. Blocks until GStreamer has torn everything down.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // The bus goes flushing once the pipeline reaches NULL, dropping anything posted after: stop its thread
+        // first.
+        if let Some(t) = self.bus_task.take() {
+            if let Some(bus) = self.pipeline.bus() {
+                let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty("medimitra-stop")));
+            }
+            let _ = t.join();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn add_candidate(webrtc: &gst::Element, c: &IceCandidate) {
+    webrtc.emit_by_name::<()>("add-ice-candidate", &[&c.sdp_m_line_index, &c.candidate]);
+}
+
+fn set_bitrate(encoder: &gst::Element, unit: BitrateUnit, property: &str, kbps: u32) {
+    match unit {
+        BitrateUnit::Kbps => encoder.set_property_from_str(property, &kbps.to_string()),
+        BitrateUnit::Bps => encoder.set_property_from_str(property, &(u64::from(kbps) * 1000).to_string()),
+        BitrateUnit::V4l2Controls => {
+            let mut s = encoder
+                .property::<Option<gst::Structure>>(property)
+                .unwrap_or_else(|| gst::Structure::new_empty("controls"));
+            s.set("video_bitrate", (kbps * 1000) as i32);
+            encoder.set_property(property, s);
+        }
+    }
+}
+
+/// Plays one stream the doctor sends: video to the appsink (counted; the touch UI draws it), audio to the speaker
+/// mixer that also feeds the echo canceller's probe.
+fn link_remote(pipeline: &gst::Pipeline, pad: &gst::Pad, remote: &Arc<RemoteMedia>) -> Result<(), glib::BoolError> {
+    let decodebin = gst::ElementFactory::make("decodebin").build()?;
+    pipeline.add(&decodebin)?;
+    decodebin.sync_state_with_parent()?;
+    let sink = decodebin.static_pad("sink").ok_or_else(|| glib::bool_error!("decodebin has no sink"))?;
+    pad.link(&sink).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    let pipe_weak = pipeline.downgrade();
+    let remote = remote.clone();
+    decodebin.connect_pad_added(move |_, dpad| {
+        let Some(pipeline) = pipe_weak.upgrade() else { return };
+        let is_video =
+            dpad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video"))).unwrap_or(false);
+        let result = if is_video { link_video(&pipeline, dpad, &remote) } else { link_audio(&pipeline, dpad, &remote) };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot link the doctor's stream");
+        }
+    });
+    Ok(())
+}
+
+fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, remote: &Arc<RemoteMedia>) -> Result<(), glib::BoolError> {
+    let queue = gst::ElementFactory::make("queue")
+        .property_from_str("leaky", "downstream")
+        .property("max-size-buffers", 2u32)
+        .build()?;
+    let convert = gst::ElementFactory::make("videoconvert").build()?;
+    let caps = gst::Caps::builder("video/x-raw").field("format", "RGBA").build();
+    let sink = gstreamer_app::AppSink::builder().caps(&caps).max_buffers(2).drop(true).sync(false).build();
+    let remote = remote.clone();
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(st) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned()))
+                    && let (Ok(w), Ok(h)) = (st.get::<i32>("width"), st.get::<i32>("height"))
+                {
+                    remote.width.store(w as u64, Ordering::Relaxed);
+                    remote.height.store(h as u64, Ordering::Relaxed);
+                }
+                remote.video_frames.fetch_add(1, Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
+    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    Ok(())
+}
+
+fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, remote: &Arc<RemoteMedia>) -> Result<(), glib::BoolError> {
+    let mixer = pipeline.by_name("playmix").ok_or_else(|| glib::bool_error!("no mixer"))?;
+    let convert = gst::ElementFactory::make("audioconvert").build()?;
+    let resample = gst::ElementFactory::make("audioresample").build()?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 48000i32)
+                .field("channels", 1i32)
+                .build(),
+        )
+        .build()?;
+    let elements = [&convert, &resample, &caps];
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    let remote_count = remote.clone();
+    if let Some(p) = caps.static_pad("src") {
+        p.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            remote_count.audio_buffers.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let mixpad = mixer.request_pad_simple("sink_%u").ok_or_else(|| glib::bool_error!("no mixer pad"))?;
+    caps.static_pad("src")
+        .ok_or_else(|| glib::bool_error!("no src"))?
+        .link(&mixpad)
+        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    pad.link(&convert.static_pad("sink").ok_or_else(|| glib::bool_error!("no sink"))?)
+        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    Ok(())
+}
