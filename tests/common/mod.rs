@@ -35,14 +35,32 @@ impl Kiosk {
         Self::start_with(|_| {}).await
     }
 
+    /// A kiosk whose call service runs on a media engine with test sources (needs a multi-thread runtime).
+    pub async fn start_with_calls(tune: impl FnOnce(&mut Config)) -> Kiosk {
+        Self::start_inner(tune, true).await
+    }
+
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Kiosk {
+        Self::start_inner(tune, false).await
+    }
+
+    async fn start_inner(tune: impl FnOnce(&mut Config), calls: bool) -> Kiosk {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
         tune(&mut config);
         let store = Store::open_in(dir.path()).expect("store");
-        let server = http::start(AppState::new(store.clone(), config)).await.expect("server starts");
+        let mut state = AppState::new(store.clone(), config.clone());
+        if calls {
+            config.media.video_source = "test".into();
+            config.media.audio_source = "test".into();
+            config.media.audio_sink = "none".into();
+            let engine =
+                medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media engine");
+            state = state.with_calls(medimitra::calls::spawn(engine, store.clone(), std::sync::Arc::new(config)));
+        }
+        let server = http::start(state).await.expect("server starts");
         let cert = std::fs::read(server.cert_path.as_ref().expect("TLS on")).expect("cert");
         let base = format!("https://localhost:{}", server.addr.port());
         Kiosk { dir, base, client: https_client(&cert), store, server: Some(server) }

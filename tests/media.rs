@@ -1,0 +1,126 @@
+//! The media engine on real GStreamer pipelines with test sources: every profile whose elements exist here builds
+//! and produces an offer; the probe falls back when a preferred encoder is missing; sessions leave nothing behind.
+
+use medimitra::config::Media;
+use medimitra::core::media_rules::VideoCodec;
+use medimitra::media::{EncoderProfile, MediaEngine, MediaEvent, ProbeOutcome, probe};
+use std::time::{Duration, Instant};
+
+fn test_media() -> Media {
+    Media {
+        video_source: "test".into(),
+        audio_source: "test".into(),
+        audio_sink: "none".into(),
+        width: 320,
+        height: 240,
+        ..Media::default()
+    }
+}
+
+fn wait_offer(rx: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(MediaEvent::Offer { sdp, .. }) => return sdp,
+            Ok(MediaEvent::Failed { reason, .. }) => panic!("session failed: {reason}"),
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    panic!("no offer within 10 s");
+}
+
+#[test]
+fn every_working_profile_builds_a_session_and_offers_its_codec_with_twcc() {
+    medimitra::media::init().unwrap();
+    let all = EncoderProfile::load_all(None).unwrap();
+    let report = probe(&all, "auto");
+    let working: Vec<&EncoderProfile> = report
+        .entries
+        .iter()
+        .filter(|(_, o)| matches!(o, ProbeOutcome::Chosen | ProbeOutcome::Working))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(working.iter().any(|p| p.name == "software-x264"), "{}", report.render());
+    assert!(working.iter().any(|p| p.name == "software-vp8"), "{}", report.render());
+    for profile in working {
+        let mut settings = test_media();
+        settings.profile = profile.name.clone();
+        let engine = MediaEngine::start(&settings, &[]).unwrap();
+        assert_eq!(engine.profile_for(profile.codec).map(|p| p.name.as_str()), Some(profile.name.as_str()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let session = engine.start_session("t-s1", profile.codec, tx).unwrap();
+        let sdp = wait_offer(&mut rx);
+        session.stop();
+        let name = profile.codec.encoding_name();
+        assert!(sdp.contains(&format!(" {name}/90000")), "{}: offer lacks {name}:\n{sdp}", profile.name);
+        assert!(sdp.to_lowercase().contains("opus/48000"), "{}: no Opus", profile.name);
+        assert!(sdp.contains("transport-wide-cc"), "{}: no TWCC extension:\n{sdp}", profile.name);
+        assert!(sdp.contains("a=group:BUNDLE"), "{}: no BUNDLE", profile.name);
+        assert!(sdp.contains("a=setup:active"), "{}: the kiosk must be the DTLS client", profile.name);
+        assert_eq!(sdp.matches("a=sendrecv").count(), 2, "{}", profile.name);
+    }
+}
+
+#[test]
+fn the_probe_falls_back_when_the_preferred_encoder_is_missing_or_broken() {
+    medimitra::media::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let x264 = include_str!("../pipelines/40-software-x264.toml");
+    std::fs::write(dir.path().join("40-x264.toml"), x264).unwrap();
+    std::fs::write(
+        dir.path().join("01-missing.toml"),
+        x264.replace("software-x264", "imaginary-hw")
+            .replace("priority = 50", "priority = 200")
+            .replace("x264enc tune", "imaginaryh264enc tune"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("02-broken.toml"),
+        x264.replace("software-x264", "broken-caps")
+            .replace("priority = 50", "priority = 150")
+            .replace("video/x-h264,profile=(string)constrained-baseline", "video/x-vp8"),
+    )
+    .unwrap();
+    let profiles = EncoderProfile::load_all(Some(dir.path())).unwrap();
+    let report = probe(&profiles, "auto");
+    let outcome = |name: &str| report.entries.iter().find(|(p, _)| p.name == name).map(|(_, o)| o.clone()).unwrap();
+    assert_eq!(outcome("imaginary-hw"), ProbeOutcome::MissingElements(vec!["imaginaryh264enc".into()]));
+    assert!(matches!(outcome("broken-caps"), ProbeOutcome::TestFailed(_)), "{}", report.render());
+    assert_eq!(outcome("software-x264"), ProbeOutcome::Chosen);
+    assert_eq!(report.chosen().map(|p| p.codec).collect::<Vec<_>>(), vec![VideoCodec::H264]);
+
+    // Forcing a profile that cannot run is reported, and the best working one is used.
+    let report = probe(&profiles, "imaginary-hw");
+    assert_eq!(report.forced_failed.as_deref(), Some("imaginary-hw"));
+    assert!(report.render().contains("does not work here"));
+    assert_eq!(report.chosen().next().map(|p| p.name.as_str()), Some("software-x264"));
+}
+
+fn counts() -> (usize, usize) {
+    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    (fds, threads)
+}
+
+#[test]
+fn fifty_sessions_in_one_process_leave_no_threads_or_descriptors_behind() {
+    medimitra::media::init().unwrap();
+    let engine = MediaEngine::start(&test_media(), &[]).unwrap();
+    let mut warm = (0, 0);
+    for i in 0..50 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let session = engine.start_session(&format!("t-s{i}"), VideoCodec::H264, tx).unwrap();
+        wait_offer(&mut rx);
+        session.stop();
+        if i == 4 {
+            std::thread::sleep(Duration::from_millis(300));
+            warm = counts();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = counts();
+    println!("fds/threads after 5 sessions {warm:?}, after 50 {after:?}");
+    assert!(after.0 <= warm.0 + 2, "file descriptors grew from {} to {}", warm.0, after.0);
+    assert!(after.1 <= warm.1 + 2, "threads grew from {} to {}", warm.1, after.1);
+}

@@ -1,0 +1,192 @@
+//! The signaling socket over real WSS: who may open it, the protocol's first steps, refusal of bad frames, and
+//! the call rules as the doctor's page meets them.
+
+mod common;
+
+use chrono::Utc;
+use common::Kiosk;
+use futures_util::{SinkExt, StreamExt};
+use medimitra::core::{AppointmentStatus, Role};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn tls(k: &Kiosk) -> tokio_tungstenite::Connector {
+    let pem = std::fs::read(k.dir.path().join("tls/cert.pem")).expect("cert");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_tungstenite::Connector::Rustls(Arc::new(config))
+}
+
+async fn open(k: &Kiosk, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
+    let url = k.base.replace("https://", "wss://") + "/api/signal";
+    let mut req = url.into_client_request().expect("request");
+    if let Some(t) = token {
+        req.headers_mut().insert("cookie", format!("mm_session={t}").parse().expect("header"));
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(tls(k))).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected WebSocket error: {e}"),
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.expect("send");
+}
+
+/// The next JSON message from the kiosk (pings skipped); `None` when the socket closed.
+async fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message within 10 s") {
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).expect("JSON from the kiosk")),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn hello(ws: &mut Ws) -> Value {
+    send(ws, json!({"type": "hello", "version": 1})).await;
+    next(ws).await.expect("welcome")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_logged_in_doctor_on_an_allowed_page_can_open_the_socket() {
+    let k = Kiosk::start_with_calls(|_| {}).await;
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let t = k.login("asha@clinic.in").await;
+    assert_eq!(open(&k, None, None).await.err(), Some(401));
+    assert_eq!(open(&k, Some("forged-token"), None).await.err(), Some(401));
+    assert_eq!(open(&k, Some(&t), Some("https://evil.example")).await.err(), Some(403));
+    let own = k.base.clone();
+    let mut ws = open(&k, Some(&t), Some(&own)).await.expect("own origin opens");
+    assert_eq!(hello(&mut ws).await["type"], "welcome");
+    k.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_must_say_hello_in_a_version_the_kiosk_speaks() {
+    let k = Kiosk::start_with_calls(|c| {
+        c.ice_servers = vec![medimitra::config::IceServer {
+            urls: vec!["stun:stun.clinic.example:3478".to_string().try_into().unwrap()],
+            username: None,
+            credential: None,
+        }];
+    })
+    .await;
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let t = k.login("asha@clinic.in").await;
+    let mut ws = open(&k, Some(&t), None).await.unwrap();
+    send(&mut ws, json!({"type": "call:start", "appointmentId": 1})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "hello_required");
+    send(&mut ws, json!({"type": "hello", "version": 2})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "unsupported_version");
+    let welcome = hello(&mut ws).await;
+    assert_eq!(
+        welcome,
+        json!({"type": "welcome", "version": 1, "clinic": "Medi-Mitra Clinic", "iceServers": [{"urls": ["stun:stun.clinic.example:3478"]}], "resumableCallId": null})
+    );
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await.unwrap(), json!({"type": "pong"}));
+    k.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_errors_and_a_stream_of_them_closes_the_socket() {
+    let k = Kiosk::start_with_calls(|_| {}).await;
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let t = k.login("asha@clinic.in").await;
+    let mut ws = open(&k, Some(&t), None).await.unwrap();
+    hello(&mut ws).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "invalid_message");
+    send(&mut ws, json!({"type": "call:teleport"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "invalid_message");
+    // A good message in between resets the count.
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+    let huge = json!({"type": "sdp:answer", "sessionId": "x", "sdp": "a".repeat(70 * 1024)});
+    send(&mut ws, huge).await;
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "message_too_large");
+    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "invalid_message");
+    for _ in 0..2 {
+        send(&mut ws, json!({"type": "call:start"})).await;
+        assert_eq!(next(&mut ws).await.unwrap()["code"], "invalid_message");
+    }
+    // The fifth bad frame in a row: the kiosk answers and closes.
+    send(&mut ws, json!({"type": "call:start", "appointmentId": "one"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["code"], "invalid_message");
+    assert_eq!(next(&mut ws).await, None, "the socket must be closed");
+    // The kiosk is unharmed.
+    let mut again = open(&k, Some(&t), None).await.unwrap();
+    assert_eq!(hello(&mut again).await["type"], "welcome");
+    k.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_rules_hold_over_the_socket() {
+    let k = Kiosk::start_with_calls(|_| {}).await;
+    let asha = k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let vikram = k.add_account("Dr. Vikram Sen", "vikram@clinic.in", Role::Doctor);
+    let p = k.add_patient("Meena Kumari");
+    let now = Utc::now();
+    let scheduled = k.add_appointment(p, asha, now + chrono::Duration::hours(1));
+    let ready = k.add_appointment(p, asha, now + chrono::Duration::hours(2));
+    let vikrams = k.add_appointment(p, vikram, now + chrono::Duration::hours(3));
+    for id in [ready, vikrams] {
+        k.store.write_blocking(|db| db.set_appointment_status(id, AppointmentStatus::CheckedIn, Utc::now())).unwrap();
+    }
+    let ta = k.login("asha@clinic.in").await;
+    let tv = k.login("vikram@clinic.in").await;
+    let mut a = open(&k, Some(&ta), None).await.unwrap();
+    let mut v = open(&k, Some(&tv), None).await.unwrap();
+    hello(&mut a).await;
+    hello(&mut v).await;
+
+    for (appointment, code) in [(vikrams, "forbidden"), (scheduled, "not_checked_in"), (9999, "not_found")] {
+        send(&mut a, json!({"type": "call:start", "appointmentId": appointment})).await;
+        assert_eq!(next(&mut a).await.unwrap()["code"], code, "appointment {appointment}");
+    }
+    let av1 = json!({"video": [{"mimeType": "video/AV1"}]});
+    send(&mut a, json!({"type": "call:start", "appointmentId": ready, "capabilities": av1})).await;
+    assert_eq!(next(&mut a).await.unwrap()["code"], "no_common_codec");
+
+    let vp8_only = json!({"video": [{"mimeType": "video/VP8", "clockRate": 90000}]});
+    send(&mut a, json!({"type": "call:start", "appointmentId": ready, "capabilities": vp8_only})).await;
+    let ringing = next(&mut a).await.unwrap();
+    assert_eq!(
+        (ringing["type"].as_str(), ringing["state"].as_str(), ringing["codec"].as_str()),
+        (Some("call:state"), Some("ringing"), Some("VP8"))
+    );
+    let call_id = ringing["callId"].as_str().unwrap().to_string();
+
+    send(&mut v, json!({"type": "call:start", "appointmentId": vikrams})).await;
+    assert_eq!(next(&mut v).await.unwrap()["type"], "busy");
+
+    send(&mut v, json!({"type": "call:end", "callId": call_id})).await;
+    assert_eq!(next(&mut v).await.unwrap()["code"], "no_such_call");
+
+    send(&mut a, json!({"type": "call:end", "callId": call_id})).await;
+    assert_eq!(next(&mut a).await.unwrap(), json!({"type": "call:ended", "callId": call_id, "reason": "doctor_ended"}));
+    // Never accepted: the appointment is still waiting for its call, and the kiosk is free again.
+    assert_eq!(k.store.read_blocking(|db| db.appointment(ready)).unwrap().status, AppointmentStatus::CheckedIn);
+    send(&mut v, json!({"type": "call:start", "appointmentId": vikrams})).await;
+    assert_eq!(next(&mut v).await.unwrap()["state"], "ringing");
+    k.stop().await;
+}
