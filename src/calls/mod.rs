@@ -61,6 +61,8 @@ pub struct KioskStatus {
     pub remote_video_frames: u64,
     pub remote_audio_buffers: u64,
     pub remote_video_size: Option<(u64, u64)>,
+    /// Video bitrate set by congestion control (kbit/s); 0 before its first estimate.
+    pub send_bitrate_kbps: u64,
     pub test_video: bool,
     pub test_audio: bool,
     pub video_profiles: Vec<String>,
@@ -94,6 +96,7 @@ impl CallsHandle {
             self.remote.height.load(std::sync::atomic::Ordering::Relaxed),
         );
         s.remote_video_size = (w > 0).then_some((w, h));
+        s.send_bitrate_kbps = self.remote.send_bitrate_kbps.load(std::sync::atomic::Ordering::Relaxed);
         s
     }
 
@@ -131,6 +134,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         remote_video_frames: 0,
         remote_audio_buffers: 0,
         remote_video_size: None,
+        send_bitrate_kbps: 0,
         test_video: media.sources.video_is_test,
         test_audio: media.sources.audio_is_test,
         video_profiles: media.report.chosen().map(|p| p.name.clone()).collect(),

@@ -60,12 +60,16 @@ pub struct RemoteMedia {
     pub audio_buffers: AtomicU64,
     pub width: AtomicU64,
     pub height: AtomicU64,
+    /// The video bitrate congestion control last set on the encoder (kbit/s); 0 before the first estimate.
+    pub send_bitrate_kbps: AtomicU64,
+    /// Whether someone draws the frames (the touch UI). Headless, frames are only counted and never converted.
+    pub want_frames: std::sync::atomic::AtomicBool,
 }
 
 impl RemoteMedia {
     /// Zeroes the counters; each media session starts from nothing.
     pub fn reset(&self) {
-        for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height] {
+        for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height, &self.send_bitrate_kbps] {
             c.store(0, Ordering::Relaxed);
         }
     }

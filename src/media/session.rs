@@ -129,6 +129,11 @@ impl Session {
             payloader.emit_by_name::<()>("add-extension", &[&ext]);
             if let Some(s) = video_caps.make_mut().structure_mut(0) {
                 s.set("extmap-1", TWCC_URI);
+                // Ask the browser for transport-wide feedback (what rtpgccbwe estimates from), and allow keyframe
+                // requests and retransmission requests.
+                s.set("rtcp-fb-transport-cc", true);
+                s.set("rtcp-fb-nack", true);
+                s.set("rtcp-fb-nack-pli", true);
             }
         }
         let audio_caps: gst::Caps =
@@ -146,6 +151,7 @@ impl Session {
         let (min, max, start) = (settings.min_bitrate_kbps, settings.max_bitrate_kbps, settings.start_bitrate_kbps);
         set_bitrate(&encoder, profile.bitrate_unit, &profile.bitrate_property, start);
         let enc_weak = encoder.downgrade();
+        let remote_rate = remote.clone();
         let unit = profile.bitrate_unit;
         let prop = profile.bitrate_property.clone();
         webrtc.connect("request-aux-sender", false, move |_| {
@@ -155,10 +161,14 @@ impl Session {
             gcc.set_property("estimated-bitrate", start * 1000);
             let enc_weak = enc_weak.clone();
             let prop = prop.clone();
+            let remote_rate = remote_rate.clone();
             gcc.connect_notify(Some("estimated-bitrate"), move |gcc, _| {
                 let bps: u32 = gcc.property("estimated-bitrate");
                 if let Some(enc) = enc_weak.upgrade() {
-                    set_bitrate(&enc, unit, &prop, (bps / 1000).clamp(min, max));
+                    let kbps = (bps / 1000).clamp(min, max);
+                    tracing::debug!(kbps, "congestion control sets the video bitrate");
+                    remote_rate.send_bitrate_kbps.store(u64::from(kbps), Ordering::Relaxed);
+                    set_bitrate(&enc, unit, &prop, kbps);
                 }
             });
             Some(gcc.to_value())
@@ -385,8 +395,14 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, remote: &Arc<RemoteMedia
         .property_from_str("leaky", "downstream")
         .property("max-size-buffers", 2u32)
         .build()?;
-    let convert = gst::ElementFactory::make("videoconvert").build()?;
-    let caps = gst::Caps::builder("video/x-raw").field("format", "RGBA").build();
+    // Converting every decoded frame to RGBA costs a few percent of a core at 720p: only when the UI draws them.
+    let want_rgba = remote.want_frames.load(Ordering::Relaxed);
+    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
+    let caps = if want_rgba {
+        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
+    } else {
+        gst::Caps::new_any()
+    };
     let sink = gstreamer_app::AppSink::builder().caps(&caps).max_buffers(2).drop(true).sync(false).build();
     let remote = remote.clone();
     sink.set_callbacks(

@@ -150,6 +150,7 @@ const call = {
   lastBytes: null,
   state: "idle",
   stats: {},
+  timing: null,
 
   capabilities() {
     const caps = (window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities("video")) || { codecs: [] };
@@ -173,6 +174,7 @@ const call = {
 
   async start(appointmentId, patientName) {
     if (this.id) return;
+    this.timing = { clickedAt: performance.now(), firstFrameAt: null };
     banner("");
     show("call");
     this.setStatus(`Calling ${patientName}…`);
@@ -204,6 +206,12 @@ const call = {
       const v = $("remote-video");
       if (!v.srcObject) v.srcObject = new MediaStream();
       v.srcObject.addTrack(ev.track);
+      // Time to first picture, shown in the stats and read by the call benchmark.
+      if (ev.track.kind === "video" && v.requestVideoFrameCallback) {
+        v.requestVideoFrameCallback(() => {
+          if (this.timing && !this.timing.firstFrameAt) this.timing.firstFrameAt = performance.now();
+        });
+      }
     };
     pc.onicecandidate = (ev) => {
       const c = ev.candidate;
