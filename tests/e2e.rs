@@ -62,9 +62,9 @@ async fn scenarios() {
     .await;
     println!("first call: media both ways {:?} after accept", t.elapsed());
     // Congestion control is live: rtpgccbwe's estimate from the browser's transport-wide feedback drives the encoder.
-    wait_for("congestion control to set the encoder's bitrate", Duration::from_secs(10), || async {
-        let kbps = k.kiosk_status()["sendBitrateKbps"].as_u64().unwrap_or(0);
-        kbps > 0 && kbps != 1500
+    wait_for("congestion control to set the encoder's bitrate", Duration::from_secs(15), || async {
+        // Only rtpgccbwe's notifications set this (the encoder's start value does not).
+        k.kiosk_status()["sendBitrateKbps"].as_u64().unwrap_or(0) > 0
     })
     .await;
     assert_eq!(k.status_of(first), AppointmentStatus::InCall);
