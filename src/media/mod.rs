@@ -51,7 +51,15 @@ pub struct Sources {
     pub audio_sink: String,
 }
 
-/// Counts of media received from the doctor, shared with whoever shows it.
+/// One decoded picture from the doctor, tightly packed RGBA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+}
+
+/// Counts of media received from the doctor, and the newest picture for whoever draws it.
 #[derive(Debug, Default)]
 pub struct RemoteMedia {
     /// Decoded video frames since start.
@@ -64,6 +72,8 @@ pub struct RemoteMedia {
     pub send_bitrate_kbps: AtomicU64,
     /// Whether someone draws the frames (the touch UI). Headless, frames are only counted and never converted.
     pub want_frames: std::sync::atomic::AtomicBool,
+    /// The newest picture not yet taken. One slot, not a queue: a UI slower than the stream skips frames.
+    latest_frame: std::sync::Mutex<Option<VideoFrame>>,
 }
 
 impl RemoteMedia {
@@ -72,6 +82,16 @@ impl RemoteMedia {
         for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height, &self.send_bitrate_kbps] {
             c.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Puts a new picture in the slot, replacing any that was not taken (called on the streaming thread).
+    pub fn offer_frame(&self, frame: VideoFrame) {
+        *self.latest_frame.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+    }
+
+    /// Takes the newest picture, if one arrived since the last call.
+    pub fn take_frame(&self) -> Option<VideoFrame> {
+        self.latest_frame.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn video_frames(&self) -> u64 {
@@ -129,9 +149,12 @@ impl Sources {
         let (w, h, f) = (m.width, m.height, m.framerate);
         let test_video =
             format!("videotestsrc is-live=true pattern=smpte ! video/x-raw,width={w},height={h},framerate={f}/1");
+        let libcamera = gstreamer::ElementFactory::find("libcamerasrc").is_some();
         let (video, video_is_test) = match m.video_source.as_str() {
             "test" => (test_video, true),
             "auto" => match first_camera() {
+                // Raspberry Pi camera modules expose raw sensor nodes that only libcamera can drive.
+                Some(_) if libcamera => ("libcamerasrc".to_string(), false),
                 Some(dev) => (format!("v4l2src device={dev}"), false),
                 None => (test_video, true),
             },
@@ -202,5 +225,21 @@ impl MediaEngine {
             remote: self.remote.clone(),
             events,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_slot_keeps_only_the_newest_picture() {
+        let remote = RemoteMedia::default();
+        assert_eq!(remote.take_frame(), None);
+        for n in 1..=3u8 {
+            remote.offer_frame(VideoFrame { width: 1, height: 1, rgba: vec![n; 4] });
+        }
+        assert_eq!(remote.take_frame().map(|f| f.rgba), Some(vec![3; 4]));
+        assert_eq!(remote.take_frame(), None);
     }
 }

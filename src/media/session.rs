@@ -416,6 +416,16 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, remote: &Arc<RemoteMedia
                     remote.height.store(h as u64, Ordering::Relaxed);
                 }
                 remote.video_frames.fetch_add(1, Ordering::Relaxed);
+                if want_rgba {
+                    let (w, h) =
+                        (remote.width.load(Ordering::Relaxed) as u32, remote.height.load(Ordering::Relaxed) as u32);
+                    let len = w as usize * h as usize * 4;
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
+                        && map.len() >= len
+                    {
+                        remote.offer_frame(super::VideoFrame { width: w, height: h, rgba: map[..len].to_vec() });
+                    }
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
