@@ -212,6 +212,25 @@ fn call_records_open_and_close_once() {
 }
 
 #[test]
+fn calls_interrupted_by_a_restart_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let (d, p) = seed(&store);
+    let a = book(&store, d, p, 0);
+    let other = book(&store, d, p, 1);
+    for st in [AppointmentStatus::CheckedIn, AppointmentStatus::InCall] {
+        store.write_blocking(|db| db.set_appointment_status(a, st, Utc::now())).unwrap();
+    }
+    let rec = store.write_blocking(|db| db.open_call_record(a, Utc::now())).unwrap();
+    assert_eq!(store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())).unwrap(), 1);
+    assert_eq!(store.read_blocking(|db| db.appointment(a)).unwrap().status, AppointmentStatus::CheckedIn);
+    assert_eq!(store.read_blocking(|db| db.appointment(other)).unwrap().status, AppointmentStatus::Scheduled);
+    let records = store.read_blocking(|db| db.call_records(a)).unwrap();
+    assert_eq!((records[0].id, records[0].end_reason.as_deref()), (rec, Some("kiosk_restarted")));
+    assert_eq!(store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())).unwrap(), 0);
+}
+
+#[test]
 fn online_backup_is_a_complete_consistent_copy() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();

@@ -122,6 +122,11 @@ struct Service {
 
 /// Starts the call service on the current tokio runtime.
 pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHandle {
+    match store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(appointments = n, "calls interrupted by a restart were closed"),
+        Err(e) => tracing::error!(error = %e, "cannot close calls interrupted by a restart"),
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let remote = media.remote.clone();

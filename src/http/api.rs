@@ -321,6 +321,14 @@ async fn set_status(
     ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<crate::store::Appointment>, ApiError> {
     visible_appointment(&s, &caller, id).await?;
+    if body.status == AppointmentStatus::InCall {
+        // Only a call that is really running may say so; otherwise a stuck `in_call` would block the next call.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "call_managed",
+            "an appointment becomes in_call only when its call is accepted",
+        ));
+    }
     let actor = caller.actor();
     let now = Utc::now();
     let a = s

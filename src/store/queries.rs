@@ -390,6 +390,23 @@ impl<'c> Db<'c> {
 
     // ---- call records ----
 
+    /// After a restart no call is running: appointments left `in_call` go back to `checked_in` and open call records
+    /// are closed. Returns how many appointments were returned.
+    pub fn recover_interrupted_calls(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.conn.execute(
+            "UPDATE call_records SET ended_at = ?1, end_reason = 'kiosk_restarted' WHERE ended_at IS NULL",
+            [ts(now)],
+        )?;
+        let n = self.conn.execute(
+            "UPDATE appointments SET status = 'checked_in', updated_at = ?1 WHERE status = 'in_call'",
+            [ts(now)],
+        )?;
+        if n > 0 {
+            self.audit("kiosk", "calls_recovered", "", &format!("{n} appointment(s) back to checked_in"), now)?;
+        }
+        Ok(n)
+    }
+
     pub fn open_call_record(&self, appointment_id: i64, now: DateTime<Utc>) -> Result<i64, StoreError> {
         self.appointment(appointment_id)?;
         self.conn.execute(
