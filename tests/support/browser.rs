@@ -145,7 +145,7 @@ impl Kiosk {
             .arg("--data-dir")
             .arg(&data)
             .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", std::env::var("KIOSK_LOG").unwrap_or_else(|_| "info,medimitra=debug".into()))
+            .env("RUST_LOG", std::env::var("KIOSK_LOG").unwrap_or_else(|_| "warn,medimitra=info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
