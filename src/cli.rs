@@ -525,7 +525,7 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
             let doctor_id = doctor.as_deref().map(|e| account(store, e).map(|d| d.id)).transpose()?;
             let (from, to) = match day.as_deref() {
                 Some(day) => {
-                    let (f, t) = crate::http::local_day_range(day).map_err(|e| anyhow!(e.message))?;
+                    let (f, t) = crate::core::local_day_range("day", day)?;
                     (Some(f), Some(t))
                 }
                 None => (None, None),

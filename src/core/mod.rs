@@ -11,6 +11,6 @@ mod validate;
 pub use appointment::{AppointmentStatus, TransitionError, overlaps};
 pub use people::{Language, Role, Sex};
 pub use validate::{
-    FieldError, parse_birth_date, parse_start_time, validate_duration, validate_email, validate_name,
+    FieldError, local_day_range, parse_birth_date, parse_start_time, validate_duration, validate_email, validate_name,
     validate_password, validate_phone, validate_text,
 };

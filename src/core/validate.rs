@@ -110,6 +110,18 @@ pub fn validate_password(value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The UTC range `[start, end)` of a calendar day (`YYYY-MM-DD`) in the kiosk's local time zone.
+pub fn local_day_range(field: &str, day: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), FieldError> {
+    use chrono::{Local, TimeZone};
+    let bad = || FieldError::new(field, format!("`{day}` is not a date of the form YYYY-MM-DD"));
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let start = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
+    let next = d.succ_opt().and_then(|n| n.and_hms_opt(0, 0, 0)).ok_or_else(bad)?;
+    let from = Local.from_local_datetime(&start).earliest().ok_or_else(bad)?;
+    let to = Local.from_local_datetime(&next).earliest().ok_or_else(bad)?;
+    Ok((from.with_timezone(&Utc), to.with_timezone(&Utc)))
+}
+
 /// An appointment's length in minutes: 5 to 240.
 pub fn validate_duration(field: &str, minutes: i64) -> Result<u32, FieldError> {
     if (5..=240).contains(&minutes) {

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{Local, NaiveDate, TimeZone, Utc};
+use chrono::{Local, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -14,8 +14,8 @@ use super::AppState;
 use super::auth::{self, COOKIE, Caller};
 use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
 use crate::core::{
-    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration, validate_email,
-    validate_name, validate_password, validate_phone, validate_text,
+    AppointmentStatus, Language, Role, Sex, local_day_range, parse_birth_date, parse_start_time, validate_duration,
+    validate_email, validate_name, validate_password, validate_phone, validate_text,
 };
 use crate::store::{AppointmentFilter, NewAppointment, NewDoctor, NewPatient};
 
@@ -129,7 +129,7 @@ async fn login(
     let (token, hash) = auth::new_token();
     let expires = now + chrono::Duration::hours(i64::from(s.config.auth.session_hours));
     let id = doctor.id;
-    let actor = format!("{}:{}", doctor.role, id);
+    let actor = auth::actor(&doctor);
     s.store
         .write(move |db| {
             db.create_session(&hash, id, now, expires)?;
@@ -198,17 +198,6 @@ struct AppointmentList {
     offset: u32,
 }
 
-/// The UTC range of a local calendar day.
-pub fn local_day_range(day: &str) -> Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>), ApiError> {
-    let bad = || ApiError::bad_request("invalid_query", format!("day: `{day}` is not a date of the form YYYY-MM-DD"));
-    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
-    let start = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
-    let next = d.succ_opt().and_then(|n| n.and_hms_opt(0, 0, 0)).ok_or_else(bad)?;
-    let from = Local.from_local_datetime(&start).earliest().ok_or_else(bad)?;
-    let to = Local.from_local_datetime(&next).earliest().ok_or_else(bad)?;
-    Ok((from.with_timezone(&Utc), to.with_timezone(&Utc)))
-}
-
 async fn list_appointments(
     State(s): State<AppState>,
     caller: Caller,
@@ -225,7 +214,9 @@ async fn list_appointments(
         }
     };
     let (from, to) = match &q.day {
-        Some(day) => local_day_range(day).map(|(f, t)| (Some(f), Some(t)))?,
+        Some(day) => local_day_range("day", day)
+            .map(|(f, t)| (Some(f), Some(t)))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
         None => (None, None),
     };
     let status = q

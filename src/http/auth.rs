@@ -98,6 +98,11 @@ pub fn request_token(parts: &Parts) -> Option<(String, bool)> {
     None
 }
 
+/// What the audit log calls an account: `role:id` (never a name or an e-mail).
+pub fn actor(d: &Doctor) -> String {
+    format!("{}:{}", d.role, d.id)
+}
+
 /// The logged-in account behind a request, and the hash of the token that proved it.
 pub struct Caller {
     pub doctor: Doctor,
@@ -113,7 +118,7 @@ impl Caller {
     }
     /// What the audit log calls this caller.
     pub fn actor(&self) -> String {
-        format!("{}:{}", self.doctor.role, self.doctor.id)
+        actor(&self.doctor)
     }
 }
 

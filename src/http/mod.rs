@@ -9,7 +9,6 @@ mod signal;
 pub mod tls;
 mod web;
 
-pub use api::local_day_range;
 pub use error::ApiError;
 
 use axum::Router;

@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::calls::Command;
-use crate::core::protocol::{DoctorMessage, KioskMessage, MAX_MESSAGE_BYTES};
+use crate::core::protocol::{DoctorMessage, KioskMessage};
 
 /// Consecutive bad frames after which the socket is closed.
 const MAX_BAD_FRAMES: u32 = 5;
@@ -66,7 +66,7 @@ async fn run(mut socket: WebSocket, calls: crate::calls::CallsHandle, caller: Ca
         tokio::select! {
             out = inbox.recv() => match out {
                 Some(m) => {
-                    if socket.send(Message::Text(m.to_json().into())).await.is_err() {
+                    if send(&mut socket, &m).await.is_err() {
                         break "send failed";
                     }
                 }
@@ -78,35 +78,24 @@ async fn run(mut socket: WebSocket, calls: crate::calls::CallsHandle, caller: Ca
                     Some(Err(_)) | None => break "closed by the doctor",
                 };
                 last_heard = Instant::now();
-                let text = match frame {
-                    Message::Text(t) => t,
+                // One path for every bad frame: parse (which also refuses oversized frames) or refuse binary.
+                let parsed = match frame {
+                    Message::Text(t) => DoctorMessage::parse(t.as_str()).map_err(|e| (e.code(), e.to_string())),
+                    Message::Binary(_) => Err(("invalid_message", "binary frames are not part of the protocol".to_string())),
                     Message::Close(_) => break "closed by the doctor",
                     Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(_) => {
-                        bad += 1;
-                        let _ = socket.send(Message::Text(KioskMessage::error("invalid_message", "binary frames are not part of the protocol").to_json().into())).await;
-                        if bad >= MAX_BAD_FRAMES { break "too many bad frames" }
-                        continue;
-                    }
                 };
-                if text.len() > MAX_MESSAGE_BYTES {
-                    bad += 1;
-                    let e = KioskMessage::error("message_too_large", format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"));
-                    let _ = socket.send(Message::Text(e.to_json().into())).await;
-                    if bad >= MAX_BAD_FRAMES { break "too many bad frames" }
-                    continue;
-                }
-                match DoctorMessage::parse(text.as_str()) {
-                    Err(e) => {
+                match parsed {
+                    Err((code, message)) => {
                         bad += 1;
-                        let _ = socket.send(Message::Text(KioskMessage::error(e.code(), e.to_string()).to_json().into())).await;
+                        let _ = send(&mut socket, &KioskMessage::error(code, message)).await;
                         if bad >= MAX_BAD_FRAMES { break "too many bad frames" }
                     }
                     Ok(m) => {
                         bad = 0;
                         let is_hello = matches!(m, DoctorMessage::Hello { .. });
                         if !hello && !is_hello && m != DoctorMessage::Ping {
-                            let _ = socket.send(Message::Text(KioskMessage::error("hello_required", "send hello with the protocol version first").to_json().into())).await;
+                            let _ = send(&mut socket, &KioskMessage::error("hello_required", "send hello with the protocol version first")).await;
                             continue;
                         }
                         hello |= is_hello;
@@ -129,4 +118,8 @@ async fn run(mut socket: WebSocket, calls: crate::calls::CallsHandle, caller: Ca
     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: close_reason.into() }))).await;
     calls.send(Command::Disconnected { conn });
     tracing::info!(conn, reason = close_reason, "signaling socket closed");
+}
+
+async fn send(socket: &mut WebSocket, message: &KioskMessage) -> Result<(), axum::Error> {
+    socket.send(Message::Text(message.to_json().into())).await
 }
