@@ -132,11 +132,13 @@ pub struct Calls {
     pub connect_timeout_secs: u32,
     /// How long a doctor whose page lost its connection may take to come back to the call.
     pub reconnect_grace_secs: u32,
+    /// How long connected media may stay interrupted before the kiosk sets up a fresh session (new offer/answer).
+    pub interrupt_grace_secs: u32,
 }
 
 impl Default for Calls {
     fn default() -> Self {
-        Self { ring_timeout_secs: 45, connect_timeout_secs: 15, reconnect_grace_secs: 30 }
+        Self { ring_timeout_secs: 45, connect_timeout_secs: 15, reconnect_grace_secs: 30, interrupt_grace_secs: 6 }
     }
 }
 
@@ -503,6 +505,7 @@ impl Config {
             ("calls.ring_timeout_secs", c.ring_timeout_secs),
             ("calls.connect_timeout_secs", c.connect_timeout_secs),
             ("calls.reconnect_grace_secs", c.reconnect_grace_secs),
+            ("calls.interrupt_grace_secs", c.interrupt_grace_secs),
         ] {
             if !(1..=600).contains(&v) {
                 return fail(key, "must be between 1 and 600".into());

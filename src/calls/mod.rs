@@ -67,6 +67,8 @@ pub struct KioskStatus {
     pub test_audio: bool,
     pub video_profiles: Vec<String>,
     pub media_sessions: usize,
+    /// The media session in progress (`<call>-s<n>`); a new one after each reconnection.
+    pub media_session: Option<String>,
 }
 
 /// How the rest of the program talks to the call service.
@@ -118,6 +120,47 @@ struct Service {
     tx: mpsc::UnboundedSender<Command>,
     record: Option<i64>,
     status: watch::Sender<KioskStatus>,
+    flow: FlowWatch,
+}
+
+/// Watches the doctor's media arriving, as the kiosk's own evidence of a lost network: webrtcbin 1.22's ICE agent
+/// runs no consent checks, so a dead path can stay "connected" for ever. A stall becomes `MediaInterrupted`, flow
+/// after a stall `MediaConnected`; the call core decides what they mean.
+#[derive(Debug, Default)]
+struct FlowWatch {
+    session: Option<String>,
+    last_count: u64,
+    last_change: Option<std::time::Instant>,
+    stalled: bool,
+}
+
+/// Longer than any normal gap: audio arrives every 20 ms even when the doctor is muted.
+const FLOW_STALL: Duration = Duration::from_secs(2);
+
+impl FlowWatch {
+    fn check(&mut self, session: Option<&String>, count: u64, now: std::time::Instant) -> Option<Event> {
+        if self.session.as_ref() != session {
+            *self = FlowWatch { session: session.cloned(), last_count: count, last_change: None, stalled: false };
+            return None;
+        }
+        let session_id = self.session.clone()?;
+        if count != self.last_count {
+            self.last_count = count;
+            self.last_change = Some(now);
+            if self.stalled {
+                self.stalled = false;
+                return Some(Event::MediaConnected { session_id });
+            }
+        } else if let Some(t) = self.last_change
+            && !self.stalled
+            && now.duration_since(t) >= FLOW_STALL
+        {
+            // Only media that has flowed in this session can stall.
+            self.stalled = true;
+            return Some(Event::MediaInterrupted { session_id });
+        }
+        None
+    }
 }
 
 /// Starts the call service on the current tokio runtime.
@@ -144,6 +187,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         test_audio: media.sources.audio_is_test,
         video_profiles: media.report.chosen().map(|p| p.name.clone()).collect(),
         media_sessions: 0,
+        media_session: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let c = &config.calls;
@@ -151,6 +195,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         ring_timeout: Duration::from_secs(c.ring_timeout_secs.into()),
         connect_timeout: Duration::from_secs(c.connect_timeout_secs.into()),
         reconnect_grace: Duration::from_secs(c.reconnect_grace_secs.into()),
+        interrupt_grace: Duration::from_secs(c.interrupt_grace_secs.into()),
         ..CallSettings::default()
     };
     let mut svc = Service {
@@ -165,7 +210,10 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         tx: tx.clone(),
         record: None,
         status: status_tx,
+        flow: FlowWatch::default(),
     };
+    let mut flow_tick = tokio::time::interval(Duration::from_millis(500));
+    flow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -178,12 +226,24 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
                         MediaEvent::Offer { session_id, sdp } => Event::MediaOffer { session_id, sdp },
                         MediaEvent::Candidate { session_id, candidate } => Event::MediaCandidate { session_id, candidate },
                         MediaEvent::Connected { session_id } => Event::MediaConnected { session_id },
+                        MediaEvent::Interrupted { session_id } => {
+                            tracing::info!(session = %session_id, "media interrupted");
+                            Event::MediaInterrupted { session_id }
+                        }
                         MediaEvent::Failed { session_id, reason } => {
                             tracing::warn!(session = %session_id, %reason, "media session failed");
                             Event::MediaFailed { session_id, reason }
                         }
                     };
                     svc.event(event).await;
+                }
+                _ = flow_tick.tick() => {
+                    let count = svc.media.remote.video_frames() + svc.media.remote.audio_buffers();
+                    let session = svc.sessions.keys().next().cloned();
+                    if let Some(event) = svc.flow.check(session.as_ref(), count, std::time::Instant::now()) {
+                        tracing::info!(flowing = matches!(event, Event::MediaConnected { .. }), "doctor's media");
+                        svc.event(event).await;
+                    }
                 }
             }
         }
@@ -437,7 +497,11 @@ impl Service {
 
     fn publish_sessions(&self) {
         let n = self.sessions.len();
-        self.status.send_modify(|s| s.media_sessions = n);
+        let current = self.sessions.keys().next().cloned();
+        self.status.send_modify(|s| {
+            s.media_sessions = n;
+            s.media_session = current;
+        });
     }
 }
 
@@ -451,5 +515,32 @@ fn message_kind(m: &DoctorMessage) -> &'static str {
         DoctorMessage::Candidate { .. } => "ice:candidate",
         DoctorMessage::SessionFailed { .. } => "session:failed",
         DoctorMessage::Ping => "ping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_stall_of_flowing_media_is_an_interruption_and_new_flow_ends_it() {
+        let mut w = FlowWatch::default();
+        let t0 = Instant::now();
+        let s1 = "c1-s1".to_string();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(w.check(Some(&s1), 0, at(0)), None);
+        // Nothing arrived yet in this session: connecting is not a stall.
+        assert_eq!(w.check(Some(&s1), 0, at(5000)), None);
+        assert_eq!(w.check(Some(&s1), 10, at(5500)), None);
+        assert_eq!(w.check(Some(&s1), 10, at(7000)), None);
+        assert_eq!(w.check(Some(&s1), 10, at(7500)), Some(Event::MediaInterrupted { session_id: s1.clone() }));
+        assert_eq!(w.check(Some(&s1), 10, at(9000)), None, "reported once");
+        assert_eq!(w.check(Some(&s1), 11, at(9500)), Some(Event::MediaConnected { session_id: s1.clone() }));
+        // A new session starts afresh.
+        let s2 = "c1-s2".to_string();
+        assert_eq!(w.check(Some(&s2), 11, at(20000)), None);
+        assert_eq!(w.check(Some(&s2), 11, at(30000)), None);
+        assert_eq!(w.check(None, 11, at(31000)), None);
     }
 }

@@ -5,7 +5,7 @@
 //! ```text
 //!            call:start            accept              media connected
 //!   (none) ─────────────▶ Ringing ───────▶ Connecting ─────────────────▶ Connected
-//!              │ decline/timeout/doctor left      ▲  │ media failed / socket dropped  │
+//!              │ decline/timeout/doctor left      ▲  │ media lost / socket dropped    │
 //!              ▼                                   │  ▼                               │
 //!            (none)                          Reconnecting ◀──────────────────────────┘
 //!                                 (new session; ends after the grace period or too many failures)
@@ -40,6 +40,8 @@ pub struct CallSettings {
     pub reconnect_grace: Duration,
     /// Fresh sessions tried in a row before the call ends as failed.
     pub max_session_attempts: u32,
+    /// How long connected media may stay interrupted (ICE disconnected) before a fresh session replaces it.
+    pub interrupt_grace: Duration,
 }
 
 impl Default for CallSettings {
@@ -49,6 +51,7 @@ impl Default for CallSettings {
             connect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(30),
             max_session_attempts: 4,
+            interrupt_grace: Duration::from_secs(6),
         }
     }
 }
@@ -59,6 +62,8 @@ pub enum Timer {
     /// Armed for one session attempt (its number).
     Connect(u32),
     Reconnect,
+    /// Armed when connected media is interrupted: (session attempt, interruption number).
+    Interrupted(u32, u32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +116,10 @@ pub enum Event {
         candidate: Option<IceCandidate>,
     },
     MediaConnected {
+        session_id: String,
+    },
+    /// Connected media stopped flowing (ICE disconnected); it may come back by itself.
+    MediaInterrupted {
         session_id: String,
     },
     MediaFailed {
@@ -197,6 +206,8 @@ struct Call {
     attempt: u32,
     /// Failures in a row since media last connected.
     failures: u32,
+    /// Interruptions of connected media in this call, numbering the interruption timers.
+    interruptions: u32,
     /// Whether the current session's media is running (and so needs stopping).
     media_running: bool,
     ever_connected: bool,
@@ -297,6 +308,22 @@ impl CallCore {
                     self.announce(&mut fx);
                 }
             }
+            Event::MediaInterrupted { session_id } => {
+                if let Some(call) = self
+                    .call
+                    .as_mut()
+                    .filter(|c| c.session_id().as_deref() == Some(&session_id) && c.phase == CallPhase::Connected)
+                {
+                    call.phase = CallPhase::Reconnecting;
+                    call.interruptions += 1;
+                    fx.push(Effect::StartTimer {
+                        call_id: call.id.clone(),
+                        timer: Timer::Interrupted(call.attempt, call.interruptions),
+                        after: self.settings.interrupt_grace,
+                    });
+                    self.announce(&mut fx);
+                }
+            }
             Event::MediaFailed { session_id, reason } => {
                 if self.current_session(&session_id).is_some() {
                     self.session_failed(&reason, &mut fx);
@@ -365,6 +392,7 @@ impl CallCore {
             codec,
             attempt: 0,
             failures: 0,
+            interruptions: 0,
             media_running: false,
             ever_connected: false,
         };
@@ -493,6 +521,14 @@ impl CallCore {
                     && call.conn.is_some() =>
             {
                 self.session_failed("the connection was not established in time", fx)
+            }
+            Timer::Interrupted(attempt, n)
+                if attempt == call.attempt
+                    && n == call.interruptions
+                    && call.phase == CallPhase::Reconnecting
+                    && call.conn.is_some() =>
+            {
+                self.session_failed("the connection was lost", fx)
             }
             _ => {}
         }

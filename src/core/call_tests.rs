@@ -270,6 +270,64 @@ fn a_failed_session_is_replaced_by_a_fresh_one_in_the_same_call() {
 }
 
 #[test]
+fn interrupted_media_that_comes_back_keeps_its_session() {
+    let mut core = connected();
+    let fx = core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() });
+    assert_eq!(
+        fx,
+        vec![
+            Effect::StartTimer {
+                call_id: "c1".into(),
+                timer: Timer::Interrupted(1, 1),
+                after: settings().interrupt_grace
+            },
+            state(DOC, Reconnecting),
+            patient(Reconnecting),
+        ]
+    );
+    let fx = core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
+    assert_eq!(fx, vec![state(DOC, Connected), patient(Connected)]);
+    // The grace timer of that interruption finds the media back and does nothing.
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) }).is_empty());
+}
+
+#[test]
+fn media_interrupted_for_longer_than_the_grace_gets_a_fresh_session() {
+    let mut core = connected();
+    core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() });
+    core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
+    core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() });
+    // The first interruption's timer is stale: a second interruption started its own clock.
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) }).is_empty());
+    let fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 2) });
+    assert_eq!(
+        fx,
+        vec![
+            Effect::StopMedia { session_id: "c1-s1".into() },
+            Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::H264 },
+            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(2), after: settings().connect_timeout },
+            state(DOC, Reconnecting),
+            patient(Reconnecting),
+        ]
+    );
+}
+
+#[test]
+fn interruptions_outside_a_connected_session_are_ignored() {
+    // While ringing, for a stale session, or before the session ever connected.
+    let mut core = ringing();
+    assert!(core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() }).is_empty());
+    core.handle(Event::PatientAccept);
+    assert!(core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() }).is_empty());
+    core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
+    assert!(core.handle(Event::MediaInterrupted { session_id: "c1-s0".into() }).is_empty());
+    // A doctor whose socket dropped: the reconnect grace rules, not the interruption timer.
+    core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() });
+    core.handle(Event::DoctorDisconnected { conn: DOC });
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) }).is_empty());
+}
+
+#[test]
 fn too_many_failures_in_a_row_end_the_call() {
     let mut core = ringing();
     core.handle(Event::PatientAccept);

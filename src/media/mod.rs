@@ -35,10 +35,25 @@ pub enum MediaError {
 /// What a media session reports to the call service.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
-    Offer { session_id: String, sdp: String },
-    Candidate { session_id: String, candidate: Option<IceCandidate> },
-    Connected { session_id: String },
-    Failed { session_id: String, reason: String },
+    Offer {
+        session_id: String,
+        sdp: String,
+    },
+    Candidate {
+        session_id: String,
+        candidate: Option<IceCandidate>,
+    },
+    Connected {
+        session_id: String,
+    },
+    /// Connected media stopped flowing (ICE disconnected); it may come back by itself.
+    Interrupted {
+        session_id: String,
+    },
+    Failed {
+        session_id: String,
+        reason: String,
+    },
 }
 
 /// Where capture comes from, decided once at start (and reported, so a kiosk on test sources says so).

@@ -196,12 +196,16 @@ impl Session {
         });
         let sid = session_id.clone();
         let tx = events.clone();
-        let reported = Arc::new(AtomicBool::new(false));
+        // Reported on every change between flowing and not: the call core decides what an interruption means.
+        let flowing = Arc::new(AtomicBool::new(false));
         webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
             use gst_webrtc::WebRTCICEConnectionState as S;
             match w.property::<S>("ice-connection-state") {
-                S::Connected | S::Completed if !reported.swap(true, Ordering::SeqCst) => {
+                S::Connected | S::Completed if !flowing.swap(true, Ordering::SeqCst) => {
                     let _ = tx.send(MediaEvent::Connected { session_id: sid.clone() });
+                }
+                S::Disconnected if flowing.swap(false, Ordering::SeqCst) => {
+                    let _ = tx.send(MediaEvent::Interrupted { session_id: sid.clone() });
                 }
                 S::Failed => {
                     let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason: "ICE failed".into() });

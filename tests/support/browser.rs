@@ -44,12 +44,18 @@ impl Drop for Namespace {
 /// Runs `test` of this binary again inside a fresh namespace and fails if it fails there.
 pub fn rerun_inside_namespace(test: &str) {
     let ns = Namespace::create();
+    rerun_inside(&ns.0, test, &[]);
+}
+
+/// Runs `test` of this binary again inside namespace `ns` (with `INSIDE` and `env` set) and fails if it fails there.
+pub fn rerun_inside(ns: &str, test: &str, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+        .args(["netns", "exec", ns])
         .arg(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("run inside the namespace");
@@ -61,7 +67,7 @@ pub fn rerun_inside_namespace(test: &str) {
         }
     }
     let status = child.wait().expect("inner run");
-    assert!(status.success(), "{test} failed inside network namespace {}", ns.0);
+    assert!(status.success(), "{test} failed inside network namespace {ns}");
 }
 
 pub struct Proc(pub Child);
@@ -75,6 +81,21 @@ impl Drop for Proc {
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
+}
+
+/// Where and how a test kiosk runs.
+#[derive(Default)]
+pub struct Where {
+    pub width: u32,
+    pub height: u32,
+    /// Network namespace to run in (default: the caller's).
+    pub netns: Option<String>,
+    /// Listen address (default: a free port on 127.0.0.1).
+    pub listen: Option<String>,
+    /// The URL doctors open, when it is not the one the kiosk prints (port forwards).
+    pub url: Option<String>,
+    /// Appended to the kiosk's config file.
+    pub extra_config: String,
 }
 
 /// A kiosk with accounts, a patient and checked-in appointments, running as a subprocess.
@@ -97,6 +118,11 @@ impl Kiosk {
     }
 
     pub fn start_sized(width: u32, height: u32) -> Kiosk {
+        Self::start_in(Where { width, height, ..Where::default() })
+    }
+
+    pub fn start_in(at: Where) -> Kiosk {
+        let Where { width, height, netns, listen, url, extra_config } = at;
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_path_buf();
         let store = medimitra::store::Store::open_in(&data).expect("store");
@@ -134,17 +160,25 @@ impl Kiosk {
             format!(
                 "[media]\nvideo_source = \"test\"\naudio_source = \"test\"\naudio_sink = \"none\"\nwidth = {width}\n\
                  height = {height}\n[calls]\nring_timeout_secs = 30\nreconnect_grace_secs = 30\n[auth]\n\
-                 max_attempts_per_address = 1000\n"
+                 max_attempts_per_address = 1000\n{extra_config}"
             ),
         )
         .expect("config");
-        let port = free_port();
-        let mut child = Command::new(BIN)
+        let listen = listen.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&cfg)
             .arg("--data-dir")
             .arg(&data)
-            .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--headless", "--listen", &listen])
             .env("RUST_LOG", std::env::var("KIOSK_LOG").unwrap_or_else(|_| "warn,medimitra=info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -161,7 +195,7 @@ impl Kiosk {
         });
         let proc = Proc(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
+        let printed = loop {
             assert!(Instant::now() < deadline, "the kiosk did not start");
             if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
                 && let Some(u) = line.strip_prefix("Doctors open: ")
@@ -169,6 +203,7 @@ impl Kiosk {
                 break u.to_string();
             }
         };
+        let url = url.unwrap_or(printed);
         Kiosk { _dir: dir, data, url, proc, store, doctor_a, doctor_b, patient, next_slot: std::cell::Cell::new(0) }
     }
 

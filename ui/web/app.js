@@ -223,6 +223,8 @@ const call = {
     };
     pc.oniceconnectionstatechange = () => {
       if (this.pc !== pc) return;
+      // A lost path shows at once; the kiosk decides when to replace the session (and says so with call:state).
+      if (pc.iceConnectionState === "disconnected") this.setStatus("Reconnecting…");
       if (pc.iceConnectionState === "failed") {
         this.setStatus("Reconnecting…");
         signal.send({ type: "session:failed", sessionId: m.sessionId, reason: "ICE failed in the browser" });
@@ -341,8 +343,15 @@ const call = {
   async readStats() {
     if (!this.pc) return;
     const report = await this.pc.getStats();
-    const s = { framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0, height: 0, fps: 0 };
+    const s = { framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0, height: 0, fps: 0, route: null };
     report.forEach((r) => {
+      // The candidate pair carrying the call: both ends' candidate types tell direct from relayed.
+      if (r.type === "transport" && r.selectedCandidatePairId) {
+        const pair = report.get(r.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        const remote = pair && report.get(pair.remoteCandidateId);
+        if (local && remote) s.route = { local: local.candidateType, remote: remote.candidateType };
+      }
       if (r.type === "inbound-rtp") {
         s.bytesIn += r.bytesReceived || 0;
         s.lost += r.packetsLost || 0;
@@ -370,6 +379,8 @@ const call = {
     this.lastBytes = { t: now, in: s.bytesIn, out: s.bytesOut };
     this.stats = s;
     $("stat-state").textContent = `${this.pc.connectionState}`;
+    const relayed = s.route && (s.route.local === "relay" || s.route.remote === "relay");
+    $("stat-route").textContent = s.route ? (relayed ? "relayed (TURN)" : "direct") : "–";
     $("stat-in").textContent = s.kbpsIn !== undefined ? `${s.kbpsIn} kbit/s` : "–";
     $("stat-out").textContent = s.kbpsOut !== undefined ? `${s.kbpsOut} kbit/s` : "–";
     const total = s.lost + s.received;
