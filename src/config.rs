@@ -29,11 +29,45 @@ pub struct Config {
     pub auth: Auth,
     pub calls: Calls,
     pub media: Media,
+    pub ui: Ui,
     pub log: Log,
     /// STUN/TURN servers handed to both peers of a call. None by default: a kiosk on the clinic LAN needs none, and
     /// tests must never contact outside addresses.
     pub ice_servers: Vec<IceServer>,
 }
+
+/// The patient's touch UI.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ui {
+    /// "auto" (winit when a display server is there, else linuxkms), or a Slint backend such as "linuxkms",
+    /// "linuxkms-software", "linuxkms-femtovg", "winit", "winit-software", "winit-femtovg".
+    pub backend: String,
+    /// Fill the screen (winit; linuxkms always does).
+    pub fullscreen: bool,
+    /// Language shown at start and after each patient: "en", "hi" or "mr".
+    pub language: String,
+    /// PIN for the technician screen (long press on the clinic's name). Empty: the technician screen is disabled.
+    pub technician_pin: String,
+    /// Seconds the call-ended and check-in screens stay before returning to Welcome (and forgetting the patient).
+    pub return_to_welcome_secs: u32,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            fullscreen: true,
+            language: "en".into(),
+            technician_pin: String::new(),
+            return_to_welcome_secs: 30,
+        }
+    }
+}
+
+pub const UI_LANGUAGES: [&str; 3] = ["en", "hi", "mr"];
+const UI_BACKENDS: [&str; 7] =
+    ["auto", "linuxkms", "linuxkms-software", "linuxkms-femtovg", "winit", "winit-software", "winit-femtovg"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -511,6 +545,19 @@ impl Config {
                 return fail(key, "must be between 1 and 600".into());
             }
         }
+        if !UI_BACKENDS.contains(&self.ui.backend.as_str()) {
+            return fail("ui.backend", format!("must be one of {}", UI_BACKENDS.join(", ")));
+        }
+        if !UI_LANGUAGES.contains(&self.ui.language.as_str()) {
+            return fail("ui.language", format!("must be one of {}", UI_LANGUAGES.join(", ")));
+        }
+        let pin = &self.ui.technician_pin;
+        if !pin.is_empty() && !(pin.len() >= 4 && pin.len() <= 8 && pin.bytes().all(|b| b.is_ascii_digit())) {
+            return fail("ui.technician_pin", "must be empty (disabled) or 4 to 8 digits".into());
+        }
+        if !(5..=600).contains(&self.ui.return_to_welcome_secs) {
+            return fail("ui.return_to_welcome_secs", "must be between 5 and 600".into());
+        }
         for (i, s) in self.ice_servers.iter().enumerate() {
             if s.urls.is_empty() {
                 return fail(&format!("ice_servers[{i}].urls"), "must list at least one URL".into());
@@ -529,6 +576,9 @@ impl Config {
             if s.credential.is_some() {
                 s.credential = Some("********".into());
             }
+        }
+        if !masked.ui.technician_pin.is_empty() {
+            masked.ui.technician_pin = "********".into();
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }

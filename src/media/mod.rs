@@ -89,6 +89,88 @@ pub struct RemoteMedia {
     pub want_frames: std::sync::atomic::AtomicBool,
     /// The newest picture not yet taken. One slot, not a queue: a UI slower than the stream skips frames.
     latest_frame: std::sync::Mutex<Option<VideoFrame>>,
+    /// The newest picture of the kiosk's own camera (the patient's self view), small; only when `want_frames`.
+    latest_self_frame: std::sync::Mutex<Option<VideoFrame>>,
+    /// The patient's mute, camera and volume controls.
+    pub controls: Controls,
+}
+
+/// The patient's controls during a call: applied at once to the running session and to every new one.
+#[derive(Debug)]
+pub struct Controls {
+    muted: std::sync::atomic::AtomicBool,
+    camera_off: std::sync::atomic::AtomicBool,
+    /// Speaker volume in percent.
+    volume_pct: AtomicU64,
+    pipeline: std::sync::Mutex<Option<gstreamer::glib::WeakRef<gstreamer::Pipeline>>>,
+}
+
+pub const DEFAULT_VOLUME: f64 = 0.8;
+
+impl Default for Controls {
+    fn default() -> Self {
+        Self {
+            muted: Default::default(),
+            camera_off: Default::default(),
+            volume_pct: AtomicU64::new((DEFAULT_VOLUME * 100.0) as u64),
+            pipeline: Default::default(),
+        }
+    }
+}
+
+impl Controls {
+    pub fn muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+    pub fn camera_off(&self) -> bool {
+        self.camera_off.load(Ordering::Relaxed)
+    }
+    pub fn volume(&self) -> f64 {
+        self.volume_pct.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn set_muted(&self, on: bool) {
+        self.muted.store(on, Ordering::Relaxed);
+        self.apply();
+    }
+    /// Camera off sends black pictures (the doctor sees the call is alive), it does not stop the stream.
+    pub fn set_camera_off(&self, on: bool) {
+        self.camera_off.store(on, Ordering::Relaxed);
+        self.apply();
+    }
+    pub fn set_volume(&self, v: f64) {
+        self.volume_pct.store((v.clamp(0.0, 1.0) * 100.0).round() as u64, Ordering::Relaxed);
+        self.apply();
+    }
+    /// Back to unmuted, camera on, default volume: each patient starts from the same state.
+    pub fn reset(&self) {
+        self.muted.store(false, Ordering::Relaxed);
+        self.camera_off.store(false, Ordering::Relaxed);
+        self.volume_pct.store((DEFAULT_VOLUME * 100.0) as u64, Ordering::Relaxed);
+        self.apply();
+    }
+    pub(crate) fn attach(&self, pipeline: &gstreamer::Pipeline) {
+        use gstreamer::prelude::*;
+        *self.pipeline.lock().unwrap_or_else(|p| p.into_inner()) = Some(pipeline.downgrade());
+        self.apply();
+    }
+    fn apply(&self) {
+        use gstreamer::prelude::*;
+        let Some(p) = self.pipeline.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|w| w.upgrade()) else {
+            return;
+        };
+        if let Some(e) = p.by_name("micvol") {
+            e.set_property("mute", self.muted());
+        }
+        if let Some(e) = p.by_name("camblank") {
+            let off = self.camera_off();
+            e.set_property("brightness", if off { -1.0f64 } else { 0.0 });
+            e.set_property("contrast", if off { 0.0f64 } else { 1.0 });
+            e.set_property("saturation", if off { 0.0f64 } else { 1.0 });
+        }
+        if let Some(e) = p.by_name("playvol") {
+            e.set_property("volume", self.volume());
+        }
+    }
 }
 
 impl RemoteMedia {
@@ -107,6 +189,14 @@ impl RemoteMedia {
     /// Takes the newest picture, if one arrived since the last call.
     pub fn take_frame(&self) -> Option<VideoFrame> {
         self.latest_frame.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub fn offer_self_frame(&self, frame: VideoFrame) {
+        *self.latest_self_frame.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+    }
+
+    pub fn take_self_frame(&self) -> Option<VideoFrame> {
+        self.latest_self_frame.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn video_frames(&self) -> u64 {

@@ -83,14 +83,15 @@ impl Session {
         let desc = format!(
             "webrtcbin name=webrtc bundle-policy=max-bundle latency={latency} \
              {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
+               ! videobalance name=camblank {self_view} \
                ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
                ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 ! queue ! webrtc. \
              {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
-               ! webrtcdsp name=dsp probe=echoprobe ! audioconvert ! opusenc bitrate=32000 frame-size=20 \
+               ! webrtcdsp name=dsp probe=echoprobe ! volume name=micvol ! audioconvert ! opusenc bitrate=32000 frame-size=20 \
                ! rtpopuspay pt=111 ! queue ! webrtc. \
              audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
                ! audiomixer name=playmix ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
-               ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
+               ! volume name=playvol ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
             latency = settings.jitter_latency_ms,
             video = sources.video,
             convert = profile.convert,
@@ -99,6 +100,14 @@ impl Session {
             payloader = profile.payloader,
             audio = sources.audio,
             sink = sources.audio_sink,
+            // The patient's self view, only when a UI draws it: a small RGBA copy of what is sent.
+            self_view = if remote.want_frames.load(Ordering::Relaxed) {
+                "! tee name=camtee camtee. ! queue max-size-buffers=1 leaky=downstream ! videoscale \
+                 ! video/x-raw,width=320,height=180 ! videoconvert ! video/x-raw,format=RGBA \
+                 ! appsink name=selfview max-buffers=1 drop=true sync=false camtee."
+            } else {
+                ""
+            },
         );
         let pipeline = gst::parse::launch(&desc)
             .map_err(build_error)?
@@ -108,6 +117,27 @@ impl Session {
         let webrtc = pipeline.by_name("webrtc").ok_or_else(|| build_error("no webrtcbin"))?;
         let encoder = pipeline.by_name("venc").ok_or_else(|| build_error("no encoder"))?;
         let payloader = pipeline.by_name("vpay").ok_or_else(|| build_error("no payloader"))?;
+        if let Some(sink) = pipeline.by_name("selfview").and_then(|e| e.downcast::<gstreamer_app::AppSink>().ok()) {
+            let remote = remote.clone();
+            sink.set_callbacks(
+                gstreamer_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
+                            && map.len() >= 320 * 180 * 4
+                        {
+                            remote.offer_self_frame(super::VideoFrame {
+                                width: 320,
+                                height: 180,
+                                rgba: map[..320 * 180 * 4].to_vec(),
+                            });
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+        remote.controls.attach(&pipeline);
 
         let (stun, turns) = webrtcbin_ice_urls(&ice_servers);
         if let Some(s) = stun {
