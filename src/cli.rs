@@ -260,7 +260,10 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log.level.as_str()));
     // A second initialisation (tests calling `run` twice) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(crate::logring::RecentErrors).try_init();
 }
 
 fn open_store(config: &Config) -> Result<Store> {
@@ -279,8 +282,11 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
         .max_blocking_threads(16)
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async move {
+    let shared = std::sync::Arc::new(config.clone());
+    let (mut server, calls, sources) = runtime.block_on(async {
         let mut state = AppState::new(store.clone(), config.clone());
+        let mut calls = None;
+        let mut sources = None;
         match crate::media::MediaEngine::start(&config.media, &config.ice_servers) {
             Ok(engine) => {
                 for p in engine.report.chosen() {
@@ -292,48 +298,91 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
                 if engine.sources.audio_is_test {
                     tracing::warn!("no microphone: calls send a test tone");
                 }
-                let calls = crate::calls::spawn(engine, store, std::sync::Arc::new(config.clone()));
-                let sock = crate::calls::control::serve(&config.storage.data_dir, calls.clone())
+                sources = Some(engine.sources.clone());
+                let handle = crate::calls::spawn(engine, store.clone(), shared.clone());
+                let sock = crate::calls::control::serve(&config.storage.data_dir, handle.clone())
                     .context("opening the local control socket")?;
                 tracing::info!(path = %sock.display(), "local call control");
-                state = state.with_calls(calls);
+                state = state.with_calls(handle.clone());
+                calls = Some(handle);
             }
             Err(e) => {
                 tracing::error!(error = %e, "calls are unavailable: the media engine did not start");
                 println!("Calls are unavailable: {e}");
             }
         }
-        let mut server = http::start(state).await?;
-        let mode = if args.headless {
-            "headless"
-        } else {
-            "headless (the touch UI is not built yet)"
-        };
-        tracing::info!(addr = %server.addr, mode, clinic = config.clinic.id.as_str(), "serving");
-        println!("Medi-Mitra kiosk for {} is running.", config.clinic.name);
-        for url in doctor_urls(server.scheme, server.addr) {
-            println!("Doctors open: {url}");
-        }
-        if let Some(fp) = &server.fingerprint {
-            println!("TLS certificate SHA-256: {fp}");
-        }
-        if accounts == 0 {
-            println!(
-                "No accounts yet. Add one (the password is asked for):\n  medimitra --data-dir {} doctor add --role technician --name NAME --email EMAIL",
-                config.storage.data_dir.display()
-            );
-        }
-        let handle = server.handle();
-        tokio::select! {
-            r = server.wait() => r.context("the HTTPS listener stopped")?,
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
-                handle.graceful_shutdown(Some(Duration::from_secs(5)));
-                server.wait().await.context("stopping the HTTPS listener")?;
+        let server = http::start(state).await?;
+        anyhow::Ok((server, calls, sources))
+    })?;
+    let urls = doctor_urls(server.scheme, server.addr);
+    println!("Medi-Mitra kiosk for {} is running.", config.clinic.name);
+    for url in &urls {
+        println!("Doctors open: {url}");
+    }
+    if let Some(fp) = &server.fingerprint {
+        println!("TLS certificate SHA-256: {fp}");
+    }
+    if accounts == 0 {
+        println!(
+            "No accounts yet. Add one (the password is asked for):\n  medimitra --data-dir {} doctor add --role technician --name NAME --email EMAIL",
+            config.storage.data_dir.display()
+        );
+    }
+    let handle = server.handle();
+    // The touch UI needs the main thread (winit and KMS both want it); the server keeps running on the runtime.
+    let ui = match (args.headless, calls, sources) {
+        (false, Some(calls), Some(sources)) => {
+            let ctx = crate::ui::UiContext {
+                store: store.clone(),
+                calls,
+                config: shared.clone(),
+                sources,
+                doctor_url: urls.first().cloned().unwrap_or_default(),
+                fingerprint: server.fingerprint.clone(),
+            };
+            match crate::ui::select_backend(&config.ui.backend).and_then(|()| crate::ui::Ui::new(ctx)) {
+                Ok(ui) => Some(ui),
+                Err(e) => {
+                    tracing::error!(error = %e, "the touch UI did not start; serving doctors only");
+                    println!("The touch UI did not start ({e}); serving doctors only.");
+                    None
+                }
             }
         }
-        Ok(())
-    })
+        (false, _, _) => {
+            println!("The touch UI needs the media engine; serving doctors only.");
+            None
+        }
+        (true, _, _) => None,
+    };
+    let mode = if ui.is_some() { "touch UI" } else { "headless" };
+    tracing::info!(addr = %server.addr, mode, clinic = config.clinic.id.as_str(), "serving");
+    match ui {
+        None => runtime.block_on(async {
+            tokio::select! {
+                r = server.wait() => r.context("the HTTPS listener stopped")?,
+                _ = shutdown_signal() => {
+                    tracing::info!("shutting down");
+                    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+                    server.wait().await.context("stopping the HTTPS listener")?;
+                }
+            }
+            anyhow::Ok(())
+        }),
+        Some(ui) => {
+            runtime.spawn(async {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = slint::invoke_from_event_loop(|| {
+                    let _ = slint::quit_event_loop();
+                });
+            });
+            let result = ui.run();
+            handle.graceful_shutdown(Some(Duration::from_secs(5)));
+            runtime.block_on(server.wait()).context("stopping the HTTPS listener")?;
+            result.context("the touch UI")
+        }
+    }
 }
 
 async fn shutdown_signal() {

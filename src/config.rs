@@ -552,7 +552,8 @@ impl Config {
             return fail("ui.language", format!("must be one of {}", UI_LANGUAGES.join(", ")));
         }
         let pin = &self.ui.technician_pin;
-        if !pin.is_empty() && !(pin.len() >= 4 && pin.len() <= 8 && pin.bytes().all(|b| b.is_ascii_digit())) {
+        let pin_ok = pin.is_empty() || ((4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()));
+        if !pin_ok {
             return fail("ui.technician_pin", "must be empty (disabled) or 4 to 8 digits".into());
         }
         if !(5..=600).contains(&self.ui.return_to_welcome_secs) {

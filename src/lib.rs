@@ -5,6 +5,8 @@
 //! - [`config`]: the one TOML file, its embedded defaults and `MEDIMITRA_*` environment overrides.
 //! - [`store`]: SQLite through rusqlite (WAL, migrations); every multi-step change is one transaction.
 //! - [`http`]: the HTTPS API (axum + rustls), sessions, login rate limiting and the doctor's web app.
+//! - [`calls`], [`media`]: the call service and the GStreamer webrtcbin engine.
+//! - [`ui`]: the patient's Slint touch UI; it drives the same call core through [`calls::CallsHandle`].
 //! - [`cli`]: the technician's command line; `serve` is the default command.
 
 pub mod calls;
@@ -12,5 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod logring;
 pub mod media;
 pub mod store;
+pub mod ui;

@@ -102,6 +102,11 @@ impl CallsHandle {
         s
     }
 
+    /// Counters, frames and the patient's controls shared with the media engine (the touch UI draws from here).
+    pub fn media(&self) -> &Arc<RemoteMedia> {
+        &self.remote
+    }
+
     /// Waits for the next status change.
     pub fn watch(&self) -> watch::Receiver<KioskStatus> {
         self.status.clone()

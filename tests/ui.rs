@@ -1,0 +1,463 @@
+//! The patient's touch UI without a display: Slint's testing backend with the software renderer, the real call
+//! service and media engine (test sources), real SQLite. Buttons are found by their words (accessible labels) and
+//! pressed the way a screen reader or a finger would; the doctor is a simulated signaling connection.
+//!
+//! Screenshots of every screen at 800x480 and 1920x1080, in English and Hindi, are compared with the reference
+//! images in `tests/ui-reference/` (a changed look is a visible, reviewed change). `UPDATE_UI_REFERENCE=1` rewrites
+//! them.
+
+use chrono::{Local, TimeZone, Utc};
+use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
+use medimitra::calls::{CallsHandle, Command};
+use medimitra::config::Config;
+use medimitra::core::protocol::DoctorMessage;
+use medimitra::core::{AppointmentStatus, Role};
+use medimitra::store::{Doctor, NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::ui::{KioskWindow, Problem, Screen, Ui, UiContext};
+use slint::ComponentHandle;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn init_backend() {
+    // One backend per test thread (no event loop: the tests call `Ui::tick` themselves).
+    let _ = slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    })));
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    calls: CallsHandle,
+    config: Arc<Config>,
+    doctor: Doctor,
+    patient: i64,
+    slot: std::cell::Cell<i64>,
+}
+
+impl Rig {
+    fn new(tune: impl FnOnce(&mut Config)) -> Rig {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.media.video_source = "test".into();
+        config.media.audio_source = "test".into();
+        config.media.audio_sink = "none".into();
+        config.media.width = 640;
+        config.media.height = 360;
+        config.ui.technician_pin = "2468".into();
+        config.clinic.name = "Sehat Clinic, Rampur".into();
+        tune(&mut config);
+        let config = Arc::new(config);
+        let store = Store::open_in(dir.path()).expect("store");
+        let now = Utc::now();
+        let (doctor, patient) = store
+            .write_blocking(|db| {
+                let d = db.add_doctor(
+                    &NewDoctor {
+                        name: "Dr. Asha Rao".into(),
+                        specialty: "GP".into(),
+                        email: "asha@clinic.in".into(),
+                        password_hash: "x".into(),
+                        role: Role::Doctor,
+                    },
+                    now,
+                )?;
+                let p = db.add_patient(
+                    &NewPatient {
+                        name: "Meena Kumari".into(),
+                        date_of_birth: None,
+                        sex: medimitra::core::Sex::Female,
+                        phone: None,
+                        preferred_language: medimitra::core::Language::Hindi,
+                    },
+                    now,
+                )?;
+                Ok((d, p.id))
+            })
+            .expect("seed");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
+        let calls = {
+            let _guard = rt.enter();
+            medimitra::calls::spawn(engine, store.clone(), config.clone())
+        };
+        Rig { _dir: dir, rt, store, calls, config, doctor, patient, slot: std::cell::Cell::new(1) }
+    }
+
+    fn ui(&self) -> Ui {
+        let sources = medimitra::media::Sources::resolve(&self.config.media);
+        Ui::new(UiContext {
+            store: self.store.clone(),
+            calls: self.calls.clone(),
+            config: self.config.clone(),
+            sources,
+            doctor_url: "https://10.0.0.5:8443/".into(),
+            fingerprint: Some("AB:CD".into()),
+        })
+        .expect("ui")
+    }
+
+    /// A scheduled appointment later today (or `days` from today).
+    fn appointment(&self, days: i64) -> i64 {
+        let n = self.slot.get();
+        self.slot.set(n + 1);
+        let base = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight")
+            + chrono::Duration::days(days)
+            + chrono::Duration::minutes(5 * n);
+        let start = Local.from_local_datetime(&base).earliest().expect("local").with_timezone(&Utc);
+        let new = NewAppointment {
+            patient_id: self.patient,
+            doctor_id: self.doctor.id,
+            starts_at: start,
+            duration_minutes: 5,
+            reason: "fever".into(),
+        };
+        self.store.write_blocking(|db| Ok(db.add_appointment(&new, Utc::now())?.id)).expect("appointment")
+    }
+
+    fn status_of(&self, id: i64) -> AppointmentStatus {
+        self.store.read_blocking(|db| db.appointment(id)).expect("appointment").status
+    }
+
+    /// A doctor's signaling connection: calls for `appointment`, as the web app's Call button does.
+    fn doctor_calls(
+        &self,
+        appointment: i64,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<medimitra::core::protocol::KioskMessage> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reply, conn) = tokio::sync::oneshot::channel();
+        self.calls.send(Command::Connect { doctor: self.doctor.clone(), outbox: tx, reply });
+        let conn = self.rt.block_on(conn).expect("conn");
+        let capabilities = serde_json::from_value(serde_json::json!({"video": [{"mimeType": "video/H264",
+            "sdpFmtpLine": "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}]}))
+        .expect("caps");
+        self.calls.send(Command::Message {
+            conn,
+            message: DoctorMessage::CallStart { appointment_id: appointment, capabilities },
+        });
+        rx
+    }
+}
+
+fn button(w: &KioskWindow, label: &str) -> ElementHandle {
+    ElementHandle::find_by_accessible_label(w, label)
+        .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .unwrap_or_else(|| panic!("no button `{label}` on screen {:?}", w.get_screen()))
+}
+
+fn press(w: &KioskWindow, label: &str) {
+    button(w, label).invoke_accessible_default_action();
+}
+
+fn has_button(w: &KioskWindow, label: &str) -> bool {
+    ElementHandle::find_by_accessible_label(w, label)
+        .any(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+}
+
+/// Ticks the UI until `cond` holds (the call service runs on its own threads).
+fn until(ui: &Ui, what: &str, cond: impl Fn(&KioskWindow) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        ui.tick();
+        if cond(ui.window()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}; screen {:?}", ui.window().get_screen());
+}
+
+#[test]
+fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    let id = rig.appointment(0);
+    rig.appointment(1); // tomorrow's is not offered
+
+    // Welcome -> check-in: today's appointments by first name and time only.
+    assert_eq!(w.get_screen(), Screen::Welcome);
+    press(w, "Check in");
+    assert_eq!(w.get_screen(), Screen::Checkin);
+    let slots: Vec<_> = (0..slint::Model::row_count(&w.get_slots()))
+        .filter_map(|i| slint::Model::row_data(&w.get_slots(), i))
+        .collect();
+    assert_eq!(slots.len(), 1, "only today's scheduled appointment");
+    assert_eq!(slots[0].first_name.as_str(), "Meena", "first name only");
+    press(w, &format!("{}   Meena", slots[0].time));
+    assert_eq!(w.get_screen(), Screen::Confirm);
+    assert_eq!((w.get_confirm_name().as_str(), w.get_doctor_name().as_str()), ("Meena", "Dr. Asha Rao"));
+    press(w, "Yes, check me in");
+    assert_eq!(w.get_screen(), Screen::Waiting);
+    assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
+
+    // The doctor calls: incoming -> accept -> in call.
+    let _doctor = rig.doctor_calls(id);
+    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    assert!(has_button(w, "Accept") && has_button(w, "Decline"));
+    press(w, "Accept");
+    until(&ui, "the call screen", |w| w.get_screen() == Screen::Incall);
+    assert_eq!(rig.status_of(id), AppointmentStatus::InCall);
+    // The self view is the kiosk's own camera, drawn small.
+    until(&ui, "the self view", |w| w.get_has_self_video());
+    // Mute and camera reach the media engine.
+    press(w, "Mute");
+    assert!(rig.calls.media().controls.muted() && w.get_muted());
+    press(w, "Unmute");
+    assert!(!rig.calls.media().controls.muted());
+    press(w, "Camera off");
+    assert!(rig.calls.media().controls.camera_off());
+    press(w, "Quieter");
+    assert!((rig.calls.media().controls.volume() - 0.6).abs() < 0.01);
+
+    // End, with a confirmation: "No" keeps the call.
+    press(w, "End call");
+    assert!(w.get_confirm_end());
+    press(w, "No, continue");
+    assert!(!w.get_confirm_end());
+    assert_eq!(rig.calls.status().call, "in_call");
+    press(w, "End call");
+    press(w, "Yes, end the call");
+    until(&ui, "the call-ended screen", |w| w.get_screen() == Screen::Ended);
+    assert_eq!(w.get_ended_reason().as_str(), "patient_ended");
+    // Never connected (no doctor's browser answered): the appointment goes back to checked in.
+    assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
+
+    // Done -> Welcome, and nothing of this patient is left in the window.
+    press(w, "Done");
+    assert_eq!(w.get_screen(), Screen::Welcome);
+    for v in [w.get_confirm_name(), w.get_doctor_name(), w.get_appointment_time(), w.get_ended_reason(), w.get_code()] {
+        assert_eq!(v.as_str(), "");
+    }
+    assert_eq!(slint::Model::row_count(&w.get_slots()), 0);
+    assert!(!w.get_has_remote_video() && !w.get_has_self_video());
+    // The controls are reset for the next call.
+    assert!(!rig.calls.media().controls.camera_off() || rig.calls.status().call != "in_call");
+}
+
+#[test]
+fn decline_and_auto_decline() {
+    init_backend();
+    let rig = Rig::new(|c| c.calls.ring_timeout_secs = 2);
+    let ui = rig.ui();
+    let w = ui.window();
+    let id = rig.appointment(0);
+    rig.store.write_blocking(|db| db.set_appointment_status(id, AppointmentStatus::CheckedIn, Utc::now())).expect("in");
+
+    let _d = rig.doctor_calls(id);
+    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    press(w, "Decline");
+    until(&ui, "the call-ended screen", |w| w.get_screen() == Screen::Ended);
+    assert_eq!(w.get_ended_reason().as_str(), "declined");
+    assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
+    press(w, "Done");
+
+    // Nobody answers: the call is declined for the patient after ring_timeout_secs.
+    let _d = rig.doctor_calls(id);
+    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    until(&ui, "the auto-decline", |w| w.get_screen() == Screen::Ended);
+    assert_eq!(w.get_ended_reason().as_str(), "no_answer");
+    assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
+}
+
+#[test]
+fn appointment_number_on_the_keypad_and_refusals() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    let today = rig.appointment(0);
+    let tomorrow = rig.appointment(1);
+    press(w, "Check in");
+    let type_code = |n: i64| {
+        press(w, "Erase");
+        for d in n.to_string().chars() {
+            press(w, &d.to_string());
+        }
+    };
+    type_code(9999);
+    assert_eq!(w.get_code().as_str(), "9999");
+    press(w, "Continue");
+    assert_eq!((w.get_screen(), w.get_problem()), (Screen::Checkin, Problem::CodeNotFound));
+    type_code(tomorrow);
+    press(w, "Continue");
+    assert_eq!((w.get_screen(), w.get_problem()), (Screen::Checkin, Problem::NotToday));
+    assert_eq!(rig.status_of(tomorrow), AppointmentStatus::Scheduled);
+    type_code(today);
+    press(w, "Continue");
+    assert_eq!(w.get_screen(), Screen::Confirm);
+    press(w, "No");
+    assert_eq!(w.get_screen(), Screen::Welcome);
+    assert_eq!(rig.status_of(today), AppointmentStatus::Scheduled, "No changes nothing");
+}
+
+#[test]
+fn language_switch_is_instant_and_resets_for_the_next_patient() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    press(w, "हिन्दी");
+    assert_eq!(w.get_language().as_str(), "hi");
+    assert!(has_button(w, "चेक-इन करें"), "Hindi labels at once");
+    assert!(!has_button(w, "Check in"));
+    press(w, "मराठी");
+    assert!(has_button(w, "चेक-इन करा"));
+    press(w, "चेक-इन करा");
+    press(w, "मागे"); // Back
+    assert_eq!(w.get_screen(), Screen::Welcome);
+    assert_eq!(w.get_language().as_str(), "en", "the next patient starts in the configured language");
+    assert!(has_button(w, "Check in"));
+}
+
+#[test]
+fn the_technician_screen_needs_the_pin() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    w.invoke_technician_requested(); // what a 3 s press on the clinic's name does
+    assert_eq!(w.get_screen(), Screen::Pin);
+    for d in ["1", "2", "3", "4"] {
+        press(w, d);
+    }
+    press(w, "Open");
+    assert_eq!(w.get_screen(), Screen::Pin);
+    assert!(w.get_pin_refused());
+    for d in ["2", "4", "6", "8"] {
+        press(w, d);
+    }
+    press(w, "Open");
+    assert_eq!(w.get_screen(), Screen::Technician);
+    let lines = w.get_tech_lines();
+    assert!(lines.contains("Video encoder: software-"), "{lines}");
+    assert!(lines.contains("Camera: none (test picture)"), "{lines}");
+    assert!(lines.contains("AB:CD"), "{lines}");
+    assert_eq!(w.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
+    assert!(w.get_qr().size().width > 0, "the URL as a QR code");
+    press(w, "Close");
+    assert_eq!(w.get_screen(), Screen::Welcome);
+
+    // With no PIN configured the screen stays closed.
+    drop(ui);
+    let rig = Rig::new(|c| c.ui.technician_pin = String::new());
+    let ui = rig.ui();
+    ui.window().invoke_technician_requested();
+    assert_eq!(ui.window().get_screen(), Screen::Welcome);
+}
+
+// Screenshots ---------------------------------------------------------------------------------------------------
+
+fn fill_for_screenshots(w: &KioskWindow, screen: Screen) {
+    w.set_date_text("25-11-2026".into());
+    w.set_time_text("10:30".into());
+    w.set_doctor_name("Dr. Asha Rao".into());
+    w.set_appointment_time("10:45".into());
+    w.set_confirm_name("Meena".into());
+    w.set_confirm_time("10:45".into());
+    w.set_call_timer("4:05".into());
+    w.set_quality(3);
+    w.set_ended_reason("patient_ended".into());
+    let slots = vec![
+        medimitra::ui::Slot { id: 1, first_name: "Meena".into(), time: "10:45".into() },
+        medimitra::ui::Slot { id: 2, first_name: "Ravi".into(), time: "11:00".into() },
+    ];
+    w.set_slots(slint::ModelRc::new(slint::VecModel::from(slots)));
+    // A fixed picture stands in for the doctor's video.
+    let mut buf = slint::SharedPixelBuffer::<slint::Rgba8Pixel>::new(320, 180);
+    for (i, p) in buf.make_mut_slice().iter_mut().enumerate() {
+        let (x, y) = (i % 320, i / 320);
+        *p = slint::Rgba8Pixel { r: (x * 255 / 320) as u8, g: (y * 255 / 180) as u8, b: 120, a: 255 };
+    }
+    w.set_remote_video(slint::Image::from_rgba8(buf));
+    w.set_has_remote_video(screen == Screen::Incall);
+    w.set_pin("24".into());
+    w.set_tech_lines("Camera: none (test picture)\nMicrophone: none (test tone)\nVideo encoder: software-x264\nNetwork: eth0 10.0.0.5".into());
+    w.set_doctor_url("https://10.0.0.5:8443/".into());
+    if let Some(qr) = medimitra::ui::qr_image("https://10.0.0.5:8443/") {
+        w.set_qr(qr);
+    }
+    w.set_screen(screen);
+}
+
+fn compare_or_update(name: &str, shot: &slint::SharedPixelBuffer<slint::Rgba8Pixel>) -> Result<(), String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui-reference");
+    let path = dir.join(format!("{name}.png"));
+    let (wd, ht) = (shot.width(), shot.height());
+    let bytes: Vec<u8> = shot.as_slice().iter().flat_map(|p| [p.r, p.g, p.b, p.a]).collect();
+    if std::env::var_os("UPDATE_UI_REFERENCE").is_some() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), wd, ht);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().and_then(|mut w| w.write_image_data(&bytes)).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let file =
+        std::fs::File::open(&path).map_err(|e| format!("{}: {e} (UPDATE_UI_REFERENCE=1 writes it)", path.display()))?;
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().map_err(|e| e.to_string())?;
+    let mut want = vec![0; dec.output_buffer_size()];
+    let info = dec.next_frame(&mut want).map_err(|e| e.to_string())?;
+    if (info.width, info.height) != (wd, ht) {
+        return Err(format!("{name}: size {wd}x{ht}, reference {}x{}", info.width, info.height));
+    }
+    // Tolerance: anti-aliasing and font hinting may move a few pixels; a changed layout moves many.
+    let differing = bytes
+        .chunks(4)
+        .zip(want.chunks(4))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    let share = differing as f64 / f64::from(wd * ht);
+    if share > 0.005 {
+        let out = std::env::temp_dir().join(format!("{name}.actual.png"));
+        if let Ok(file) = std::fs::File::create(&out) {
+            let mut enc = png::Encoder::new(std::io::BufWriter::new(file), wd, ht);
+            enc.set_color(png::ColorType::Rgba);
+            let _ = enc.write_header().and_then(|mut w| w.write_image_data(&bytes));
+        }
+        return Err(format!("{name}: {:.2} % of pixels differ (saved {})", share * 100.0, out.display()));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_screen_matches_its_reference_image_at_both_sizes_in_english_and_hindi() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    let screens = [
+        ("welcome", Screen::Welcome),
+        ("checkin", Screen::Checkin),
+        ("confirm", Screen::Confirm),
+        ("waiting", Screen::Waiting),
+        ("incoming", Screen::Incoming),
+        ("incall", Screen::Incall),
+        ("ended", Screen::Ended),
+        ("pin", Screen::Pin),
+        ("technician", Screen::Technician),
+    ];
+    let mut failures = Vec::new();
+    for (lang, label) in [("en", "English"), ("hi", "हिन्दी")] {
+        w.set_screen(Screen::Welcome);
+        press(w, label);
+        for (width, height) in [(800, 480), (1920, 1080)] {
+            w.window().set_size(slint::PhysicalSize::new(width, height));
+            for (name, screen) in screens {
+                fill_for_screenshots(w, screen);
+                let shot = w.window().take_snapshot().expect("snapshot");
+                assert_eq!((shot.width(), shot.height()), (width, height));
+                if let Err(e) = compare_or_update(&format!("{name}-{lang}-{width}x{height}"), &shot) {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "screens changed:\n{}", failures.join("\n"));
+}
