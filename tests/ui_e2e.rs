@@ -1,0 +1,169 @@
+//! End to end through the touch UI: headless Chromium is the doctor (fake camera and microphone) and calls the
+//! kiosk; the test presses Accept on the kiosk's screen (Slint testing backend, software renderer), and the doctor's
+//! video must appear in the UI's video element, frames counted, while the browser decodes the kiosk's video. The
+//! kiosk (HTTPS, signaling, call service, media engine, UI) runs in this process; all of it inside a network
+//! namespace of its own (ICE needs a non-loopback interface). Needs root.
+
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::*;
+use chrono::{Local, TimeZone, Utc};
+use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
+use medimitra::config::Config;
+use medimitra::core::{AppointmentStatus, Role};
+use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::ui::{Screen, Ui, UiContext};
+use serde_json::json;
+use slint::ComponentHandle;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace("the_patient_accepts_on_the_screen_and_sees_the_doctor");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    })));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    config.media.video_source = "test".into();
+    config.media.audio_source = "test".into();
+    config.media.audio_sink = "none".into();
+    config.media.width = 640;
+    config.media.height = 360;
+    let store = Store::open_in(dir.path()).expect("store");
+    let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
+    let now = Utc::now();
+    let appointment = store
+        .write_blocking(|db| {
+            let d = db.add_doctor(
+                &NewDoctor {
+                    name: "Dr. Asha Rao".into(),
+                    specialty: "GP".into(),
+                    email: "asha@clinic.in".into(),
+                    password_hash: hash.clone(),
+                    role: Role::Doctor,
+                },
+                now,
+            )?;
+            let p = db.add_patient(
+                &NewPatient {
+                    name: "Meena Kumari".into(),
+                    date_of_birth: None,
+                    sex: medimitra::core::Sex::Female,
+                    phone: None,
+                    preferred_language: medimitra::core::Language::Hindi,
+                },
+                now,
+            )?;
+            let midnight = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight");
+            let start = Local.from_local_datetime(&midnight).earliest().expect("local").with_timezone(&Utc);
+            let a = db.add_appointment(
+                &NewAppointment {
+                    patient_id: p.id,
+                    doctor_id: d.id,
+                    starts_at: start,
+                    duration_minutes: 10,
+                    reason: "fever".into(),
+                },
+                now,
+            )?;
+            db.set_appointment_status(a.id, AppointmentStatus::CheckedIn, now)?;
+            Ok(a.id)
+        })
+        .expect("seed");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let config = Arc::new(config);
+    let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
+    let sources = engine.sources.clone();
+    let (calls, server) = rt.block_on(async {
+        let calls = medimitra::calls::spawn(engine, store.clone(), config.clone());
+        let state = medimitra::http::AppState::new(store.clone(), (*config).clone()).with_calls(calls.clone());
+        (calls, medimitra::http::start(state).await.expect("server"))
+    });
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let ui = Ui::new(UiContext {
+        store: store.clone(),
+        calls: calls.clone(),
+        config: config.clone(),
+        sources,
+        doctor_url: url.clone(),
+        fingerprint: server.fingerprint.clone(),
+    })
+    .expect("ui");
+    let w = ui.window();
+
+    let driver_port = free_port();
+    let _driver = Proc(
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = rt.block_on(async {
+        let c = browser(driver_port, &profiles.path().join("a")).await;
+        login(&c, &url, "asha@clinic.in").await;
+        js(&c, &format!("window.medimitra.call.start({appointment}, 'Meena') && true")).await;
+        c
+    });
+
+    let tick_until = |what: &str, limit: Duration, cond: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            ui.tick();
+            if cond() {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(33));
+        }
+        panic!("timed out after {limit:?} waiting for {what}");
+    };
+    tick_until("the incoming call on the screen", Duration::from_secs(10), &|| w.get_screen() == Screen::Incoming);
+    assert_eq!(w.get_doctor_name().as_str(), "Dr. Asha Rao");
+    ElementHandle::find_by_accessible_label(w, "Accept")
+        .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .expect("Accept button")
+        .invoke_accessible_default_action();
+    let shown = tick_until("the doctor's video on the kiosk's screen", Duration::from_secs(15), &|| {
+        w.get_screen() == Screen::Incall && ui.frames_drawn() >= 10
+    });
+    println!("doctor's video on screen {shown:?} after Accept");
+    let img = w.get_remote_video().size();
+    let remote = calls.status().remote_video_size.expect("remote size");
+    assert_eq!((u64::from(img.width), u64::from(img.height)), remote, "the picture drawn is the decoded frame");
+    assert!(w.get_has_self_video(), "self view drawn");
+    let browser_sees = rt.block_on(js(&page, "window.medimitra.call.stats.framesDecoded > 0"));
+    assert_eq!(browser_sees, json!(true), "the doctor sees the kiosk");
+    // Frames keep coming at a rate worth watching (drawn by this loop at up to 30 per second).
+    let before = ui.frames_drawn();
+    let t = Instant::now();
+    tick_until("more frames", Duration::from_secs(5), &|| ui.frames_drawn() >= before + 40);
+    println!("drawn: {} frames in {:?}", ui.frames_drawn() - before, t.elapsed());
+    // The patient ends the call from the screen.
+    ElementHandle::find_by_accessible_label(w, "End call")
+        .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .expect("End call")
+        .invoke_accessible_default_action();
+    ElementHandle::find_by_accessible_label(w, "Yes, end the call")
+        .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .expect("confirm")
+        .invoke_accessible_default_action();
+    tick_until("the call-ended screen", Duration::from_secs(10), &|| w.get_screen() == Screen::Ended);
+    assert_eq!(store.read_blocking(|db| db.appointment(appointment)).expect("a").status, AppointmentStatus::Completed);
+    rt.block_on(async { page.close().await.expect("close") });
+}
