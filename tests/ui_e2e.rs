@@ -15,7 +15,6 @@ use medimitra::core::{AppointmentStatus, Role};
 use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store};
 use medimitra::ui::{Screen, Ui, UiContext};
 use serde_json::json;
-use slint::ComponentHandle;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
