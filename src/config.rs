@@ -660,6 +660,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ui_settings_are_checked() {
+        for (text, key) in [
+            ("[ui]\nbackend = \"qt\"\n", "ui.backend"),
+            ("[ui]\nlanguage = \"fr\"\n", "ui.language"),
+            ("[ui]\ntechnician_pin = \"12\"\n", "ui.technician_pin"),
+            ("[ui]\ntechnician_pin = \"12ab\"\n", "ui.technician_pin"),
+            ("[ui]\nreturn_to_welcome_secs = 1\n", "ui.return_to_welcome_secs"),
+        ] {
+            let e = Config::from_toml(text, "t.toml").unwrap_err();
+            assert!(e.message.contains(key), "{text}: {}", e.message);
+        }
+        let c = Config::from_toml("[ui]\nbackend = \"linuxkms\"\ntechnician_pin = \"2468\"\n", "t.toml").unwrap();
+        assert_eq!((c.ui.backend.as_str(), c.ui.technician_pin.as_str()), ("linuxkms", "2468"));
+        assert!(!c.to_masked_toml().contains("2468"), "the PIN is masked");
+    }
+
+    #[test]
     fn empty_file_gives_the_embedded_defaults() {
         assert_eq!(Config::from_toml("", "t.toml").unwrap(), Config::default());
     }

@@ -251,9 +251,11 @@ fn decline_and_auto_decline() {
 
     let _d = rig.doctor_calls(id);
     until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    assert!(ui.ringing(), "the ring tone sounds");
     press(w, "Decline");
     until(&ui, "the call-ended screen", |w| w.get_screen() == Screen::Ended);
     assert_eq!(w.get_ended_reason().as_str(), "declined");
+    assert!(!ui.ringing(), "and stops");
     assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
     press(w, "Done");
 
@@ -351,9 +353,23 @@ fn the_technician_screen_needs_the_pin() {
     assert_eq!(ui.window().get_screen(), Screen::Welcome);
 }
 
+#[test]
+fn a_kiosk_without_its_camera_says_so_on_welcome() {
+    init_backend();
+    // "auto" finds no camera on this machine (CI has none): the calls send a test picture and Welcome says so.
+    let rig = Rig::new(|c| c.media.video_source = "auto".into());
+    if !medimitra::media::Sources::resolve(&rig.config.media).video_is_test {
+        return; // a machine with a camera
+    }
+    let ui = rig.ui();
+    ui.tick();
+    assert_eq!(ui.window().get_device_problem(), Problem::NoCamera);
+}
+
 // Screenshots ---------------------------------------------------------------------------------------------------
 
 fn fill_for_screenshots(w: &KioskWindow, screen: Screen) {
+    w.set_device_problem(Problem::None);
     w.set_date_text("25-11-2026".into());
     w.set_time_text("10:30".into());
     w.set_doctor_name("Dr. Asha Rao".into());

@@ -4,10 +4,12 @@
 
 mod probe;
 mod profile;
+mod ring;
 mod session;
 
 pub use probe::{ProbeOutcome, ProbeReport, probe};
 pub use profile::{BitrateUnit, EncoderProfile, ProfileError};
+pub use ring::Ringer;
 pub use session::Session;
 
 use std::path::Path;

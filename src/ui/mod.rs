@@ -69,6 +69,10 @@ struct State {
     frames: (u64, Instant, f64),
     pin_failures: u32,
     pin_locked_until: Option<Instant>,
+    /// When the network was last looked at.
+    network_checked: Option<Instant>,
+    /// Sounds while the incoming-call screen is up: 1 s on, 2 s off.
+    ringer: Option<(crate::media::Ringer, Instant)>,
 }
 
 /// The running UI. Create it on the thread that runs the event loop.
@@ -97,6 +101,8 @@ impl Ui {
                 frames: (0, Instant::now(), 0.0),
                 pin_failures: 0,
                 pin_locked_until: None,
+                ringer: None,
+                network_checked: None,
             })),
             drawn: Rc::new(Cell::new(0)),
             timer: slint::Timer::default(),
@@ -111,6 +117,11 @@ impl Ui {
 
     pub fn window(&self) -> &KioskWindow {
         &self.window
+    }
+
+    /// Whether the ring tone is sounding now.
+    pub fn ringing(&self) -> bool {
+        self.state.borrow().ringer.as_ref().is_some_and(|(r, _)| r.is_sounding())
     }
 
     /// Remote frames put on screen so far.
@@ -424,8 +435,25 @@ fn tick(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>, drawn: &Cell<
     }
     let status = ctx.calls.status();
     follow_call(w, ctx, st, &status);
+    device_problems(w, ctx, st);
 
     let screen = w.get_screen();
+    {
+        let mut s = st.borrow_mut();
+        if screen == Screen::Incoming {
+            if s.ringer.is_none() {
+                match crate::media::Ringer::start(&ctx.sources.audio_sink) {
+                    Ok(r) => s.ringer = Some((r, Instant::now())),
+                    Err(e) => tracing::warn!(error = %e, "no ring tone"),
+                }
+            }
+            if let Some((r, since)) = &s.ringer {
+                r.set_sounding(since.elapsed().as_millis() % 3000 < 1000);
+            }
+        } else {
+            s.ringer = None;
+        }
+    }
     if screen == Screen::Incall {
         let media = ctx.calls.media();
         if let Some(img) = media.take_frame().as_ref().and_then(image_of) {
@@ -455,6 +483,25 @@ fn tick(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>, drawn: &Cell<
     if idle && matches!(screen, Screen::Checkin | Screen::Confirm | Screen::Ended | Screen::Pin | Screen::Technician) {
         to_welcome(w, ctx, st);
     }
+}
+
+/// A kiosk that should have a camera and has none, or has no network address, says so on Welcome (checked every
+/// 5 s: plugging a cable in clears it).
+fn device_problems(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>) {
+    let due = st.borrow().network_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+    if !due {
+        return;
+    }
+    st.borrow_mut().network_checked = Some(Instant::now());
+    let online = if_addrs::get_if_addrs().map(|l| l.iter().any(|i| !i.is_loopback())).unwrap_or(false);
+    let camera_missing = ctx.config.media.video_source != "test" && ctx.sources.video_is_test;
+    w.set_device_problem(if !online {
+        Problem::NoNetwork
+    } else if camera_missing {
+        Problem::NoCamera
+    } else {
+        Problem::None
+    });
 }
 
 /// Moves between the call screens as the call core's status changes.
