@@ -668,10 +668,13 @@ mod tests {
             ("[ui]\ntechnician_pin = \"12ab\"\n", "ui.technician_pin"),
             ("[ui]\nreturn_to_welcome_secs = 1\n", "ui.return_to_welcome_secs"),
         ] {
-            let e = Config::from_toml(text, "t.toml").unwrap_err();
+            let c = Config::from_toml(text, "t.toml").unwrap();
+            let e = c.check(Some(text), "t.toml").unwrap_err();
             assert!(e.message.contains(key), "{text}: {}", e.message);
         }
-        let c = Config::from_toml("[ui]\nbackend = \"linuxkms\"\ntechnician_pin = \"2468\"\n", "t.toml").unwrap();
+        let text = "[ui]\nbackend = \"linuxkms\"\ntechnician_pin = \"2468\"\n";
+        let c = Config::from_toml(text, "t.toml").unwrap();
+        c.check(Some(text), "t.toml").unwrap();
         assert_eq!((c.ui.backend.as_str(), c.ui.technician_pin.as_str()), ("linuxkms", "2468"));
         assert!(!c.to_masked_toml().contains("2468"), "the PIN is masked");
     }
