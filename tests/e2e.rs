@@ -9,7 +9,7 @@ use browser::*;
 use fantoccini::Locator;
 use medimitra::core::AppointmentStatus;
 use serde_json::json;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 #[test]
@@ -25,16 +25,7 @@ fn a_browser_doctor_and_the_kiosk_see_and_hear_each_other() {
 
 async fn scenarios() {
     let k = Kiosk::start();
-    let driver_port = free_port();
-    let _driver = Proc(
-        Command::new("chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver"),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let a = browser(driver_port, &profiles.path().join("a")).await;
 

@@ -13,7 +13,7 @@ use browser::*;
 use medimitra::core::AppointmentStatus;
 use natlab::*;
 use serde_json::json;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 const LAB: &str = "MM_NATLAB";
@@ -45,16 +45,7 @@ async fn scenario(lab: NatLab) {
              credential = \"{TURN_PASSWORD}\"\n"
         ),
     });
-    let driver_port = free_port();
-    let _driver = Proc(
-        Command::new("chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver"),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let a = browser(driver_port, &profiles.path().join("a")).await;
 

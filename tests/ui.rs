@@ -6,13 +6,17 @@
 //! images in `tests/ui-reference/` (a changed look is a visible, reviewed change). `UPDATE_UI_REFERENCE=1` rewrites
 //! them.
 
-use chrono::{Local, TimeZone, Utc};
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::{appointment, seed_people};
+use chrono::Utc;
 use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
 use medimitra::calls::{CallsHandle, Command};
 use medimitra::config::Config;
+use medimitra::core::AppointmentStatus;
 use medimitra::core::protocol::DoctorMessage;
-use medimitra::core::{AppointmentStatus, Role};
-use medimitra::store::{Doctor, NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::store::{Doctor, Store};
 use medimitra::ui::{KioskWindow, Problem, Screen, Ui, UiContext};
 use slint::ComponentHandle;
 use std::sync::Arc;
@@ -53,32 +57,8 @@ impl Rig {
         tune(&mut config);
         let config = Arc::new(config);
         let store = Store::open_in(dir.path()).expect("store");
-        let now = Utc::now();
-        let (doctor, patient) = store
-            .write_blocking(|db| {
-                let d = db.add_doctor(
-                    &NewDoctor {
-                        name: "Dr. Asha Rao".into(),
-                        specialty: "GP".into(),
-                        email: "asha@clinic.in".into(),
-                        password_hash: "x".into(),
-                        role: Role::Doctor,
-                    },
-                    now,
-                )?;
-                let p = db.add_patient(
-                    &NewPatient {
-                        name: "Meena Kumari".into(),
-                        date_of_birth: None,
-                        sex: medimitra::core::Sex::Female,
-                        phone: None,
-                        preferred_language: medimitra::core::Language::Hindi,
-                    },
-                    now,
-                )?;
-                Ok((d, p.id))
-            })
-            .expect("seed");
+        let people = seed_people(&store, "x");
+        let (doctor, patient) = (people.asha, people.patient);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
         let calls = {
@@ -101,22 +81,11 @@ impl Rig {
         .expect("ui")
     }
 
-    /// A scheduled appointment later today (or `days` from today).
+    /// A scheduled appointment today (or `days` from today).
     fn appointment(&self, days: i64) -> i64 {
         let n = self.slot.get();
         self.slot.set(n + 1);
-        let base = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight")
-            + chrono::Duration::days(days)
-            + chrono::Duration::minutes(5 * n);
-        let start = Local.from_local_datetime(&base).earliest().expect("local").with_timezone(&Utc);
-        let new = NewAppointment {
-            patient_id: self.patient,
-            doctor_id: self.doctor.id,
-            starts_at: start,
-            duration_minutes: 5,
-            reason: "fever".into(),
-        };
-        self.store.write_blocking(|db| Ok(db.add_appointment(&new, Utc::now())?.id)).expect("appointment")
+        appointment(&self.store, self.patient, self.doctor.id, days, 5 * n, AppointmentStatus::Scheduled)
     }
 
     fn status_of(&self, id: i64) -> AppointmentStatus {

@@ -8,14 +8,13 @@
 mod browser;
 
 use browser::*;
-use chrono::{Local, TimeZone, Utc};
 use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
 use medimitra::config::Config;
-use medimitra::core::{AppointmentStatus, Role};
-use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::core::AppointmentStatus;
+use medimitra::store::Store;
 use medimitra::ui::{Screen, Ui, UiContext};
 use serde_json::json;
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,45 +41,8 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
     config.media.height = 360;
     let store = Store::open_in(dir.path()).expect("store");
     let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
-    let now = Utc::now();
-    let appointment = store
-        .write_blocking(|db| {
-            let d = db.add_doctor(
-                &NewDoctor {
-                    name: "Dr. Asha Rao".into(),
-                    specialty: "GP".into(),
-                    email: "asha@clinic.in".into(),
-                    password_hash: hash.clone(),
-                    role: Role::Doctor,
-                },
-                now,
-            )?;
-            let p = db.add_patient(
-                &NewPatient {
-                    name: "Meena Kumari".into(),
-                    date_of_birth: None,
-                    sex: medimitra::core::Sex::Female,
-                    phone: None,
-                    preferred_language: medimitra::core::Language::Hindi,
-                },
-                now,
-            )?;
-            let midnight = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight");
-            let start = Local.from_local_datetime(&midnight).earliest().expect("local").with_timezone(&Utc);
-            let a = db.add_appointment(
-                &NewAppointment {
-                    patient_id: p.id,
-                    doctor_id: d.id,
-                    starts_at: start,
-                    duration_minutes: 10,
-                    reason: "fever".into(),
-                },
-                now,
-            )?;
-            db.set_appointment_status(a.id, AppointmentStatus::CheckedIn, now)?;
-            Ok(a.id)
-        })
-        .expect("seed");
+    let people = seed_people(&store, &hash);
+    let appointment = appointment(&store, people.patient, people.asha.id, 0, 0, AppointmentStatus::CheckedIn);
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let config = Arc::new(config);
@@ -103,16 +65,7 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
     .expect("ui");
     let w = ui.window();
 
-    let driver_port = free_port();
-    let _driver = Proc(
-        Command::new("chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver"),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let page = rt.block_on(async {
         let c = browser(driver_port, &profiles.path().join("a")).await;

@@ -79,8 +79,89 @@ impl Drop for Proc {
     }
 }
 
+/// chromedriver on a free loopback port, given half a second to listen.
+pub fn start_chromedriver() -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    std::thread::sleep(Duration::from_millis(500));
+    (Proc(child), port)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
+}
+
+/// The accounts and the patient every test kiosk has.
+pub struct People {
+    pub asha: medimitra::store::Doctor,
+    pub vikram: medimitra::store::Doctor,
+    pub patient: i64,
+}
+
+/// Two doctors (asha@clinic.in, vikram@clinic.in, both with `password_hash`) and the patient Meena Kumari.
+pub fn seed_people(store: &medimitra::store::Store, password_hash: &str) -> People {
+    let now = Utc::now();
+    store
+        .write_blocking(|db| {
+            let mk = |name: &str, email: &str| medimitra::store::NewDoctor {
+                name: name.into(),
+                specialty: "GP".into(),
+                email: email.into(),
+                password_hash: password_hash.into(),
+                role: Role::Doctor,
+            };
+            let asha = db.add_doctor(&mk("Dr. Asha Rao", "asha@clinic.in"), now)?;
+            let vikram = db.add_doctor(&mk("Dr. Vikram Sen", "vikram@clinic.in"), now)?;
+            let patient = db
+                .add_patient(
+                    &medimitra::store::NewPatient {
+                        name: "Meena Kumari".into(),
+                        date_of_birth: None,
+                        sex: medimitra::core::Sex::Female,
+                        phone: None,
+                        preferred_language: medimitra::core::Language::Hindi,
+                    },
+                    now,
+                )?
+                .id;
+            Ok(People { asha, vikram, patient })
+        })
+        .expect("seed")
+}
+
+/// An appointment `days` from today at `minutes` past local midnight, moved to `status` (from scheduled).
+pub fn appointment(
+    store: &medimitra::store::Store,
+    patient: i64,
+    doctor: i64,
+    days: i64,
+    minutes: i64,
+    status: AppointmentStatus,
+) -> i64 {
+    let midnight = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight") + chrono::Duration::days(days);
+    let start = Local.from_local_datetime(&midnight).earliest().expect("local").with_timezone(&Utc)
+        + chrono::Duration::minutes(minutes);
+    let new = medimitra::store::NewAppointment {
+        patient_id: patient,
+        doctor_id: doctor,
+        starts_at: start,
+        duration_minutes: 5,
+        reason: "fever".into(),
+    };
+    store
+        .write_blocking(|db| {
+            let a = db.add_appointment(&new, Utc::now())?;
+            if status != AppointmentStatus::Scheduled {
+                db.set_appointment_status(a.id, status, Utc::now())?;
+            }
+            Ok(a.id)
+        })
+        .expect("appointment")
 }
 
 /// Where and how a test kiosk runs.
@@ -127,33 +208,8 @@ impl Kiosk {
         let data = dir.path().to_path_buf();
         let store = medimitra::store::Store::open_in(&data).expect("store");
         let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
-        let now = Utc::now();
-        let (doctor_a, doctor_b, patient) = store
-            .write_blocking(|db| {
-                let mk = |name: &str, email: &str| medimitra::store::NewDoctor {
-                    name: name.into(),
-                    specialty: "GP".into(),
-                    email: email.into(),
-                    password_hash: hash.clone(),
-                    role: Role::Doctor,
-                };
-                let a = db.add_doctor(&mk("Dr. Asha Rao", "asha@clinic.in"), now)?.id;
-                let b = db.add_doctor(&mk("Dr. Vikram Sen", "vikram@clinic.in"), now)?.id;
-                let p = db
-                    .add_patient(
-                        &medimitra::store::NewPatient {
-                            name: "Meena Kumari".into(),
-                            date_of_birth: None,
-                            sex: medimitra::core::Sex::Female,
-                            phone: None,
-                            preferred_language: medimitra::core::Language::Hindi,
-                        },
-                        now,
-                    )?
-                    .id;
-                Ok((a, b, p))
-            })
-            .expect("seed");
+        let people = seed_people(&store, &hash);
+        let (doctor_a, doctor_b, patient) = (people.asha.id, people.vikram.id, people.patient);
         let cfg = data.join("kiosk.toml");
         std::fs::write(
             &cfg,
@@ -211,23 +267,7 @@ impl Kiosk {
     pub fn checked_in(&self, doctor: i64) -> i64 {
         let slot = self.next_slot.get();
         self.next_slot.set(slot + 1);
-        let midnight = Local::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight");
-        let start = Local.from_local_datetime(&midnight).earliest().expect("local").with_timezone(&Utc)
-            + chrono::Duration::minutes(10 * slot);
-        let new = medimitra::store::NewAppointment {
-            patient_id: self.patient,
-            doctor_id: doctor,
-            starts_at: start,
-            duration_minutes: 10,
-            reason: format!("visit {slot}"),
-        };
-        self.store
-            .write_blocking(|db| {
-                let a = db.add_appointment(&new, Utc::now())?;
-                db.set_appointment_status(a.id, AppointmentStatus::CheckedIn, Utc::now())?;
-                Ok(a.id)
-            })
-            .expect("appointment")
+        appointment(&self.store, self.patient, doctor, 0, 10 * slot, AppointmentStatus::CheckedIn)
     }
 
     pub fn status_of(&self, id: i64) -> AppointmentStatus {
