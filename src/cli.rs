@@ -357,6 +357,17 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
     };
     let mode = if ui.is_some() { "touch UI" } else { "headless" };
     tracing::info!(addr = %server.addr, mode, clinic = config.clinic.id.as_str(), "serving");
+    crate::notify::notify(&format!("READY=1\nSTATUS=serving on {} ({mode})", server.addr));
+    if let Some(every) = crate::notify::watchdog_interval() {
+        // Keepalives come from the runtime that serves doctors: a wedged runtime stops them and systemd restarts us.
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::notify::notify("WATCHDOG=1");
+            }
+        });
+    }
     match ui {
         None => runtime.block_on(async {
             tokio::select! {
@@ -386,6 +397,11 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
 }
 
 async fn shutdown_signal() {
+    wait_for_signal().await;
+    crate::notify::notify("STOPPING=1");
+}
+
+async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

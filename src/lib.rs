@@ -16,5 +16,6 @@ pub mod core;
 pub mod http;
 pub mod logring;
 pub mod media;
+pub mod notify;
 pub mod store;
 pub mod ui;

@@ -239,3 +239,46 @@ fn a_broken_configuration_is_named_and_exits_with_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("MEDIMITRA_AUTH_SESSION_HOURS"), "{}", text(&out));
 }
+
+#[test]
+fn systemd_hears_ready_then_watchdog_keepalives_then_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--config", "/dev/null", "serve", "--headless", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")
+        .env("MEDIMITRA_MEDIA_AUDIO_SOURCE", "test")
+        .env("MEDIMITRA_MEDIA_AUDIO_SINK", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let first = next();
+    assert!(first.starts_with("READY=1\nSTATUS=serving on 127.0.0.1:"), "{first}");
+    let t = Instant::now();
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    assert!(t.elapsed() < Duration::from_secs(2), "keepalives at half of WATCHDOG_USEC");
+    // SAFETY: kill sends a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stopping = false;
+    for _ in 0..20 {
+        if next() == "STOPPING=1" {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 on SIGTERM");
+    assert!(child.wait().unwrap().success(), "a clean exit on SIGTERM");
+}
