@@ -12,7 +12,7 @@ use browser::*;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -172,17 +172,10 @@ fn main() {
         let profiles = tempfile::tempdir().expect("profiles");
         let drivers: Vec<(u16, Proc)> = (0..2)
             .map(|_| {
-                let port = free_port();
-                let p = Command::new("chromedriver")
-                    .arg(format!("--port={port}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("chromedriver");
-                (port, Proc(p))
+                let (p, port) = start_chromedriver();
+                (port, p)
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(500)).await;
 
         // Kiosk ↔ browser.
         let doctor = browser(drivers[0].0, &profiles.path().join("doctor")).await;

@@ -34,6 +34,17 @@ fn settings() -> CallSettings {
     CallSettings::default()
 }
 
+/// Session 1 stopped, session 2 started with its connect timer, both sides told "reconnecting".
+fn session_1_replaced() -> Vec<Effect> {
+    vec![
+        Effect::StopMedia { session_id: "c1-s1".into() },
+        Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::H264 },
+        Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(2), after: settings().connect_timeout },
+        state(DOC, Reconnecting),
+        patient(Reconnecting),
+    ]
+}
+
 fn ringing() -> CallCore {
     let mut core = CallCore::new(settings());
     core.handle(Event::DoctorStart {
@@ -249,16 +260,7 @@ fn the_patient_can_end_the_call() {
 fn a_failed_session_is_replaced_by_a_fresh_one_in_the_same_call() {
     let mut core = connected();
     let fx = core.handle(Event::MediaFailed { session_id: "c1-s1".into(), reason: "ICE failed".into() });
-    assert_eq!(
-        fx,
-        vec![
-            Effect::StopMedia { session_id: "c1-s1".into() },
-            Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::H264 },
-            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(2), after: settings().connect_timeout },
-            state(DOC, Reconnecting),
-            patient(Reconnecting),
-        ]
-    );
+    assert_eq!(fx, session_1_replaced());
     // Stale messages from session 1 are now ignored.
     assert!(core.handle(Event::MediaConnected { session_id: "c1-s1".into() }).is_empty());
     assert!(core.handle(Event::DoctorAnswer { conn: DOC, session_id: "c1-s1".into(), sdp: "v=0".into() }).is_empty());
@@ -300,16 +302,7 @@ fn media_interrupted_for_longer_than_the_grace_gets_a_fresh_session() {
     // The first interruption's timer is stale: a second interruption started its own clock.
     assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) }).is_empty());
     let fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 2) });
-    assert_eq!(
-        fx,
-        vec![
-            Effect::StopMedia { session_id: "c1-s1".into() },
-            Effect::StartMedia { session_id: "c1-s2".into(), codec: VideoCodec::H264 },
-            Effect::StartTimer { call_id: "c1".into(), timer: Timer::Connect(2), after: settings().connect_timeout },
-            state(DOC, Reconnecting),
-            patient(Reconnecting),
-        ]
-    );
+    assert_eq!(fx, session_1_replaced());
 }
 
 #[test]

@@ -108,7 +108,7 @@ impl Ui {
             timer: slint::Timer::default(),
         };
         ui.window.set_clinic_name(ui.ctx.config.clinic.name.as_str().into());
-        ui.window.set_volume(crate::media::DEFAULT_VOLUME as f32);
+        show_controls(&ui.window.as_weak(), &ui.ctx);
         set_language(&ui.window, &ui.ctx.config.ui.language);
         ui.wire();
         ui.tick();
@@ -161,12 +161,11 @@ impl Ui {
         let w = &self.window;
         let weak = || w.as_weak();
 
-        let (ww, ctx) = (weak(), self.ctx.clone());
+        let ww = weak();
         w.on_choose_language(move |lang| {
             if let Some(w) = ww.upgrade() {
                 set_language(&w, &lang);
             }
-            let _ = &ctx;
         });
 
         let (ww, ctx, st) = (weak(), self.ctx.clone(), self.state.clone());
@@ -249,29 +248,23 @@ impl Ui {
             ctx.calls.patient(PatientIntent::End);
         });
 
+        // The media engine's controls are the state; the screen shows them.
         let (ww, ctx) = (weak(), self.ctx.clone());
         w.on_toggle_mute(move || {
             let c = &ctx.calls.media().controls;
             c.set_muted(!c.muted());
-            if let Some(w) = ww.upgrade() {
-                w.set_muted(c.muted());
-            }
+            show_controls(&ww, &ctx);
         });
         let (ww, ctx) = (weak(), self.ctx.clone());
         w.on_toggle_camera(move || {
             let c = &ctx.calls.media().controls;
             c.set_camera_off(!c.camera_off());
-            if let Some(w) = ww.upgrade() {
-                w.set_camera_off(c.camera_off());
-            }
+            show_controls(&ww, &ctx);
         });
         let (ww, ctx) = (weak(), self.ctx.clone());
         w.on_set_volume(move |v| {
-            let c = &ctx.calls.media().controls;
-            c.set_volume(f64::from(v));
-            if let Some(w) = ww.upgrade() {
-                w.set_volume(c.volume() as f32);
-            }
+            ctx.calls.media().controls.set_volume(f64::from(v));
+            show_controls(&ww, &ctx);
         });
 
         let (ww, ctx, st) = (weak(), self.ctx.clone(), self.state.clone());
@@ -320,6 +313,15 @@ impl Ui {
                 let _ = ww.upgrade_in_event_loop(move |w| w.set_test_result(text.into()));
             });
         });
+    }
+}
+
+fn show_controls(w: &slint::Weak<KioskWindow>, ctx: &UiContext) {
+    let c = &ctx.calls.media().controls;
+    if let Some(w) = w.upgrade() {
+        w.set_muted(c.muted());
+        w.set_camera_off(c.camera_off());
+        w.set_volume(c.volume() as f32);
     }
 }
 
@@ -518,9 +520,7 @@ fn follow_call(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>, status
         }
         "in_call" => {
             ctx.calls.media().controls.reset();
-            w.set_muted(false);
-            w.set_camera_off(false);
-            w.set_volume(crate::media::DEFAULT_VOLUME as f32);
+            show_controls(&w.as_weak(), ctx);
             w.set_confirm_end(false);
             w.set_has_remote_video(false);
             w.set_has_self_video(false);
