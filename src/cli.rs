@@ -58,6 +58,24 @@ enum Command {
     /// Media engine diagnostics
     #[command(subcommand)]
     Media(MediaCmd),
+    /// Apply a provisioning file (first boot; see the README's technician section). The file holds secrets: it is
+    /// removed afterwards, also when it was refused
+    Provision(ProvisionArgs),
+}
+
+#[derive(Args)]
+struct ProvisionArgs {
+    /// The provisioning file, e.g. /boot/efi/medimitra-provision.toml
+    file: PathBuf,
+    /// Only check the file: change nothing and keep it
+    #[arg(long)]
+    check: bool,
+    /// Keep the file after applying it
+    #[arg(long)]
+    keep_file: bool,
+    /// System root whose time zone and Wi-Fi settings are written
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -191,7 +209,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            let refused = matches!(e.downcast_ref(), Some(crate::provision::ProvisionError::Invalid(_)));
+            if e.downcast_ref::<ConfigError>().is_some() || refused { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -231,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("the kiosk refused: {}", reply["error"])
             }
         }
+        Command::Provision(args) => provision(&loaded.config, loaded.path.as_deref(), args),
         Command::Media(MediaCmd::Probe) => {
             let engine = crate::media::MediaEngine::start(&loaded.config.media, &loaded.config.ice_servers);
             match engine {
@@ -275,6 +295,10 @@ fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
     let config = loaded.config;
     let store = open_store(&config)?;
     let accounts = store.read_blocking(|db| db.list_doctors(None))?.len();
+    // The technician screen lists recent warnings: a refused provisioning file shows there with its reasons.
+    for problem in crate::provision::last_failure(&config.storage.data_dir).unwrap_or_default() {
+        tracing::warn!(%problem, "the last provisioning file was refused; the kiosk kept its settings");
+    }
     // Database and password work run on the blocking pool, bounded by the store and the password thread, so a small
     // pool suffices (every thread is a stack and a malloc arena on a small device).
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -457,6 +481,44 @@ fn read_new_password() -> Result<String> {
     };
     validate_password(&password)?;
     Ok(password)
+}
+
+fn provision(config: &Config, config_path: Option<&std::path::Path>, args: ProvisionArgs) -> Result<()> {
+    use crate::provision;
+    if args.check {
+        let plan = provision::check_file(&args.file, &args.root)?;
+        println!("{}: no problems found (clinic {})", args.file.display(), plan.clinic_id.as_str());
+        return Ok(());
+    }
+    let config_path =
+        config_path.map_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH), std::path::Path::to_path_buf);
+    let targets = provision::Targets { config_path, root: args.root };
+    match provision::run(&args.file, config, &targets, args.keep_file) {
+        Ok(applied) => {
+            tracing::info!(clinic = %applied.clinic_id, wifi = applied.wifi, "provisioned");
+            println!("provisioned clinic {}", applied.clinic_id);
+            println!(
+                "technician account {}; the one-time password must be changed at the first login",
+                if applied.technician_created { "created" } else { "reset" }
+            );
+            if let Some(fp) = applied.tls_fingerprint {
+                println!("TLS certificate fingerprint (SHA-256): {fp}");
+            }
+            if !args.keep_file {
+                println!("{} removed", args.file.display());
+            }
+            println!("restart the kiosk (systemctl restart medimitra) if it is running");
+            Ok(())
+        }
+        Err(e) => {
+            if let provision::ProvisionError::Invalid(problems) = &e {
+                for p in problems {
+                    tracing::error!(problem = %p, "provisioning refused");
+                }
+            }
+            Err(e.into())
+        }
+    }
 }
 
 fn account(store: &Store, email: &str) -> Result<Doctor> {

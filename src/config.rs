@@ -570,6 +570,11 @@ impl Config {
         Ok(())
     }
 
+    /// Checks the rules across keys, as loading a file does; `text` is the file the configuration came from.
+    pub fn check_all(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        self.check(Some(text), origin)
+    }
+
     /// The effective configuration as TOML with secrets masked, for `config show`.
     pub fn to_masked_toml(&self) -> String {
         let mut masked = self.clone();

@@ -17,5 +17,6 @@ pub mod http;
 pub mod logring;
 pub mod media;
 pub mod notify;
+pub mod provision;
 pub mod store;
 pub mod ui;

@@ -24,7 +24,7 @@ async fn health_answers_without_login_over_https() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["clinic"]["id"], "clinic-1");
-    assert_eq!(body["schemaVersion"], 1);
+    assert_eq!(body["schemaVersion"], 2);
     k.stop().await;
 }
 

@@ -125,7 +125,7 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     let out = medimitra(dir.path(), &["db", "backup", backup.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out));
     let out = medimitra(dir.path(), &["db", "check"], None);
-    assert!(text(&out).contains("database OK: schema version 1"), "{}", text(&out));
+    assert!(text(&out).contains("database OK: schema version 2"), "{}", text(&out));
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -66,7 +66,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(again.schema_version().unwrap(), 2);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());

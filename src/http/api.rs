@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/health", get(health))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/password", post(change_password))
         .route("/users/profile", get(profile))
         .route("/appointments", get(list_appointments).post(create_appointment))
         .route("/appointments/{id}", get(get_appointment))
@@ -174,6 +175,51 @@ async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, A
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// The logged-in account chooses its own password (required after a one-time password). Other sessions end.
+async fn change_password(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<Json<crate::store::Doctor>, ApiError> {
+    validate_password(&body.new_password)?;
+    if body.new_password == body.current_password {
+        return Err(ApiError::bad_request("same_password", "the new password must differ from the current one"));
+    }
+    if body.current_password.len() > 1024 {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
+    }
+    let email = caller.doctor.email.clone();
+    let found = s.store.read(move |db| db.credentials(&email)).await?;
+    let (current, new) = (body.current_password, body.new_password);
+    let hash = auth::password_work(move || {
+        let ok = found.is_some_and(|(_, hash)| auth::verify_password(&current, &hash));
+        ok.then(|| auth::hash_password(&new))
+    })
+    .await?;
+    let Some(hash) = hash else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
+    };
+    let hash = hash.map_err(ApiError::internal)?;
+    let (id, keep, actor, now) = (caller.doctor.id, caller.token_hash.clone(), caller.actor(), Utc::now());
+    let doctor = s
+        .store
+        .write(move |db| {
+            db.change_own_password(id, &hash, &keep, now)?;
+            db.audit(&actor, "password_change", "", "", now)?;
+            db.doctor(id)
+        })
+        .await?;
+    tracing::info!(account = id, "password changed");
+    Ok(Json(doctor))
 }
 
 async fn profile(caller: Caller) -> Json<crate::store::Doctor> {

@@ -103,6 +103,9 @@ pub fn actor(d: &Doctor) -> String {
     format!("{}:{}", d.role, d.id)
 }
 
+/// What an account still on its one-time password may reach.
+const ALLOWED_BEFORE_PASSWORD_CHANGE: [&str; 3] = ["/auth/password", "/auth/logout", "/users/profile"];
+
 /// The logged-in account behind a request, and the hash of the token that proved it.
 pub struct Caller {
     pub doctor: Doctor,
@@ -140,6 +143,15 @@ impl FromRequestParts<AppState> for Caller {
                     "the session has expired or ended; log in again",
                 )
             })?;
+        // An account on a one-time password may only choose its own, look at itself and log out.
+        if doctor.must_change_password && !ALLOWED_BEFORE_PASSWORD_CHANGE.iter().any(|p| parts.uri.path().ends_with(p))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "choose a new password first (POST /api/auth/password)",
+            ));
+        }
         Ok(Caller { doctor, token_hash: hash })
     }
 }

@@ -65,6 +65,28 @@ pub fn load(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {
     Ok(Some(TlsMaterial { server_config: Arc::new(server_config), cert_path, fingerprint }))
 }
 
+/// Checks a certificate chain and private key given as PEM text: both parse, the key is a kind rustls serves with,
+/// and it belongs to the leaf certificate. Returns the leaf's fingerprint.
+pub fn check_pem_pair(cert_pem: &str, key_pem: &str) -> Result<String, String> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes()).filter_map(Result::ok).collect();
+    let Some(leaf) = certs.first() else {
+        return Err("holds no PEM certificate".into());
+    };
+    let fingerprint = fingerprint(leaf);
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+        .ok()
+        .flatten()
+        .ok_or_else(|| "holds no PEM private key".to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("does not go with the certificate ({e})"))?;
+    Ok(fingerprint)
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.into(), source })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).collect();

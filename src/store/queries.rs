@@ -34,6 +34,8 @@ pub struct Doctor {
     pub role: Role,
     pub active: bool,
     pub created_at: String,
+    /// Logged in with a one-time password: nothing but choosing a new one is allowed until then.
+    pub must_change_password: bool,
 }
 
 pub struct NewDoctor {
@@ -128,7 +130,7 @@ pub struct Db<'c> {
     conn: &'c Connection,
 }
 
-const DOCTOR_COLS: &str = "id, name, specialty, email, role, active, created_at";
+const DOCTOR_COLS: &str = "id, name, specialty, email, role, active, created_at, must_change_password";
 const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
 const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
      a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at \
@@ -143,6 +145,7 @@ fn doctor_row(r: &Row<'_>) -> rusqlite::Result<Doctor> {
         role: parse_col(r, 4)?,
         active: r.get(5)?,
         created_at: r.get(6)?,
+        must_change_password: r.get(7)?,
     })
 }
 
@@ -215,7 +218,7 @@ impl<'c> Db<'c> {
         Ok(self
             .conn
             .query_row(&format!("SELECT {DOCTOR_COLS}, password_hash FROM doctors WHERE email = ?1"), [email], |r| {
-                Ok((doctor_row(r)?, r.get::<_, String>(7)?))
+                Ok((doctor_row(r)?, r.get::<_, String>(8)?))
             })
             .optional()?)
     }
@@ -245,6 +248,34 @@ impl<'c> Db<'c> {
             return Err(StoreError::NotFound("account"));
         }
         self.revoke_sessions_of(id, now)
+    }
+
+    /// Sets a one-time password: the account must choose its own at its next login. Ends its sessions, enables it.
+    pub fn set_one_time_password(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE doctors SET password_hash = ?2, must_change_password = 1, active = 1 WHERE id = ?1",
+            params![id, hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound("account"));
+        }
+        self.revoke_sessions_of(id, now)
+    }
+
+    /// The account chose its own password: every other session ends, `keep` (the session it used) stays.
+    pub fn change_own_password(&self, id: i64, hash: &str, keep: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE doctors SET password_hash = ?2, must_change_password = 0 WHERE id = ?1",
+            params![id, hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound("account"));
+        }
+        self.conn.execute(
+            "UPDATE sessions SET revoked_at = ?3 WHERE doctor_id = ?1 AND token_hash <> ?2 AND revoked_at IS NULL",
+            params![id, keep, ts(now)],
+        )?;
+        Ok(())
     }
 
     // ---- patients ----
@@ -469,7 +500,8 @@ impl<'c> Db<'c> {
     /// The active account behind a live (not expired, not revoked) session.
     pub fn session_doctor(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Doctor>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at FROM sessions s \
+            "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at, d.must_change_password \
+             FROM sessions s \
              JOIN doctors d ON d.id = s.doctor_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
              AND s.expires_at > ?2 AND d.active = 1",
         )?;

@@ -64,4 +64,9 @@ pub const MIGRATIONS: &[&str] = &[
         detail               TEXT NOT NULL DEFAULT ''
     );
     "#,
+    // 2: accounts made with a one-time password (first-boot provisioning) must choose their own at first login.
+    r#"
+    ALTER TABLE doctors ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0
+        CHECK (must_change_password IN (0, 1));
+    "#,
 ];

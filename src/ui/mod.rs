@@ -487,7 +487,7 @@ fn tick(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>, drawn: &Cell<
     }
 }
 
-/// A kiosk that should have a camera and has none, or has no network address, says so on Welcome (checked every
+/// A refused provisioning file, no network address, or no camera where one should be: said on Welcome (checked every
 /// 5 s: plugging a cable in clears it).
 fn device_problems(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>) {
     let due = st.borrow().network_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
@@ -497,7 +497,10 @@ fn device_problems(w: &KioskWindow, ctx: &UiContext, st: &Rc<RefCell<State>>) {
     st.borrow_mut().network_checked = Some(Instant::now());
     let online = if_addrs::get_if_addrs().map(|l| l.iter().any(|i| !i.is_loopback())).unwrap_or(false);
     let camera_missing = ctx.config.media.video_source != "test" && ctx.sources.video_is_test;
-    w.set_device_problem(if !online {
+    let setup_failed = crate::provision::last_failure(&ctx.config.storage.data_dir).is_some();
+    w.set_device_problem(if setup_failed {
+        Problem::SetupFailed
+    } else if !online {
         Problem::NoNetwork
     } else if camera_missing {
         Problem::NoCamera

@@ -27,7 +27,7 @@ function localDay(d = new Date()) {
 }
 
 function show(view) {
-  for (const v of ["login", "list", "call"]) $(`${v}-view`).hidden = view !== v;
+  for (const v of ["login", "password", "list", "call"]) $(`${v}-view`).hidden = view !== v;
   $("logout").hidden = view === "login";
   $("who").hidden = view === "login";
 }
@@ -417,6 +417,11 @@ async function start() {
   try {
     const me = await api("/api/users/profile");
     $("who").textContent = me.name;
+    if (me.mustChangePassword) {
+      signal.close();
+      show("password");
+      return;
+    }
     show("list");
     await loadAppointments();
     refreshTimer = setInterval(() => { if (!call.id) loadAppointments(); }, 5000);
@@ -439,6 +444,25 @@ $("login-form").addEventListener("submit", async (ev) => {
     await start();
   } catch (e) {
     $("login-error").textContent = e.message;
+  }
+});
+
+$("password-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("password-error").textContent = "";
+  if ($("new-password").value !== $("repeat-password").value) {
+    $("password-error").textContent = "The two new passwords differ.";
+    return;
+  }
+  try {
+    await api("/api/auth/password", {
+      method: "POST",
+      body: JSON.stringify({ currentPassword: $("current-password").value, newPassword: $("new-password").value }),
+    });
+    for (const id of ["current-password", "new-password", "repeat-password"]) $(id).value = "";
+    await start();
+  } catch (e) {
+    $("password-error").textContent = e.message;
   }
 });
 
