@@ -157,3 +157,55 @@ fn the_service_unit_is_notify_with_a_watchdog_and_hardened() {
     let exec = get("ExecStart");
     assert!(exec.first().is_some_and(|e| e.contains("medimitra") && e.contains("serve")), "{exec:?}");
 }
+
+fn unit_keys(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .map(|l| l.split_once('=').unwrap_or_else(|| panic!("not key=value: {l}")))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_provisioning_unit_runs_once_per_file_before_the_kiosk() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("image/medimitra-provision.service");
+    // The image build puts the boot partition's mount point in place of @BOOT@.
+    let text = std::fs::read_to_string(path).unwrap().replace("@BOOT@", "/boot/efi");
+    let keys = unit_keys(&text);
+    let get = |k: &str| keys.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(get("Type"), ["oneshot"]);
+    assert_eq!(get("ConditionPathExists"), ["/boot/efi/medimitra-provision.toml"]);
+    assert_eq!(get("Before"), ["medimitra.service"]);
+    assert!(
+        get("RequiresMountsFor")[0].contains("/boot/efi") && get("RequiresMountsFor")[0].contains("/var/lib/medimitra")
+    );
+    let exec = get("ExecStart")[0];
+    assert!(exec.starts_with("/usr/bin/medimitra ") && exec.ends_with("provision /boot/efi/medimitra-provision.toml"));
+    // A refused file (exit 2) must not fail the boot; files made as root go to the kiosk's user either way.
+    assert_eq!(get("SuccessExitStatus"), ["2"]);
+    assert!(get("ExecStopPost")[0].contains("chown -R medimitra:medimitra /var/lib/medimitra"));
+    let kiosk =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("image/medimitra.service"))
+            .unwrap();
+    assert!(kiosk.contains("medimitra-provision.service"), "the kiosk must start after provisioning");
+}
+
+#[test]
+fn the_firewall_parses_and_opens_only_the_https_port() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("image/rootfs/etc/nftables.conf");
+    // `nft --check` parses the whole ruleset and checks it against the kernel without loading it.
+    let out = std::process::Command::new("nft").args(["--check", "--file"]).arg(&path).output().expect("nft");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("type filter hook input priority filter; policy drop;"));
+    let opened: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| l.contains("dport") && l.contains("accept")).collect();
+    let tcp: Vec<&&str> = opened.iter().filter(|l| l.starts_with("tcp")).collect();
+    assert_eq!(tcp.len(), 1, "{opened:?}");
+    assert!(tcp[0].starts_with("tcp dport 8443 accept"), "{opened:?}");
+    // UDP only for DHCP replies (media is opened by the kiosk's own ICE checks: conntrack's established/related).
+    for l in opened.iter().filter(|l| l.starts_with("udp")) {
+        assert!(l.contains("dport 68 ") || l.contains("dport 546 "), "unexpected open UDP port: {l}");
+    }
+}

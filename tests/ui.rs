@@ -337,6 +337,34 @@ fn a_kiosk_without_its_camera_says_so_on_welcome() {
 
 // Screenshots ---------------------------------------------------------------------------------------------------
 
+#[test]
+fn welcome_keeps_every_button_on_screen_with_a_device_banner() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    for (lang, label) in [("en", "English"), ("hi", "हिन्दी"), ("mr", "मराठी")] {
+        w.set_screen(Screen::Welcome);
+        press(w, label);
+        for (width, height) in [(800, 480), (1024, 600), (1280, 800), (1920, 1080)] {
+            w.window().set_size(slint::PhysicalSize::new(width, height));
+            for problem in [Problem::None, Problem::NoCamera, Problem::NoNetwork, Problem::SetupFailed] {
+                fill_for_screenshots(w, Screen::Welcome);
+                w.set_device_problem(problem);
+                for button in ["English", "हिन्दी", "मराठी"] {
+                    let found: Vec<_> = ElementHandle::find_by_accessible_label(w, button).collect();
+                    let b = found.first().unwrap_or_else(|| panic!("no {button} button"));
+                    let bottom = b.absolute_position().y + b.size().height;
+                    assert!(
+                        bottom <= height as f32 + 0.5,
+                        "{lang} {width}x{height} {problem:?}: the {button} button ends at {bottom}, below the screen"
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn fill_for_screenshots(w: &KioskWindow, screen: Screen) {
     w.set_device_problem(Problem::None);
     w.set_date_text("25-11-2026".into());
