@@ -304,7 +304,7 @@ fn each_invalid_field_is_refused_by_name_and_nothing_changes() {
     assert!(dev.provision(&valid_file()).status.success());
     let before = dev.snapshot();
     let accounts_before = dev.accounts();
-    let (cert, key) = tls_pair();
+    let (cert, _) = tls_pair();
     let (_, other_key) = tls_pair();
     let good = valid_file();
     let cases: Vec<(&str, String)> = vec![

@@ -2,6 +2,7 @@
 //! `masquerade random`: a new public port for every destination, so no direct path can be punched; unsolicited
 //! packets silently dropped), a TURN server
 //! (coturn) on the "internet" between them, and a port forward of the kiosk's HTTPS port so the doctor can reach it.
+//! The kiosk's own namespace loads the device image's firewall (`image/rootfs/etc/nftables.conf`).
 //!
 //! ```text
 //!  kiosk 10.1.0.2 ── 10.1.0.1 [nat-k] 198.18.1.2 ── 198.18.1.1 [internet: TURN 198.18.0.1] 198.18.2.1 ──
@@ -81,6 +82,11 @@ impl NatLab {
                  \"out\" drop; }}\n}}\n"
             ),
         );
+        // The kiosk sits behind the device image's own firewall: only its HTTPS port comes in; replies to what it
+        // sent (TURN, its ICE checks and the media they open) pass by conntrack.
+        let firewall = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/image/rootfs/etc/nftables.conf"))
+            .expect("the image's firewall rules");
+        lab.nft("k", &firewall);
         lab.nft(
             "nd",
             "table ip nat {\n chain post { type nat hook postrouting priority 100; oifname \"out\" masquerade random; }\n \
