@@ -137,4 +137,58 @@ async fn scenarios() {
     assert!(after.0 <= warm.0 + 4, "file descriptors grew from {} to {}", warm.0, after.0);
     assert!(after.1 <= warm.1 + 4, "threads grew from {} to {}", warm.1, after.1);
     a.close().await.expect("close a");
+
+    // 8. A technician set up with a one-time password (as first-boot provisioning does) must choose a new one in
+    // the page before anything else.
+    let hash = medimitra::http::auth::hash_password("one-time pass 4417").expect("hash");
+    k.store
+        .write_blocking(|db| {
+            let t = db.add_doctor(
+                &medimitra::store::NewDoctor {
+                    name: "Tara Singh".into(),
+                    specialty: String::new(),
+                    email: "tara@clinic.in".into(),
+                    password_hash: hash.clone(),
+                    role: medimitra::core::Role::Technician,
+                },
+                chrono::Utc::now(),
+            )?;
+            db.set_one_time_password(t.id, &hash, chrono::Utc::now())
+        })
+        .expect("technician");
+    let t = browser(driver_port, &profiles.path().join("t")).await;
+    t.goto(&k.url).await.expect("open");
+    t.wait().for_element(Locator::Css("#email")).await.expect("login form");
+    type_into(&t, "#email", "tara@clinic.in").await;
+    type_into(&t, "#password", "one-time pass 4417").await;
+    t.find(Locator::Css("#login-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+    wait_for("the password view", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('password-view').hidden").await == json!(true)
+    })
+    .await;
+    assert_eq!(js(&t, "document.getElementById('list-view').hidden").await, json!(true));
+    // Two different new passwords: refused in the page.
+    type_into(&t, "#current-password", "one-time pass 4417").await;
+    type_into(&t, "#new-password", "my own clinic password").await;
+    type_into(&t, "#repeat-password", "my own clinic passw0rd").await;
+    t.find(Locator::Css("#password-form button[type=submit]")).await.expect("save").click().await.expect("click");
+    wait_for("the mismatch to be shown", Duration::from_secs(5), || async {
+        js(&t, "document.getElementById('password-error').textContent").await == json!("The two new passwords differ.")
+    })
+    .await;
+    t.execute("document.getElementById('repeat-password').value = ''", vec![]).await.expect("clear");
+    type_into(&t, "#repeat-password", "my own clinic password").await;
+    t.find(Locator::Css("#password-form button[type=submit]")).await.expect("save").click().await.expect("click");
+    wait_for("the appointment list after the change", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('list-view').hidden && document.getElementById('password-view').hidden").await
+            == json!(true)
+    })
+    .await;
+    let who = k.store.read_blocking(|db| db.doctor_by_email("tara@clinic.in")).expect("account");
+    assert!(!who.must_change_password);
+    t.close().await.expect("close t");
+}
+
+async fn type_into(c: &fantoccini::Client, css: &str, text: &str) {
+    c.find(Locator::Css(css)).await.expect(css).send_keys(text).await.expect("type");
 }
