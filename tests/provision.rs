@@ -260,6 +260,14 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     assert_eq!(list.status().as_u16(), 200);
     assert_eq!(login(OTP).await.status().as_u16(), 401);
     assert_eq!(login("my own new password").await.status().as_u16(), 200);
+
+    // Guessing the current password from a session is throttled like logins: 403 until the limit, then 429.
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        codes.push(change(&format!("guess number {i} here"), "yet another password").await.unwrap().status().as_u16());
+    }
+    assert_eq!(codes[0], 403, "{codes:?}");
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
 }
 
 struct Server(Child);

@@ -95,15 +95,7 @@ async fn login(
     if email.is_empty() || body.password.is_empty() || body.password.len() > 1024 || email.len() > 254 {
         return Err(ApiError::bad_request("invalid_credentials_format", "give an e-mail and a password"));
     }
-    if let Err(wait) = s.limiter.admit(peer.ip(), &email) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many login attempts; try again in {wait} s"),
-        );
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
+    s.limiter.admit(peer.ip(), &email).map_err(too_many_attempts)?;
     let lookup = email.clone();
     let found = s.store.read(move |db| db.credentials(&lookup)).await?;
     let password = body.password;
@@ -149,6 +141,16 @@ async fn login(
     Ok(resp)
 }
 
+fn too_many_attempts(wait: u64) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many password attempts; try again in {wait} s"),
+    );
+    e.retry_after = Some(wait);
+    e
+}
+
 /// A hash of a random password, verified against when the account does not exist.
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let (random, _) = auth::new_token();
@@ -187,6 +189,7 @@ struct PasswordBody {
 /// The logged-in account chooses its own password (required after a one-time password). Other sessions end.
 async fn change_password(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<Json<crate::store::Doctor>, ApiError> {
@@ -197,6 +200,8 @@ async fn change_password(
     if body.current_password.len() > 1024 {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
     }
+    // Guessing the current password of a stolen session is throttled like logins are.
+    s.limiter.admit(peer.ip(), &caller.doctor.email).map_err(too_many_attempts)?;
     let email = caller.doctor.email.clone();
     let found = s.store.read(move |db| db.credentials(&email)).await?;
     let (current, new) = (body.current_password, body.new_password);
@@ -206,6 +211,7 @@ async fn change_password(
     })
     .await?;
     let Some(hash) = hash else {
+        s.limiter.record_failure(&caller.doctor.email);
         return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
     };
     let hash = hash.map_err(ApiError::internal)?;
