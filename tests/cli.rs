@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::KillOnDrop;
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_medimitra");
@@ -40,17 +41,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `medimitra serve` and waits until it prints the doctors' URL.
-fn serve(data: &std::path::Path, port: u16) -> (Server, String) {
+fn serve(data: &std::path::Path, port: u16) -> (KillOnDrop, String) {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
@@ -68,7 +60,7 @@ fn serve(data: &std::path::Path, port: u16) -> (Server, String) {
             let _ = tx.send(line);
         }
     });
-    let server = Server(child);
+    let server = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))

@@ -188,7 +188,3 @@ async fn scenarios() {
     assert!(!who.must_change_password);
     t.close().await.expect("close t");
 }
-
-async fn type_into(c: &fantoccini::Client, css: &str, text: &str) {
-    c.find(Locator::Css(css)).await.expect(css).send_keys(text).await.expect("type");
-}

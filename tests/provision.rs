@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_medimitra");
@@ -179,7 +179,7 @@ fn a_valid_file_is_applied_and_removed() {
     let wpa = std::fs::read_to_string(&wpa_path).unwrap();
     let psk = medimitra::provision::wpa_psk("Clinic \"Main\" Net", WIFI_PASS).unwrap();
     assert!(wpa.contains(&format!("psk={psk}")), "{wpa}");
-    assert!(wpa.contains(&format!("ssid={}", hex_of("Clinic \"Main\" Net"))), "{wpa}");
+    assert!(wpa.contains(&format!("ssid={}", hex::encode("Clinic \"Main\" Net"))), "{wpa}");
     assert!(wpa.contains("country=IN"));
     assert!(!wpa.contains(WIFI_PASS));
     use std::os::unix::fs::PermissionsExt;
@@ -194,17 +194,13 @@ fn a_valid_file_is_applied_and_removed() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() {
     let dev = Device::new();
     let out = dev.provision(&valid_file());
     assert!(out.status.success(), "{}", text(&out));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _server = Server::start(&dev, port);
+    let _server = serve(&dev, port);
     let cert = std::fs::read(dev.data().join("tls/cert.pem")).unwrap();
     let client = common::https_client(&cert);
     let url = format!("https://127.0.0.1:{port}");
@@ -270,37 +266,27 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     assert_eq!(codes.last(), Some(&429), "{codes:?}");
 }
 
-struct Server(Child);
-
-impl Server {
-    fn start(dev: &Device, port: u16) -> Server {
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(dev.config())
-            .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
-            .env_remove("MEDIMITRA_CONFIG")
-            .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")
-            .env("MEDIMITRA_MEDIA_AUDIO_SOURCE", "test")
-            .env("MEDIMITRA_MEDIA_AUDIO_SINK", "none")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the kiosk did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
+/// `medimitra serve` on the device's configuration, once it listens.
+fn serve(dev: &Device, port: u16) -> common::KillOnDrop {
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(dev.config())
+        .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("MEDIMITRA_CONFIG")
+        .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")
+        .env("MEDIMITRA_MEDIA_AUDIO_SOURCE", "test")
+        .env("MEDIMITRA_MEDIA_AUDIO_SINK", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = common::KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the kiosk did not listen within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    server
 }
 
 /// One field broken at a time: each is refused with its key named, nothing changes, no secret is echoed, the file

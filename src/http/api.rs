@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 use super::AppState;
-use super::auth::{self, COOKIE, Caller};
+use super::auth::{self, COOKIE, Caller, PendingCaller};
 use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
 use crate::core::{
     AppointmentStatus, Language, Role, Sex, local_day_range, parse_birth_date, parse_start_time, validate_duration,
@@ -162,7 +162,7 @@ fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
     format!("from {} ({})", peer.ip(), ua.chars().take(80).collect::<String>())
 }
 
-async fn logout(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+async fn logout(State(s): State<AppState>, PendingCaller(caller): PendingCaller) -> Result<Response, ApiError> {
     let now = Utc::now();
     let actor = caller.actor();
     s.store
@@ -190,7 +190,7 @@ struct PasswordBody {
 async fn change_password(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    caller: Caller,
+    PendingCaller(caller): PendingCaller,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<Json<crate::store::Doctor>, ApiError> {
     validate_password(&body.new_password)?;
@@ -228,7 +228,7 @@ async fn change_password(
     Ok(Json(doctor))
 }
 
-async fn profile(caller: Caller) -> Json<crate::store::Doctor> {
+async fn profile(PendingCaller(caller): PendingCaller) -> Json<crate::store::Doctor> {
     Json(caller.doctor)
 }
 

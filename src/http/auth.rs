@@ -103,9 +103,6 @@ pub fn actor(d: &Doctor) -> String {
     format!("{}:{}", d.role, d.id)
 }
 
-/// What an account still on its one-time password may reach.
-const ALLOWED_BEFORE_PASSWORD_CHANGE: [&str; 3] = ["/auth/password", "/auth/logout", "/users/profile"];
-
 /// The logged-in account behind a request, and the hash of the token that proved it.
 pub struct Caller {
     pub doctor: Doctor,
@@ -125,7 +122,26 @@ impl Caller {
     }
 }
 
+/// The caller of the few handlers an account still on its one-time password may reach (its profile, logout and the
+/// password change). Every other handler takes [`Caller`], which refuses such an account.
+pub struct PendingCaller(pub Caller);
+
 impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let PendingCaller(caller) = PendingCaller::from_request_parts(parts, state).await?;
+        if caller.doctor.must_change_password {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "choose a new password first (POST /api/auth/password)",
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+impl FromRequestParts<AppState> for PendingCaller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (token, from_cookie) = request_token(parts).ok_or_else(|| ApiError::unauthenticated("log in first"))?;
@@ -143,16 +159,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the session has expired or ended; log in again",
                 )
             })?;
-        // An account on a one-time password may only choose its own, look at itself and log out.
-        if doctor.must_change_password && !ALLOWED_BEFORE_PASSWORD_CHANGE.iter().any(|p| parts.uri.path().ends_with(p))
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "password_change_required",
-                "choose a new password first (POST /api/auth/password)",
-            ));
-        }
-        Ok(Caller { doctor, token_hash: hash })
+        Ok(PendingCaller(Caller { doctor, token_hash: hash }))
     }
 }
 

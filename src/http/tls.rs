@@ -65,25 +65,32 @@ pub fn load(config: &Config) -> Result<Option<TlsMaterial>, TlsError> {
     Ok(Some(TlsMaterial { server_config: Arc::new(server_config), cert_path, fingerprint }))
 }
 
+/// What is wrong with a certificate and key given as PEM text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PemProblem {
+    Certificate(String),
+    Key(String),
+}
+
 /// Checks a certificate chain and private key given as PEM text: both parse, the key is a kind rustls serves with,
 /// and it belongs to the leaf certificate. Returns the leaf's fingerprint.
-pub fn check_pem_pair(cert_pem: &str, key_pem: &str) -> Result<String, String> {
+pub fn check_pem_pair(cert_pem: &str, key_pem: &str) -> Result<String, PemProblem> {
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes()).filter_map(Result::ok).collect();
     let Some(leaf) = certs.first() else {
-        return Err("holds no PEM certificate".into());
+        return Err(PemProblem::Certificate("holds no PEM certificate".into()));
     };
     let fingerprint = fingerprint(leaf);
     let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
         .ok()
         .flatten()
-        .ok_or_else(|| "holds no PEM private key".to_string())?;
+        .ok_or_else(|| PemProblem::Key("holds no PEM private key".into()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PemProblem::Key(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("does not go with the certificate ({e})"))?;
+        .map_err(|e| PemProblem::Key(format!("does not go with the certificate ({e})")))?;
     Ok(fingerprint)
 }
 

@@ -46,18 +46,20 @@ struct Stage {
 }
 
 impl Stage {
-    fn staged_path(target: &Path) -> PathBuf {
+    /// The staged path beside `target`, its folder made and any leftover of an earlier run gone.
+    fn prepare(target: &Path) -> Result<PathBuf, ProvisionError> {
         let mut name = target.file_name().unwrap_or_default().to_os_string();
         name.push(".provision-new");
-        target.with_file_name(name)
-    }
-
-    fn file(&mut self, target: PathBuf, bytes: &[u8], mode: u32) -> Result<(), ProvisionError> {
-        let staged = Self::staged_path(&target);
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).map_err(|e| ProvisionError::apply("creating a folder", e))?;
         }
+        let staged = target.with_file_name(name);
         let _ = std::fs::remove_file(&staged);
+        Ok(staged)
+    }
+
+    fn file(&mut self, target: PathBuf, bytes: &[u8], mode: u32) -> Result<(), ProvisionError> {
+        let staged = Self::prepare(&target)?;
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&staged)?;
@@ -71,11 +73,7 @@ impl Stage {
     }
 
     fn link(&mut self, target: PathBuf, points_to: &str) -> Result<(), ProvisionError> {
-        let staged = Self::staged_path(&target);
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| ProvisionError::apply("creating a folder", e))?;
-        }
-        let _ = std::fs::remove_file(&staged);
+        let staged = Self::prepare(&target)?;
         std::os::unix::fs::symlink(points_to, &staged)
             .map_err(|e| ProvisionError::apply("making a link", format!("{}: {e}", staged.display())))?;
         self.files.push(Staged { target, staged });

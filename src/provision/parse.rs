@@ -5,6 +5,7 @@ use toml::{Table, Value};
 
 use crate::config::{ClinicId, IceServer, IceUrl, UI_LANGUAGES};
 use crate::core::{validate_email, validate_name, validate_password};
+use crate::http::tls::PemProblem;
 
 /// A checked provisioning file: what the kiosk will look like afterwards.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,71 +74,43 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
         }
     }
     let clinic = r.section(&root, "clinic", true);
-    let clinic_name = r.string(clinic, "clinic.name", true).and_then(|v| {
+    let clinic_name = r.string(clinic, "clinic.name", true, |v| {
         let v = v.trim().to_string();
-        if v.is_empty() || v.chars().count() > 80 || v.chars().any(char::is_control) {
-            r.problem("clinic.name", "must be 1 to 80 characters without control characters".into());
-            return None;
-        }
-        Some(v)
+        let ok = !v.is_empty() && v.chars().count() <= 80 && !v.chars().any(char::is_control);
+        if ok { Ok(v) } else { Err("must be 1 to 80 characters without control characters".into()) }
     });
-    let clinic_id = r
-        .string(clinic, "clinic.id", true)
-        .and_then(|v| ClinicId::try_from(v).map_err(|e| r.problem("clinic.id", e)).ok());
-    let timezone = r.string(clinic, "clinic.timezone", true).and_then(|v| match timezone_ok(&v, zone_exists) {
-        Ok(()) => Some(v),
-        Err(e) => {
-            r.problem("clinic.timezone", e);
-            None
-        }
-    });
+    let clinic_id = r.string(clinic, "clinic.id", true, ClinicId::try_from);
+    let timezone = r.string(clinic, "clinic.timezone", true, |v| timezone_ok(&v, zone_exists).map(|()| v));
 
-    let wifi_section = r.section(&root, "wifi", false);
-    let wifi_ok = wifi_section.map(|section| {
-        let w = Some(section);
-        let ssid = r.string(w, "wifi.ssid", true).filter(|s| {
-            let ok = (1..=32).contains(&s.len()) && !s.chars().any(char::is_control);
-            if !ok {
-                r.problem("wifi.ssid", "must be 1 to 32 bytes without control characters".into());
+    let wifi = match r.section(&root, "wifi", false) {
+        None => None,
+        Some(section) => {
+            let w = Some(section);
+            let ssid = r.string(w, "wifi.ssid", true, |s| {
+                let ok = (1..=32).contains(&s.len()) && !s.chars().any(char::is_control);
+                if ok { Ok(s) } else { Err("must be 1 to 32 bytes without control characters".into()) }
+            });
+            let password = r.secret(w, "wifi.password", true, Ok);
+            let country = r.string(w, "wifi.country", true, |c| {
+                let ok = c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase());
+                if ok { Ok(c) } else { Err(format!("`{c}` is not a two-letter country code such as IN")) }
+            });
+            let psk = match (&ssid, password) {
+                (Some(s), Some(p)) => wpa_psk(s, &p).map_err(|e| r.problem("wifi.password", e)).ok(),
+                _ => None,
+            };
+            match (ssid, psk, country) {
+                (Some(ssid), Some(psk_hex), Some(country)) => Some(Wifi { ssid, psk_hex, country }),
+                _ => None,
             }
-            ok
-        });
-        let password = r.secret(w, "wifi.password", true);
-        let country = r.string(w, "wifi.country", true).filter(|c| {
-            let ok = c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase());
-            if !ok {
-                r.problem("wifi.country", format!("`{c}` is not a two-letter country code such as IN"));
-            }
-            ok
-        });
-        let psk = password.and_then(|p| match &ssid {
-            Some(s) => wpa_psk(s, &p).map_err(|e| r.problem("wifi.password", e)).ok(),
-            None => None,
-        });
-        match (ssid, psk, country) {
-            (Some(ssid), Some(psk_hex), Some(country)) => Some(Wifi { ssid, psk_hex, country }),
-            _ => None,
         }
-    });
-    let wifi = wifi_ok.flatten();
+    };
 
     let mut ice_servers = Vec::new();
     if let Some(t) = r.section(&root, "turn", false) {
         let urls = r.urls(Some(t), "turn.urls", true, &["turn:", "turns:"]);
-        let username = r.string(Some(t), "turn.username", true).filter(|u| {
-            let ok = (1..=256).contains(&u.len()) && !u.chars().any(char::is_control);
-            if !ok {
-                r.problem("turn.username", "must be 1 to 256 characters without control characters".into());
-            }
-            ok
-        });
-        let credential = r.secret(Some(t), "turn.credential", true).filter(|c| {
-            let ok = (1..=256).contains(&c.len()) && !c.chars().any(char::is_control);
-            if !ok {
-                r.problem("turn.credential", "must be 1 to 256 characters without control characters".into());
-            }
-            ok
-        });
+        let username = r.string(Some(t), "turn.username", true, short_text);
+        let credential = r.secret(Some(t), "turn.credential", true, short_text);
         let stun = r.urls(Some(t), "turn.stun_urls", false, &["stun:", "stuns:"]);
         if let Some(stun) = stun.filter(|s| !s.is_empty()) {
             ice_servers.push(IceServer { urls: stun, username: None, credential: None });
@@ -148,7 +121,7 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
     }
 
     let tls_section = r.section(&root, "tls", false);
-    let tls = match r.string(tls_section, "tls.mode", false).as_deref() {
+    let tls = match r.string(tls_section, "tls.mode", false, Ok).as_deref() {
         None | Some("auto") => {
             for k in ["certificate", "private_key"] {
                 if tls_section.is_some_and(|t| t.contains_key(k)) {
@@ -158,18 +131,17 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
             Some(TlsPlan::Auto)
         }
         Some("files") => {
-            let cert = r.string(tls_section, "tls.certificate", true);
-            let key = r.secret(tls_section, "tls.private_key", true);
+            let cert = r.string(tls_section, "tls.certificate", true, Ok);
+            let key = r.secret(tls_section, "tls.private_key", true, Ok);
             match (cert, key) {
                 (Some(cert_pem), Some(key_pem)) => match crate::http::tls::check_pem_pair(&cert_pem, &key_pem) {
                     Ok(fingerprint) => Some(TlsPlan::Files { cert_pem, key_pem, fingerprint }),
-                    Err(e) => {
-                        let key = if e.contains("certificate") && !e.contains("go with") {
-                            "tls.certificate"
-                        } else {
-                            "tls.private_key"
-                        };
-                        r.problem(key, e);
+                    Err(PemProblem::Certificate(e)) => {
+                        r.problem("tls.certificate", e);
+                        None
+                    }
+                    Err(PemProblem::Key(e)) => {
+                        r.problem("tls.private_key", e);
                         None
                     }
                 },
@@ -183,30 +155,25 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
     };
 
     let tech = r.section(&root, "technician", true);
-    let technician_name = r
-        .string(tech, "technician.name", true)
-        .and_then(|v| validate_name("technician.name", &v).map_err(|e| r.problem("technician.name", e.message)).ok());
-    let technician_email = r.string(tech, "technician.email", true).and_then(|v| {
-        validate_email("technician.email", &v).map_err(|e| r.problem("technician.email", e.message)).ok()
-    });
-    let one_time_password = r.secret(tech, "technician.one_time_password", true).and_then(|v| {
-        validate_password(&v).map_err(|e| r.problem("technician.one_time_password", e.message)).ok().map(|()| v)
+    let technician_name =
+        r.string(tech, "technician.name", true, |v| validate_name("technician.name", &v).map_err(|e| e.message));
+    let technician_email =
+        r.string(tech, "technician.email", true, |v| validate_email("technician.email", &v).map_err(|e| e.message));
+    let one_time_password = r.secret(tech, "technician.one_time_password", true, |v| {
+        validate_password(&v).map(|()| v).map_err(|e| e.message)
     });
 
     let kiosk = r.section(&root, "kiosk", false);
-    let language = r.string(kiosk, "kiosk.language", false).filter(|l| {
-        let ok = UI_LANGUAGES.contains(&l.as_str());
-        if !ok {
-            r.problem("kiosk.language", format!("`{l}` is not one of {}", UI_LANGUAGES.join(", ")));
+    let language = r.string(kiosk, "kiosk.language", false, |l| {
+        if UI_LANGUAGES.contains(&l.as_str()) {
+            Ok(l)
+        } else {
+            Err(format!("`{l}` is not one of {}", UI_LANGUAGES.join(", ")))
         }
-        ok
     });
-    let technician_pin = r.secret(kiosk, "kiosk.technician_pin", false).filter(|p| {
+    let technician_pin = r.secret(kiosk, "kiosk.technician_pin", false, |p| {
         let ok = (4..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
-        if !ok {
-            r.problem("kiosk.technician_pin", "must be 4 to 8 digits".into());
-        }
-        ok
+        if ok { Ok(p) } else { Err("must be 4 to 8 digits".into()) }
     });
 
     match (clinic_name, clinic_id, timezone, wifi, tls, technician_name, technician_email, one_time_password) {
@@ -234,6 +201,12 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
         }),
         _ => Err(r.problems),
     }
+}
+
+/// TURN user names and credentials: 1 to 256 characters without control characters.
+fn short_text(v: String) -> Result<String, String> {
+    let ok = (1..=256).contains(&v.len()) && !v.chars().any(char::is_control);
+    if ok { Ok(v) } else { Err("must be 1 to 256 characters without control characters".into()) }
 }
 
 fn timezone_ok(zone: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<(), String> {
@@ -296,25 +269,45 @@ impl Reader {
         v
     }
 
-    fn string(&mut self, t: Option<&Table>, key: &str, required: bool) -> Option<String> {
-        match self.value(t, key, required)? {
-            Value::String(s) => Some(s.clone()),
-            other => {
-                self.problem(key, format!("must be a string (in quotes), not {}", other.type_str()));
-                None
-            }
-        }
+    /// The string at `key` checked by `check`; a wrong type or a refusal is recorded against the key.
+    fn string<T>(
+        &mut self,
+        t: Option<&Table>,
+        key: &str,
+        required: bool,
+        check: impl FnOnce(String) -> Result<T, String>,
+    ) -> Option<T> {
+        self.text(t, key, required, false, check)
     }
 
-    /// Like `string`, but its value never appears in a message.
-    fn secret(&mut self, t: Option<&Table>, key: &str, required: bool) -> Option<String> {
-        match self.value(t, key, required)? {
-            Value::String(s) => Some(s.clone()),
-            _ => {
-                self.problem(key, "must be a string (in quotes)".into());
-                None
+    /// Like `string`, but the value never appears in a message.
+    fn secret<T>(
+        &mut self,
+        t: Option<&Table>,
+        key: &str,
+        required: bool,
+        check: impl FnOnce(String) -> Result<T, String>,
+    ) -> Option<T> {
+        self.text(t, key, required, true, check)
+    }
+
+    fn text<T>(
+        &mut self,
+        t: Option<&Table>,
+        key: &str,
+        required: bool,
+        secret: bool,
+        check: impl FnOnce(String) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = match self.value(t, key, required)? {
+            Value::String(s) => s.clone(),
+            other => {
+                let shown = if secret { String::new() } else { format!(", not {}", other.type_str()) };
+                self.problem(key, format!("must be a string (in quotes){shown}"));
+                return None;
             }
-        }
+        };
+        check(value).map_err(|e| self.problem(key, e)).ok()
     }
 
     fn urls(&mut self, t: Option<&Table>, key: &str, required: bool, schemes: &[&str]) -> Option<Vec<IceUrl>> {

@@ -149,6 +149,11 @@ fn doctor_row(r: &Row<'_>) -> rusqlite::Result<Doctor> {
     })
 }
 
+/// An UPDATE of one account that touched no row names the missing account.
+fn account_updated(rows: usize) -> Result<(), StoreError> {
+    if rows == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
+}
+
 fn patient_row(r: &Row<'_>) -> rusqlite::Result<Patient> {
     Ok(Patient {
         id: r.get(0)?,
@@ -233,9 +238,7 @@ impl<'c> Db<'c> {
 
     /// Enables or disables an account; disabling also ends its sessions.
     pub fn set_doctor_active(&self, id: i64, active: bool, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
-        if self.conn.execute("UPDATE doctors SET active = ?2 WHERE id = ?1", params![id, active])? == 0 {
-            return Err(StoreError::NotFound("account"));
-        }
+        account_updated(self.conn.execute("UPDATE doctors SET active = ?2 WHERE id = ?1", params![id, active])?)?;
         if !active {
             self.revoke_sessions_of(id, now)?;
         }
@@ -244,33 +247,25 @@ impl<'c> Db<'c> {
 
     /// Replaces the password hash and ends every session of the account.
     pub fn set_password_hash(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        if self.conn.execute("UPDATE doctors SET password_hash = ?2 WHERE id = ?1", params![id, hash])? == 0 {
-            return Err(StoreError::NotFound("account"));
-        }
+        account_updated(self.conn.execute("UPDATE doctors SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
         self.revoke_sessions_of(id, now)
     }
 
     /// Sets a one-time password: the account must choose its own at its next login. Ends its sessions, enables it.
     pub fn set_one_time_password(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        account_updated(self.conn.execute(
             "UPDATE doctors SET password_hash = ?2, must_change_password = 1, active = 1 WHERE id = ?1",
             params![id, hash],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("account"));
-        }
+        )?)?;
         self.revoke_sessions_of(id, now)
     }
 
     /// The account chose its own password: every other session ends, `keep` (the session it used) stays.
     pub fn change_own_password(&self, id: i64, hash: &str, keep: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        account_updated(self.conn.execute(
             "UPDATE doctors SET password_hash = ?2, must_change_password = 0 WHERE id = ?1",
             params![id, hash],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("account"));
-        }
+        )?)?;
         self.conn.execute(
             "UPDATE sessions SET revoked_at = ?3 WHERE doctor_id = ?1 AND token_hash <> ?2 AND revoked_at IS NULL",
             params![id, keep, ts(now)],

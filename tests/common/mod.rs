@@ -20,6 +20,16 @@ pub struct Kiosk {
     server: Option<RunningServer>,
 }
 
+/// A child process (a running `medimitra serve`) killed and reaped when the test lets go of it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn https_client(cert_pem: &[u8]) -> reqwest::Client {
     let cert = reqwest::Certificate::from_pem(cert_pem).expect("certificate PEM");
     reqwest::Client::builder()

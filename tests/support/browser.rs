@@ -333,11 +333,16 @@ pub async fn browser(driver_port: u16, profile: &Path) -> Client {
         .expect("chromedriver session")
 }
 
+/// Types `text` into the page's element at `css`.
+pub async fn type_into(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css)).await.expect(css).send_keys(text).await.expect("type");
+}
+
 pub async fn login(c: &Client, url: &str, email: &str) {
     c.goto(url).await.expect("open the web app");
     c.wait().for_element(Locator::Css("#email")).await.expect("login form");
-    c.find(Locator::Css("#email")).await.expect("email").send_keys(email).await.expect("type");
-    c.find(Locator::Css("#password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    type_into(c, "#email", email).await;
+    type_into(c, "#password", PASSWORD).await;
     c.find(Locator::Css("#login-form button[type=submit]")).await.expect("submit").click().await.expect("click");
     wait_for("the signaling socket", Duration::from_secs(15), || async {
         js(c, "window.medimitra && window.medimitra.signal.ready").await == json!(true)
