@@ -3,9 +3,11 @@
 //!
 //! Environment: BENCH_SECONDS (measured time, default 10), BENCH_CLIENTS (default 32).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::{Duration, TimeZone, Utc};
-use medimitra::core::{Language, Role, Sex};
-use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::core::{Actor, Language, Role, Sex};
+use medimitra::store::{NewAccount, NewAppointment, NewPatient, Store};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,20 +22,21 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 fn seed(store: &Store) {
-    let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
+    let hash = medimitra::credentials::hash_password(PASSWORD).expect("hash");
     let day0 = Utc.with_ymd_and_hms(2026, 11, 2, 3, 30, 0).single().expect("date");
     store
         .write_blocking(|db| {
             let now = Utc::now();
             for d in 0..DOCTORS {
-                db.add_doctor(
-                    &NewDoctor {
+                db.add_account(
+                    &NewAccount {
                         name: format!("Dr. Bench {d}"),
                         specialty: "General medicine".into(),
                         email: format!("doctor{d}@bench.in"),
                         password_hash: hash.clone(),
                         role: Role::Doctor,
                     },
+                    Actor::Cli,
                     now,
                 )?;
             }
@@ -46,6 +49,7 @@ fn seed(store: &Store) {
                         phone: None,
                         preferred_language: Language::Hindi,
                     },
+                    Actor::Cli,
                     now,
                 )?;
             }
@@ -62,6 +66,7 @@ fn seed(store: &Store) {
                         duration_minutes: 15,
                         reason: "follow-up".into(),
                     },
+                    Actor::Cli,
                     now,
                 )?;
             }

@@ -5,15 +5,21 @@
 //!
 //! Environment: BENCH_CALLS (default 10), BENCH_WINDOW_SECS (CPU sampling window per call, default 6).
 
-#[path = "../tests/support/browser.rs"]
-mod browser;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use browser::*;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use fantoccini::{Client, Locator};
+use medimitra::calls::control::ControlCommand;
+use medimitra::core::CallState;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::browser::*;
+use support::kiosk::{INSIDE, KioskProcess, Namespace};
+use support::{KillOnDrop, wait_for};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -167,10 +173,10 @@ fn main() {
     unsafe { std::env::set_var("KIOSK_LOG", "warn") };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let k = Kiosk::start_sized(1280, 720);
+        let k = KioskProcess::start_sized(1280, 720);
         let kiosk_pid = k.proc.0.id();
         let profiles = tempfile::tempdir().expect("profiles");
-        let drivers: Vec<(u16, Proc)> = (0..2)
+        let drivers: Vec<(u16, KillOnDrop)> = (0..2)
             .map(|_| {
                 let (p, port) = start_chromedriver();
                 (port, p)
@@ -186,8 +192,9 @@ fn main() {
             let id = k.checked_in(k.doctor_a);
             js(&doctor, &format!("window.medimitra.call.start({id}, 'Meena') && true")).await;
             // The patient answers at once.
-            wait_for("ringing", Duration::from_secs(10), || async { k.kiosk_status()["call"] == "incoming" }).await;
-            k.control("accept");
+            wait_for("ringing", Duration::from_secs(10), || async { k.kiosk_status().call == CallState::Incoming })
+                .await;
+            k.control(ControlCommand::Accept);
             wait_for("the first frame", Duration::from_secs(15), || async {
                 js(&doctor, "!!(window.medimitra.call.timing && window.medimitra.call.timing.firstFrameAt)").await
                     == json!(true)
@@ -199,12 +206,12 @@ fn main() {
             tokio::time::sleep(Duration::from_secs(2)).await; // let bandwidth estimation settle
             let s = sample(&[kiosk_pid, drivers[0].1.0.id()], window).await;
             doctor_res = js(&doctor, "[window.medimitra.call.stats.width, window.medimitra.call.stats.height]").await.to_string();
-            kiosk_res = k.kiosk_status()["remoteVideoSize"].to_string();
+            kiosk_res = format!("{:?}", k.kiosk_status().remote_video_size);
             kiosk_cpu.push(s[0].0);
             kiosk_rss.push(s[0].1);
             doctor_cpu.push(s[1].0);
             doctor.find(Locator::Css("#end")).await.expect("end").click().await.expect("click");
-            wait_for("the end", Duration::from_secs(10), || async { k.kiosk_status()["mediaSessions"] == 0 }).await;
+            wait_for("the end", Duration::from_secs(10), || async { k.kiosk_status().media_sessions == 0 }).await;
         }
         let remote = k.kiosk_status();
         doctor.close().await.ok();

@@ -6,9 +6,11 @@
 //!
 //! Environment: BENCH_UI_SECS (measured window, default 10).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use medimitra::config::Config;
 use medimitra::media::VideoFrame;
-use medimitra::ui::{Screen, Ui, UiContext};
+use medimitra::ui::{CallAdapter, KioskAdapter, Screen, Ui, UiContext};
 use slint::ComponentHandle;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
@@ -86,9 +88,10 @@ fn measure(renderer: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
     let sources = engine.sources.clone();
+    let shutdown = medimitra::shutdown::Shutdown::new();
     let calls = {
         let _g = rt.enter();
-        medimitra::calls::spawn(engine, store.clone(), config.clone())
+        medimitra::calls::spawn(engine, store.clone(), config.clone(), shutdown.signal()).handle
     };
     medimitra::ui::select_backend(renderer).expect("backend");
     let ui = Ui::new(UiContext {
@@ -98,12 +101,14 @@ fn measure(renderer: &str) {
         sources,
         doctor_url: String::new(),
         fingerprint: None,
+        setup_refused: false,
+        runtime: rt.handle().clone(),
     })
     .expect("ui");
     let w = ui.window();
     w.window().set_size(slint::PhysicalSize::new(1280, 800));
-    w.set_doctor_name("Dr. Asha Rao".into());
-    w.set_screen(Screen::Incall);
+    w.global::<CallAdapter>().set_doctor_name("Dr. Asha Rao".into());
+    w.global::<KioskAdapter>().set_screen(Screen::Incall);
 
     let renders = Rc::new(std::cell::Cell::new(0u64));
     let r = renders.clone();
@@ -138,8 +143,8 @@ fn measure(renderer: &str) {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let rgba = frames[(n % 4) as usize].clone();
-                media.offer_frame(VideoFrame { width: 1280, height: 720, rgba });
-                media.offer_self_frame(VideoFrame { width: 320, height: 180, rgba: small.clone() });
+                media.pictures.offer_doctor(VideoFrame { width: 1280, height: 720, rgba });
+                media.pictures.offer_self_view(VideoFrame { width: 320, height: 180, rgba: small.clone() });
                 offered.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 let next = start + Duration::from_micros(33_333 * n);

@@ -1,5 +1,7 @@
-//! The technician's command line. Every command opens the same data dir as a running server (SQLite's WAL and
-//! busy timeout let both work at once). Passwords come from a prompt or standard input, never from arguments.
+//! The technician's command line, in layers: clap's raw arguments, then one function per command that calls the
+//! store's audited mutators (the same ones the API and the touch UI use). `serve` hands over to [`crate::app`]. Every
+//! command opens the same data dir as a running server (SQLite's WAL and busy timeout let both work at once).
+//! Passwords come from a prompt or standard input, never from arguments.
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
@@ -7,15 +9,15 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use crate::config::{Config, ConfigError, Loaded, Overrides};
+use crate::calls::control::ControlCommand;
+use crate::config::{Config, ConfigError, Overrides};
 use crate::core::{
-    AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration, validate_email,
-    validate_name, validate_password, validate_phone, validate_text,
+    Actor, AppointmentStatus, Language, Role, Sex, parse_birth_date, parse_start_time, validate_duration,
+    validate_email, validate_name, validate_password, validate_phone, validate_text,
 };
-use crate::http::{self, AppState};
-use crate::store::{AppointmentFilter, Doctor, NewAppointment, NewDoctor, NewPatient, Store};
+use crate::credentials::hash_password;
+use crate::store::{Account, AppointmentFilter, NewAccount, NewAppointment, NewPatient, Store};
 
 #[derive(Parser)]
 #[command(name = "medimitra", version, about = "Medi-Mitra telemedicine kiosk")]
@@ -34,9 +36,9 @@ struct Cli {
 enum Command {
     /// Run the kiosk: HTTPS API and the doctor's web app (the default)
     Serve(ServeArgs),
-    /// Manage doctor and technician accounts
-    #[command(subcommand)]
-    Doctor(DoctorCmd),
+    /// Manage staff accounts: doctors and technicians (`doctor` is the old name of this command)
+    #[command(subcommand, alias = "doctor")]
+    Account(AccountCmd),
     /// Manage patients
     #[command(subcommand)]
     Patient(PatientCmd),
@@ -52,8 +54,8 @@ enum Command {
     /// Answer or end calls on a kiosk without a screen (talks to the running `serve`)
     Call {
         /// accept, decline, end or status
-        #[arg(value_parser = ["accept", "decline", "end", "status"])]
-        action: String,
+        #[arg(value_parser = parse_control)]
+        action: ControlCommand,
     },
     /// Media engine diagnostics
     #[command(subcommand)]
@@ -95,7 +97,7 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
-enum DoctorCmd {
+enum AccountCmd {
     /// Add an account; the password is read from a prompt or standard input
     Add {
         #[arg(long)]
@@ -188,6 +190,9 @@ enum ConfigCmd {
     Show,
 }
 
+fn parse_control(s: &str) -> Result<ControlCommand, String> {
+    s.parse()
+}
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -227,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
         tracing::warn!("{w}");
     }
     match command {
-        Command::Serve(args) => serve(loaded, args),
+        Command::Serve(args) => crate::app::serve(loaded, crate::app::ServeOptions { headless: args.headless }),
         Command::Config(ConfigCmd::Check) => {
             let from = loaded.path.as_ref().map_or("built-in defaults".to_string(), |p| p.display().to_string());
             println!("configuration OK ({from})");
@@ -237,17 +242,16 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", loaded.config.to_masked_toml());
             Ok(())
         }
-        Command::Doctor(c) => doctor(&open_store(&loaded.config)?, c),
+        Command::Account(c) => account(&open_store(&loaded.config)?, c),
         Command::Patient(c) => patient(&open_store(&loaded.config)?, c),
         Command::Appointment(c) => appointment(&open_store(&loaded.config)?, c),
         Command::Db(c) => db(&open_store(&loaded.config)?, c),
         Command::Call { action } => {
-            let reply = crate::calls::control::request(&loaded.config.storage.data_dir, &action)?;
+            let reply = crate::calls::control::request(&loaded.config.storage.data_dir, action)?;
             println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());
-            if reply["ok"] == serde_json::Value::Bool(true) {
-                Ok(())
-            } else {
-                bail!("the kiosk refused: {}", reply["error"])
+            match (reply.ok, reply.error) {
+                (true, _) => Ok(()),
+                (false, error) => bail!("the kiosk refused: {}", error.unwrap_or_default()),
             }
         }
         Command::Provision(args) => provision(&loaded.config, loaded.path.as_deref(), args),
@@ -289,180 +293,6 @@ fn init_logging(config: &Config) {
 fn open_store(config: &Config) -> Result<Store> {
     Store::open_in(&config.storage.data_dir)
         .with_context(|| format!("opening the database in {}", config.storage.data_dir.display()))
-}
-
-fn serve(loaded: Loaded, args: ServeArgs) -> Result<()> {
-    let config = loaded.config;
-    let store = open_store(&config)?;
-    let accounts = store.read_blocking(|db| db.list_doctors(None))?.len();
-    // The technician screen lists recent warnings: a refused provisioning file shows there with its reasons.
-    for problem in crate::provision::last_failure(&config.storage.data_dir).unwrap_or_default() {
-        tracing::warn!(%problem, "the last provisioning file was refused; the kiosk kept its settings");
-    }
-    // Database and password work run on the blocking pool, bounded by the store and the password thread, so a small
-    // pool suffices (every thread is a stack and a malloc arena on a small device).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(16)
-        .build()
-        .context("starting the runtime")?;
-    let shared = std::sync::Arc::new(config.clone());
-    let (mut server, calls, sources) = runtime.block_on(async {
-        let mut state = AppState::new(store.clone(), config.clone());
-        let mut calls = None;
-        let mut sources = None;
-        match crate::media::MediaEngine::start(&config.media, &config.ice_servers) {
-            Ok(engine) => {
-                for p in engine.report.chosen() {
-                    tracing::info!(codec = p.codec.encoding_name(), profile = %p.name, "video encoder");
-                }
-                if engine.sources.video_is_test {
-                    tracing::warn!("no camera: calls send a test picture");
-                }
-                if engine.sources.audio_is_test {
-                    tracing::warn!("no microphone: calls send a test tone");
-                }
-                sources = Some(engine.sources.clone());
-                let handle = crate::calls::spawn(engine, store.clone(), shared.clone());
-                let sock = crate::calls::control::serve(&config.storage.data_dir, handle.clone())
-                    .context("opening the local control socket")?;
-                tracing::info!(path = %sock.display(), "local call control");
-                state = state.with_calls(handle.clone());
-                calls = Some(handle);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "calls are unavailable: the media engine did not start");
-                println!("Calls are unavailable: {e}");
-            }
-        }
-        let server = http::start(state).await?;
-        anyhow::Ok((server, calls, sources))
-    })?;
-    let urls = doctor_urls(server.scheme, server.addr);
-    println!("Medi-Mitra kiosk for {} is running.", config.clinic.name);
-    for url in &urls {
-        println!("Doctors open: {url}");
-    }
-    if let Some(fp) = &server.fingerprint {
-        println!("TLS certificate SHA-256: {fp}");
-    }
-    if accounts == 0 {
-        println!(
-            "No accounts yet. Add one (the password is asked for):\n  medimitra --data-dir {} doctor add --role technician --name NAME --email EMAIL",
-            config.storage.data_dir.display()
-        );
-    }
-    let handle = server.handle();
-    // The touch UI needs the main thread (winit and KMS both want it); the server keeps running on the runtime.
-    let ui = match (args.headless, calls, sources) {
-        (false, Some(calls), Some(sources)) => {
-            let ctx = crate::ui::UiContext {
-                store: store.clone(),
-                calls,
-                config: shared.clone(),
-                sources,
-                doctor_url: urls.first().cloned().unwrap_or_default(),
-                fingerprint: server.fingerprint.clone(),
-            };
-            match crate::ui::select_backend(&config.ui.backend).and_then(|()| crate::ui::Ui::new(ctx)) {
-                Ok(ui) => Some(ui),
-                Err(e) => {
-                    tracing::error!(error = %e, "the touch UI did not start; serving doctors only");
-                    println!("The touch UI did not start ({e}); serving doctors only.");
-                    None
-                }
-            }
-        }
-        (false, _, _) => {
-            println!("The touch UI needs the media engine; serving doctors only.");
-            None
-        }
-        (true, _, _) => None,
-    };
-    let mode = if ui.is_some() { "touch UI" } else { "headless" };
-    tracing::info!(addr = %server.addr, mode, clinic = config.clinic.id.as_str(), "serving");
-    crate::notify::notify(&format!("READY=1\nSTATUS=serving on {} ({mode})", server.addr));
-    if let Some(every) = crate::notify::watchdog_interval() {
-        // Keepalives come from the runtime that serves doctors: a wedged runtime stops them and systemd restarts us.
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                crate::notify::notify("WATCHDOG=1");
-            }
-        });
-    }
-    match ui {
-        None => runtime.block_on(async {
-            tokio::select! {
-                r = server.wait() => r.context("the HTTPS listener stopped")?,
-                _ = shutdown_signal() => {
-                    tracing::info!("shutting down");
-                    handle.graceful_shutdown(Some(Duration::from_secs(5)));
-                    server.wait().await.context("stopping the HTTPS listener")?;
-                }
-            }
-            anyhow::Ok(())
-        }),
-        Some(ui) => {
-            runtime.spawn(async {
-                shutdown_signal().await;
-                tracing::info!("shutting down");
-                let _ = slint::invoke_from_event_loop(|| {
-                    let _ = slint::quit_event_loop();
-                });
-            });
-            let result = ui.run();
-            handle.graceful_shutdown(Some(Duration::from_secs(5)));
-            runtime.block_on(server.wait()).context("stopping the HTTPS listener")?;
-            result.context("the touch UI")
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    crate::notify::notify("STOPPING=1");
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-/// The URLs a doctor can open: every non-loopback address when listening on all of them, else the one bound.
-fn doctor_urls(scheme: &str, addr: SocketAddr) -> Vec<String> {
-    let port = addr.port();
-    let fmt = |ip: std::net::IpAddr| match ip {
-        std::net::IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}/"),
-        std::net::IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}/"),
-    };
-    if !addr.ip().is_unspecified() {
-        return vec![fmt(addr.ip())];
-    }
-    let mut urls: Vec<String> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
-        .map(|i| fmt(i.ip()))
-        .collect();
-    urls.push(format!("{scheme}://localhost:{port}/"));
-    urls
 }
 
 /// Reads a new password: twice from a terminal, or one line from piped standard input.
@@ -521,32 +351,26 @@ fn provision(config: &Config, config_path: Option<&std::path::Path>, args: Provi
     }
 }
 
-fn account(store: &Store, email: &str) -> Result<Doctor> {
+fn find_account(store: &Store, email: &str) -> Result<Account> {
     let email = validate_email("email", email)?;
-    store.read_blocking(|db| db.doctor_by_email(&email)).map_err(|_| anyhow!("no account with e-mail {email}"))
+    store.read_blocking(|db| db.account_by_email(&email)).map_err(|_| anyhow!("no account with e-mail {email}"))
 }
 
-const CLI_ACTOR: &str = "cli";
-
-fn doctor(store: &Store, cmd: DoctorCmd) -> Result<()> {
+fn account(store: &Store, cmd: AccountCmd) -> Result<()> {
     let now = chrono::Utc::now();
     match cmd {
-        DoctorCmd::Add { name, email, specialty, role } => {
+        AccountCmd::Add { name, email, specialty, role } => {
             let name = validate_name("name", &name)?;
             let email = validate_email("email", &email)?;
             let specialty = validate_text("specialty", &specialty, 80)?;
             let password = read_new_password()?;
-            let password_hash =
-                http::auth::hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
-            let d = store.write_blocking(|db| {
-                let d = db.add_doctor(&NewDoctor { name, specialty, email, password_hash, role }, now)?;
-                db.audit(CLI_ACTOR, "account_create", &format!("account:{}", d.id), d.role.as_str(), now)?;
-                Ok(d)
-            })?;
-            println!("added {} {} <{}> (id {})", d.role, d.name, d.email, d.id);
+            let password_hash = hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
+            let new = NewAccount { name, specialty, email, password_hash, role };
+            let a = store.write_blocking(|db| db.add_account(&new, Actor::Cli, now))?;
+            println!("added {} {} <{}> (id {})", a.role, a.name, a.email, a.id);
         }
-        DoctorCmd::List => {
-            let all = store.read_blocking(|db| db.list_doctors(None))?;
+        AccountCmd::List => {
+            let all = store.read_blocking(|db| db.list_accounts(None))?;
             println!("{:>4}  {:<10}  {:<8}  {:<32}  {:<24}  specialty", "id", "role", "active", "e-mail", "name");
             for d in all {
                 let active = if d.active { "yes" } else { "no" };
@@ -556,31 +380,24 @@ fn doctor(store: &Store, cmd: DoctorCmd) -> Result<()> {
                 );
             }
         }
-        DoctorCmd::Disable { email } => set_active(store, &email, false)?,
-        DoctorCmd::Enable { email } => set_active(store, &email, true)?,
-        DoctorCmd::ResetPassword { email } => {
-            let d = account(store, &email)?;
+        AccountCmd::Disable { email } => set_active(store, &email, false)?,
+        AccountCmd::Enable { email } => set_active(store, &email, true)?,
+        AccountCmd::ResetPassword { email } => {
+            let a = find_account(store, &email)?;
             let password = read_new_password()?;
-            let hash = http::auth::hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
-            store.write_blocking(|db| {
-                db.set_password_hash(d.id, &hash, now)?;
-                db.audit(CLI_ACTOR, "password_reset", &format!("account:{}", d.id), "", now)
-            })?;
-            println!("password of {} changed; their sessions have ended", d.email);
+            let hash = hash_password(&password).map_err(|e| anyhow!("hashing the password: {e}"))?;
+            store.write_blocking(|db| db.reset_password(a.id, &hash, Actor::Cli, now))?;
+            println!("password of {} changed; their sessions have ended", a.email);
         }
     }
     Ok(())
 }
 
 fn set_active(store: &Store, email: &str, active: bool) -> Result<()> {
-    let d = account(store, email)?;
+    let a = find_account(store, email)?;
     let now = chrono::Utc::now();
-    store.write_blocking(|db| {
-        db.set_doctor_active(d.id, active, now)?;
-        let action = if active { "account_enable" } else { "account_disable" };
-        db.audit(CLI_ACTOR, action, &format!("account:{}", d.id), "", now)
-    })?;
-    println!("{} is now {}", d.email, if active { "enabled" } else { "disabled; their sessions have ended" });
+    store.write_blocking(|db| db.set_account_active(a.id, active, Actor::Cli, now))?;
+    println!("{} is now {}", a.email, if active { "enabled" } else { "disabled; their sessions have ended" });
     Ok(())
 }
 
@@ -596,11 +413,7 @@ fn patient(store: &Store, cmd: PatientCmd) -> Result<()> {
                 phone: phone.as_deref().map(|p| validate_phone("phone", p)).transpose()?,
                 preferred_language: language,
             };
-            let p = store.write_blocking(|db| {
-                let p = db.add_patient(&new, now)?;
-                db.audit(CLI_ACTOR, "patient_create", &format!("patient:{}", p.id), "", now)?;
-                Ok(p)
-            })?;
+            let p = store.write_blocking(|db| db.add_patient(&new, Actor::Cli, now))?;
             println!("added patient {} (id {})", p.name, p.id);
         }
         PatientCmd::List => {
@@ -633,7 +446,7 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
     let now = chrono::Utc::now();
     match cmd {
         AppointmentCmd::Add { patient, doctor, at, duration, reason } => {
-            let d = account(store, &doctor)?;
+            let d = find_account(store, &doctor)?;
             let new = NewAppointment {
                 patient_id: patient,
                 doctor_id: d.id,
@@ -641,15 +454,11 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
                 duration_minutes: validate_duration("duration", duration)?,
                 reason: validate_text("reason", &reason, 500)?,
             };
-            let a = store.write_blocking(|db| {
-                let a = db.add_appointment(&new, now)?;
-                db.audit(CLI_ACTOR, "appointment_create", &format!("appointment:{}", a.id), "", now)?;
-                Ok(a)
-            })?;
+            let a = store.write_blocking(|db| db.add_appointment(&new, Actor::Cli, now))?;
             println!("booked appointment {} at {} with {}", a.id, a.starts_at, a.doctor_name);
         }
         AppointmentCmd::List { day, doctor, status } => {
-            let doctor_id = doctor.as_deref().map(|e| account(store, e).map(|d| d.id)).transpose()?;
+            let doctor_id = doctor.as_deref().map(|e| find_account(store, e).map(|d| d.id)).transpose()?;
             let (from, to) = match day.as_deref() {
                 Some(day) => {
                     let (f, t) = crate::core::local_day_range("day", day)?;
@@ -675,11 +484,8 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
             }
         }
         AppointmentCmd::Cancel { id } => {
-            let a = store.write_blocking(|db| {
-                let a = db.set_appointment_status(id, AppointmentStatus::Cancelled, now)?;
-                db.audit(CLI_ACTOR, "appointment_status", &format!("appointment:{id}"), "-> cancelled", now)?;
-                Ok(a)
-            })?;
+            let a = store
+                .write_blocking(|db| db.set_appointment_status(id, AppointmentStatus::Cancelled, Actor::Cli, now))?;
             println!("appointment {} is {}", a.id, a.status);
         }
     }

@@ -1,11 +1,14 @@
 //! The HTTPS API driven by a real rustls client against a real server and a real SQLite file.
 
-mod common;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use chrono::{Duration, Local, TimeZone, Utc};
-use common::{Kiosk, PASSWORD};
-use medimitra::core::Role;
+use medimitra::core::{Actor, Role};
 use serde_json::{Value, json};
+use support::PASSWORD;
+use support::server::TestServer as Kiosk;
 
 /// Today at `h:m` local time, in UTC.
 fn today_at(h: u32, m: u32) -> chrono::DateTime<Utc> {
@@ -24,7 +27,7 @@ async fn health_answers_without_login_over_https() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["clinic"]["id"], "clinic-1");
-    assert_eq!(body["schemaVersion"], 2);
+    assert_eq!(body["schemaVersion"], 3);
     k.stop().await;
 }
 
@@ -42,7 +45,7 @@ async fn login_profile_and_logout_with_bearer_and_cookie() {
         .unwrap();
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"), "{cookie}");
-    let (status, body) = common::read(resp).await;
+    let (status, body) = support::server::read(resp).await;
     assert_eq!(status, 200);
     let token = body["token"].as_str().unwrap().to_string();
     assert_eq!(body["user"]["email"], "asha@clinic.in");
@@ -52,7 +55,7 @@ async fn login_profile_and_logout_with_bearer_and_cookie() {
     let (status, me) = k.get("/api/users/profile", Some(&token)).await;
     assert_eq!((status, me["name"].as_str()), (200, Some("Dr. Asha Rao")));
 
-    let (status, me) = common::read(
+    let (status, me) = support::server::read(
         k.client.get(k.url("/api/users/profile")).header("cookie", format!("mm_session={token}")).send().await.unwrap(),
     )
     .await;
@@ -94,10 +97,13 @@ async fn expired_revoked_and_disabled_sessions_stop_working() {
     k.add_account("Tech Tara", "tara@clinic.in", Role::Technician);
 
     // An expired session, as the store would hold it after its time ran out.
-    let (token, hash) = medimitra::http::auth::new_token();
+    let (token, hash) = medimitra::credentials::new_token();
     let now = Utc::now();
     k.store
-        .write_blocking(|db| db.create_session(&hash, id, now - Duration::hours(13), now - Duration::hours(1)))
+        .write_blocking(|db| {
+            let account = db.account(id)?;
+            db.create_session(&hash, &account, now - Duration::hours(13), now - Duration::hours(1))
+        })
         .unwrap();
     let (status, body) = k.get("/api/users/profile", Some(&token)).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("session_expired")));
@@ -112,7 +118,8 @@ async fn expired_revoked_and_disabled_sessions_stop_working() {
 
     // Disabled by a technician: every session of the account ends, and it cannot log in again.
     let tech = k.login("tara@clinic.in").await;
-    let (status, body) = k.put_json(&format!("/api/doctors/{id}/active"), Some(&tech), &json!({"active": false})).await;
+    let (status, body) =
+        k.put_json(&format!("/api/accounts/{id}/active"), Some(&tech), &json!({"active": false})).await;
     assert_eq!((status, body["active"].as_bool()), (200, Some(false)));
     assert_eq!(k.get("/api/users/profile", Some(&t2)).await.0, 401);
     let (status, _) =
@@ -244,7 +251,9 @@ async fn appointments_are_created_and_moved_through_their_states() {
     }
     // The call service moves it in_call; the doctor may then close it by hand.
     k.store
-        .write_blocking(|db| db.set_appointment_status(id, medimitra::core::AppointmentStatus::InCall, Utc::now()))
+        .write_blocking(|db| {
+            db.set_appointment_status(id, medimitra::core::AppointmentStatus::InCall, Actor::CallService, Utc::now())
+        })
         .unwrap();
     for (to, expected) in [("completed", 200), ("cancelled", 409)] {
         let (status, body) =
@@ -398,7 +407,7 @@ async fn bad_input_gets_a_json_error_and_changes_nothing() {
     assert_eq!(s, 403);
     let (s, b) = k
         .post_json(
-            "/api/doctors",
+            "/api/accounts",
             Some(&tech),
             &json!({"name": "Dr. Short", "email": "short@clinic.in", "password": "short", "role": "doctor"}),
         )
@@ -406,13 +415,13 @@ async fn bad_input_gets_a_json_error_and_changes_nothing() {
     assert_eq!((s, b["code"].as_str()), (422, Some("invalid_field")));
     let (s, _) = k
         .post_json(
-            "/api/doctors",
+            "/api/accounts",
             Some(&tech),
             &json!({"name": "Dr. Dup", "email": "asha@clinic.in", "password": PASSWORD, "role": "doctor"}),
         )
         .await;
     assert_eq!(s, 409);
-    let (s, _) = k.put_json(&format!("/api/doctors/{tech_id}/active"), Some(&tech), &json!({"active": false})).await;
+    let (s, _) = k.put_json(&format!("/api/accounts/{tech_id}/active"), Some(&tech), &json!({"active": false})).await;
     assert_eq!(s, 409);
     let (s, _) = k.post_json("/api/patients", Some(&tech), &json!({"name": "X", "dateOfBirth": "2999-01-01"})).await;
     assert_eq!(s, 422);
@@ -451,12 +460,15 @@ async fn names_with_quotes_and_sql_words_are_stored_verbatim() {
         let (s, back) = k.get(&format!("/api/patients/{}", p["id"]), Some(&tech)).await;
         assert_eq!((s, back["name"].as_str()), (200, Some(name)));
     }
-    let (s, d) = k.post_json("/api/doctors", Some(&tech), &json!({"name": "Dr. O'Neil; DROP TABLE doctors", "email": "oneil@clinic.in", "password": PASSWORD, "role": "doctor"})).await;
-    assert_eq!((s, d["name"].as_str()), (201, Some("Dr. O'Neil; DROP TABLE doctors")));
+    let (s, d) = k.post_json("/api/accounts", Some(&tech), &json!({"name": "Dr. O'Neil; DROP TABLE accounts", "email": "oneil@clinic.in", "password": PASSWORD, "role": "doctor"})).await;
+    assert_eq!((s, d["name"].as_str()), (201, Some("Dr. O'Neil; DROP TABLE accounts")));
     let (_, list) = k.get("/api/patients", Some(&tech)).await;
     assert_eq!(list.as_array().unwrap().len(), 4);
-    let (_, doctors) = k.get("/api/doctors", Some(&tech)).await;
-    assert_eq!(doctors.as_array().unwrap().len(), 2);
+    let (_, accounts) = k.get("/api/accounts", Some(&tech)).await;
+    assert_eq!(accounts.as_array().unwrap().len(), 2);
+    // The route's old name still answers (existing clients).
+    let (_, old_name) = k.get("/api/doctors", Some(&tech)).await;
+    assert_eq!(old_name, accounts);
     k.stop().await;
 }
 
@@ -487,7 +499,7 @@ async fn logins_are_rate_limited_per_account_and_per_address() {
     assert_eq!(resp.status().as_u16(), 429);
     let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 15 * 60 + 1, "{wait}");
-    let (_, body) = common::read(resp).await;
+    let (_, body) = support::server::read(resp).await;
     assert_eq!(body["code"], "too_many_attempts");
     // Another account from the same address still works (3 failures + 1 refusal + this = 5 of 8 attempts).
     assert_eq!(login("vikram@clinic.in", PASSWORD).await.0, 200);

@@ -1,12 +1,14 @@
 //! The real `medimitra` binary as a technician uses it: subprocesses, passwords on standard input, a server
 //! answering over HTTPS, and configuration errors with exit code 2.
 
-mod common;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use common::KillOnDrop;
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_medimitra");
 
@@ -37,16 +39,12 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts `medimitra serve` and waits until it prints the doctors' URL.
-fn serve(data: &std::path::Path, port: u16) -> (KillOnDrop, String) {
+/// Starts `medimitra serve` on a port it picks and waits until it prints the doctors' URL (with that port).
+fn serve(data: &std::path::Path) -> (KillOnDrop, String) {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
-        .args(["--config", "/dev/null", "serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--config", "/dev/null", "serve", "--headless", "--listen", "127.0.0.1:0"])
         .env_remove("MEDIMITRA_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -77,17 +75,16 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let out = medimitra(
         dir.path(),
-        &["doctor", "add", "--name", "Dr. Asha Rao", "--email", "asha@clinic.in", "--specialty", "GP"],
+        &["account", "add", "--name", "Dr. Asha Rao", "--email", "asha@clinic.in", "--specialty", "GP"],
         Some("a long enough secret\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("added doctor Dr. Asha Rao <asha@clinic.in>"), "{}", text(&out));
 
-    let port = free_port();
-    let (_server, url) = serve(dir.path(), port);
-    assert_eq!(url, format!("https://127.0.0.1:{port}/"));
+    let (_server, url) = serve(dir.path());
+    assert!(url.starts_with("https://127.0.0.1:") && !url.ends_with(":0/"), "{url}");
     let cert = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
-    let client = common::https_client(&cert);
+    let client = support::server::https_client(&cert);
     let resp = client
         .post(format!("{url}api/auth/login"))
         .json(&serde_json::json!({"email": "asha@clinic.in", "password": "a long enough secret"}))
@@ -116,14 +113,20 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     let backup = dir.path().join("copy.sqlite3");
     let out = medimitra(dir.path(), &["db", "backup", backup.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out));
+    // The copy holds the data: the account, its sessions and their audit entries.
+    let copy = rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let count =
+        |table: &str| -> i64 { copy.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+    assert_eq!((count("accounts"), count("sessions")), (1, 1));
+    assert!(count("audit_log") >= 3, "account created, login, password reset");
     let out = medimitra(dir.path(), &["db", "check"], None);
-    assert!(text(&out).contains("database OK: schema version 2"), "{}", text(&out));
+    assert!(text(&out).contains("database OK: schema version 3"), "{}", text(&out));
 }
 
 #[test]
 fn weak_passwords_and_duplicate_accounts_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = medimitra(dir.path(), &["doctor", "add", "--name", "Dr. A", "--email", "a@clinic.in"], Some("short\n"));
+    let out = medimitra(dir.path(), &["account", "add", "--name", "Dr. A", "--email", "a@clinic.in"], Some("short\n"));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("password: must be 10 to 128 characters long"), "{}", text(&out));
     let out = medimitra(
@@ -142,8 +145,11 @@ fn weak_passwords_and_duplicate_accounts_are_refused_and_change_nothing() {
     let out =
         medimitra(dir.path(), &["doctor", "add", "--name", "Dr. C", "--email", "c@clinic.in", "--role", "admin"], None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let list = medimitra(dir.path(), &["doctor", "list"], None);
+    let list = medimitra(dir.path(), &["account", "list"], None);
     assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 2, "{}", text(&list));
+    // `doctor` is the old name of `account` and still works.
+    let old = medimitra(dir.path(), &["doctor", "list"], None);
+    assert_eq!(old.stdout, list.stdout);
 }
 
 #[test]
@@ -241,7 +247,7 @@ fn systemd_hears_ready_then_watchdog_keepalives_then_stopping() {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--config", "/dev/null", "serve", "--headless", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--config", "/dev/null", "serve", "--headless", "--listen", "127.0.0.1:0"])
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")
         .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")

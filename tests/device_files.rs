@@ -1,6 +1,8 @@
 //! The device files: every rule in `udev/` parses (keys, operators, quoted values, line continuations) with udev's own vocabulary,
 //! and the rules the kiosk needs are there. (bookworm's udevadm 252 has no `verify`; this is the check instead.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 const MATCH_KEYS: &[&str] = &["SUBSYSTEM", "KERNEL", "ATTR", "ATTRS", "ENV", "ACTION", "DRIVERS", "SUBSYSTEMS", "TAG"];
 const ASSIGN_KEYS: &[&str] = &["GROUP", "MODE", "OWNER", "SYMLINK", "ENV", "TAG", "RUN", "NAME"];
 

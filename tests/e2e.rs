@@ -2,13 +2,17 @@
 //! microphone), driven through chromedriver. Runs inside a network namespace of its own with a veth pair, because
 //! ICE needs a non-loopback interface; the namespace is removed afterwards. Needs root (as CI has).
 
-#[path = "support/browser.rs"]
-mod browser;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use browser::*;
+mod support;
+
 use fantoccini::Locator;
-use medimitra::core::AppointmentStatus;
+use medimitra::calls::control::ControlCommand;
+use medimitra::core::{Actor, AppointmentStatus, CallPhase, CallState, EndReason};
 use serde_json::json;
+use support::browser::*;
+use support::kiosk::{INSIDE, KioskProcess, rerun_inside_namespace};
+use support::wait_for;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ fn a_browser_doctor_and_the_kiosk_see_and_hear_each_other() {
 }
 
 async fn scenarios() {
-    let k = Kiosk::start();
+    let k = KioskProcess::start();
     let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let a = browser(driver_port, &profiles.path().join("a")).await;
@@ -39,23 +43,24 @@ async fn scenarios() {
         .click()
         .await
         .expect("click call");
-    wait_for("the kiosk to ring", Duration::from_secs(10), || async { k.kiosk_status()["call"] == "incoming" }).await;
-    assert_eq!(k.control("accept")["ok"], true);
+    wait_for("the kiosk to ring", Duration::from_secs(10), || async { k.kiosk_status().call == CallState::Incoming })
+        .await;
+    assert!(k.control(ControlCommand::Accept).ok);
     let t = Instant::now();
     wait_for("video and audio both ways", Duration::from_secs(10), || async {
         let s = k.kiosk_status();
         js(&a, "window.medimitra.call.stats.framesDecoded > 0 && window.medimitra.call.stats.audioPacketsReceived > 0")
             .await
             == json!(true)
-            && s["remoteVideoFrames"].as_u64().unwrap_or(0) > 0
-            && s["remoteAudioBuffers"].as_u64().unwrap_or(0) > 0
+            && s.remote_video_frames > 0
+            && s.remote_audio_buffers > 0
     })
     .await;
     println!("first call: media both ways {:?} after accept", t.elapsed());
     // Congestion control is live: rtpgccbwe's estimate from the browser's transport-wide feedback drives the encoder.
     wait_for("congestion control to set the encoder's bitrate", Duration::from_secs(15), || async {
         // Only rtpgccbwe's notifications set this (the encoder's start value does not).
-        k.kiosk_status()["sendBitrateKbps"].as_u64().unwrap_or(0) > 0
+        k.kiosk_status().send_bitrate_kbps > 0
     })
     .await;
     assert_eq!(k.status_of(first), AppointmentStatus::InCall);
@@ -66,12 +71,12 @@ async fn scenarios() {
     assert_eq!(k.status_of(first), AppointmentStatus::Completed);
     let records = k.store.read_blocking(|db| db.call_records(first)).expect("records");
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].end_reason.as_deref(), Some("doctor_ended"));
+    assert_eq!(records[0].end_reason, Some(EndReason::DoctorEnded));
 
     // 3. The kiosk ends it.
     let second = k.checked_in(k.doctor_a);
     call_and_accept(&a, &k, second).await;
-    assert_eq!(k.control("end")["ok"], true);
+    assert!(k.control(ControlCommand::End).ok);
     wait_for("the page to show the patient ended", Duration::from_secs(10), || async {
         banner(&a).await.contains("The patient ended the call")
     })
@@ -81,8 +86,9 @@ async fn scenarios() {
     // 4. The patient declines: the appointment stays checked in.
     let third = k.checked_in(k.doctor_a);
     js(&a, &format!("window.medimitra.call.start({third}, 'Meena') && true")).await;
-    wait_for("the kiosk to ring", Duration::from_secs(10), || async { k.kiosk_status()["call"] == "incoming" }).await;
-    assert_eq!(k.control("decline")["ok"], true);
+    wait_for("the kiosk to ring", Duration::from_secs(10), || async { k.kiosk_status().call == CallState::Incoming })
+        .await;
+    assert!(k.control(ControlCommand::Decline).ok);
     wait_for("the page to show the decline", Duration::from_secs(10), || async {
         banner(&a).await.contains("declined")
     })
@@ -104,18 +110,14 @@ async fn scenarios() {
     b.close().await.expect("close b");
 
     // 6. The doctor reloads the page mid-call: the call recovers with a new session.
-    let before = k.kiosk_status()["callId"].clone();
+    let before = k.kiosk_status().call_id;
     a.refresh().await.expect("reload");
     wait_for("video in the reloaded page", Duration::from_secs(15), || async {
         js(&a, "window.medimitra && window.medimitra.call.stats.framesDecoded > 0").await == json!(true)
     })
     .await;
     let s = k.kiosk_status();
-    assert_eq!(
-        (s["callId"].clone(), s["phase"].clone(), s["mediaSessions"].clone()),
-        (before, json!("connected"), json!(1)),
-        "{s}"
-    );
+    assert_eq!((s.call_id.clone(), s.phase, s.media_sessions), (before, Some(CallPhase::Connected), 1), "{s:?}");
     end_from_page(&a, &k).await;
     assert_eq!(k.status_of(fourth), AppointmentStatus::Completed);
 
@@ -140,20 +142,21 @@ async fn scenarios() {
 
     // 8. A technician set up with a one-time password (as first-boot provisioning does) must choose a new one in
     // the page before anything else.
-    let hash = medimitra::http::auth::hash_password("one-time pass 4417").expect("hash");
+    let hash = medimitra::credentials::hash_password("one-time pass 4417").expect("hash");
     k.store
         .write_blocking(|db| {
-            let t = db.add_doctor(
-                &medimitra::store::NewDoctor {
+            let t = db.add_account(
+                &medimitra::store::NewAccount {
                     name: "Tara Singh".into(),
                     specialty: String::new(),
                     email: "tara@clinic.in".into(),
                     password_hash: hash.clone(),
                     role: medimitra::core::Role::Technician,
                 },
+                Actor::Cli,
                 chrono::Utc::now(),
             )?;
-            db.set_one_time_password(t.id, &hash, chrono::Utc::now())
+            db.set_one_time_password(t.id, &hash, Actor::Provisioning, chrono::Utc::now())
         })
         .expect("technician");
     let t = browser(driver_port, &profiles.path().join("t")).await;
@@ -184,7 +187,7 @@ async fn scenarios() {
             == json!(true)
     })
     .await;
-    let who = k.store.read_blocking(|db| db.doctor_by_email("tara@clinic.in")).expect("account");
+    let who = k.store.read_blocking(|db| db.account_by_email("tara@clinic.in")).expect("account");
     assert!(!who.must_change_password);
     t.close().await.expect("close t");
 }

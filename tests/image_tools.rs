@@ -2,6 +2,8 @@
 //! provisioning template the README points to. The image build and its qemu boot test take minutes and run by
 //! `image/build amd64 && image/test-boot` (see the README).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

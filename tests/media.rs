@@ -1,6 +1,8 @@
 //! The media engine on real GStreamer pipelines with test sources: every profile whose elements exist here builds
 //! and produces an offer; the probe falls back when a preferred encoder is missing; sessions leave nothing behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use medimitra::config::Media;
 use medimitra::core::media_rules::VideoCodec;
 use medimitra::media::{EncoderProfile, MediaEngine, MediaEvent, ProbeOutcome, probe};

@@ -4,15 +4,16 @@
 //! media session by itself (webrtcbin has no ICE restart) and carry on once the network is back, same call, no clicks.
 //! Runs in namespaces of its own (see `support/natlab.rs`); needs root, coturn and nftables (as CI has).
 
-#[path = "support/browser.rs"]
-mod browser;
-#[path = "support/natlab.rs"]
-mod natlab;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use browser::*;
-use medimitra::core::AppointmentStatus;
-use natlab::*;
+mod support;
+
+use medimitra::core::{AppointmentStatus, CallPhase};
 use serde_json::json;
+use support::browser::*;
+use support::kiosk::{KioskProcess, Where, rerun_inside};
+use support::natlab::*;
+use support::{KillOnDrop, wait_for};
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,8 @@ fn a_call_across_symmetric_nats_is_relayed_by_turn_and_survives_a_network_cut() 
 
 async fn scenario(lab: NatLab) {
     let turn_dir = tempfile::tempdir().expect("turn dir");
-    let _turn = Proc(lab.start_turn(turn_dir.path()));
-    let k = Kiosk::start_in(Where {
+    let _turn = KillOnDrop(lab.start_turn(turn_dir.path()));
+    let k = KioskProcess::start_in(Where {
         width: 640,
         height: 360,
         netns: Some(lab.ns("k")),
@@ -44,6 +45,7 @@ async fn scenario(lab: NatLab) {
             "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
              credential = \"{TURN_PASSWORD}\"\n"
         ),
+        ..Where::default()
     });
     let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
@@ -65,12 +67,12 @@ async fn scenario(lab: NatLab) {
 
     // 2. The kiosk's uplink drops all UDP (the signaling socket, TCP, stays up).
     let before = k.kiosk_status();
-    let first_session = before["mediaSession"].clone();
-    assert_eq!(before["phase"], "connected", "{before}");
+    let first_session = before.media_session.clone();
+    assert_eq!(before.phase, Some(CallPhase::Connected), "{before:?}");
     let cut = Instant::now();
     lab.cut_kiosk_udp();
     let noticed = wait_for("the kiosk to notice the lost media", Duration::from_secs(40), || async {
-        k.kiosk_status()["phase"] == "reconnecting"
+        k.kiosk_status().phase == Some(CallPhase::Reconnecting)
     })
     .await;
     wait_for("the doctor's page to say so", Duration::from_secs(5), || async {
@@ -79,7 +81,7 @@ async fn scenario(lab: NatLab) {
     .await;
     wait_for("a fresh media session", Duration::from_secs(30), || async {
         let s = k.kiosk_status();
-        s["mediaSession"] != first_session && s["mediaSession"].is_string()
+        s.media_session != first_session && s.media_session.is_some()
     })
     .await;
     println!("network cut: kiosk noticed after {noticed:?}, fresh session after {:?}", cut.elapsed());
@@ -87,20 +89,20 @@ async fn scenario(lab: NatLab) {
     // 3. The network comes back: the fresh session connects, media flows both ways again, same call.
     lab.restore_kiosk_udp();
     let back = Instant::now();
-    let frames_before = k.kiosk_status()["remoteVideoFrames"].as_u64().unwrap_or(0);
+    let frames_before = k.kiosk_status().remote_video_frames;
     wait_for("the call to be connected again", Duration::from_secs(30), || async {
         let s = k.kiosk_status();
-        s["phase"] == "connected" && s["remoteVideoFrames"].as_u64().unwrap_or(0) > frames_before
+        s.phase == Some(CallPhase::Connected) && s.remote_video_frames > frames_before
     })
     .await;
     wait_for("video in the browser again", Duration::from_secs(10), || async {
-        js(&a, "window.medimitra.call.sessionId").await == k.kiosk_status()["mediaSession"]
+        js(&a, "window.medimitra.call.sessionId").await == json!(k.kiosk_status().media_session)
             && js(&a, "window.medimitra.call.stats.framesDecoded > 0").await == json!(true)
     })
     .await;
     println!("network back: media both ways {:?} later", back.elapsed());
     let s = k.kiosk_status();
-    assert_eq!((s["callId"].clone(), s["mediaSessions"].clone()), (before["callId"].clone(), json!(1)), "{s}");
+    assert_eq!((s.call_id.clone(), s.media_sessions), (before.call_id.clone(), 1), "{s:?}");
     assert_eq!(k.status_of(id), AppointmentStatus::InCall);
     assert_eq!(js(&a, "document.getElementById('call-status').textContent").await, json!("Connected"));
 

@@ -2,7 +2,9 @@
 //! configuration file, a data dir and a system root (a folder here), then `medimitra serve` runs with the result and
 //! the technician logs in over HTTPS with the one-time password and must choose a new one.
 
-mod common;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -90,7 +92,7 @@ impl Device {
         out
     }
     fn accounts(&self) -> String {
-        text(&self.run(&["doctor", "list"]))
+        text(&self.run(&["account", "list"]))
     }
 }
 
@@ -199,11 +201,9 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     let dev = Device::new();
     let out = dev.provision(&valid_file());
     assert!(out.status.success(), "{}", text(&out));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _server = serve(&dev, port);
+    let (_server, url) = serve(&dev);
     let cert = std::fs::read(dev.data().join("tls/cert.pem")).unwrap();
-    let client = common::https_client(&cert);
-    let url = format!("https://127.0.0.1:{port}");
+    let client = support::server::https_client(&cert);
 
     let health: serde_json::Value = client.get(format!("{url}/api/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["clinic"]["name"], "PHC Rampur");
@@ -229,7 +229,7 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     let token = body["token"].as_str().unwrap().to_string();
 
     // Until a new password is chosen, only the profile, logout and the password change answer.
-    let list = client.get(format!("{url}/api/doctors")).bearer_auth(&token).send().await.unwrap();
+    let list = client.get(format!("{url}/api/accounts")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(list.status().as_u16(), 403);
     let err: serde_json::Value = list.json().await.unwrap();
     assert_eq!(err["code"], "password_change_required", "{err}");
@@ -252,7 +252,7 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     assert_eq!(me["mustChangePassword"], false);
 
     // The same session now reaches everything a technician may; the one-time password no longer works.
-    let list = client.get(format!("{url}/api/doctors")).bearer_auth(&token).send().await.unwrap();
+    let list = client.get(format!("{url}/api/accounts")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(list.status().as_u16(), 200);
     assert_eq!(login(OTP).await.status().as_u16(), 401);
     assert_eq!(login("my own new password").await.status().as_u16(), 200);
@@ -266,27 +266,38 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     assert_eq!(codes.last(), Some(&429), "{codes:?}");
 }
 
-/// `medimitra serve` on the device's configuration, once it listens.
-fn serve(dev: &Device, port: u16) -> common::KillOnDrop {
-    let child = Command::new(BIN)
+/// `medimitra serve` on the device's configuration and a port it picks, once it listens; and its base URL.
+fn serve(dev: &Device) -> (support::KillOnDrop, String) {
+    let mut child = Command::new(BIN)
         .arg("--config")
         .arg(dev.config())
-        .args(["serve", "--headless", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--headless", "--listen", "127.0.0.1:0"])
         .env_remove("MEDIMITRA_CONFIG")
         .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")
         .env("MEDIMITRA_MEDIA_AUDIO_SOURCE", "test")
         .env("MEDIMITRA_MEDIA_AUDIO_SINK", "none")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = common::KillOnDrop(child);
+    let stdout = child.stdout.take().unwrap();
+    let server = support::KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the kiosk did not listen within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+            && let Some(url) = line.strip_prefix("Doctors open: ")
+        {
+            return (server, url.trim_end_matches('/').to_string());
+        }
     }
-    server
+    panic!("the kiosk did not listen within 30 s");
 }
 
 /// One field broken at a time: each is refused with its key named, nothing changes, no secret is echoed, the file
@@ -354,7 +365,7 @@ fn each_invalid_field_is_refused_by_name_and_nothing_changes() {
     let add = Command::new(BIN)
         .arg("--config")
         .arg(dev.config())
-        .args(["doctor", "add", "--name", "Dr. Rao", "--email", "rao@clinic.example"])
+        .args(["account", "add", "--name", "Dr. Rao", "--email", "rao@clinic.example"])
         .env_remove("MEDIMITRA_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

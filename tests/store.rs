@@ -1,22 +1,25 @@
 //! The SQLite store on real files: migrations, the status state machine as the database enforces it, concurrent
 //! writers, backup and integrity checks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::{Duration, TimeZone, Utc};
-use medimitra::core::{AppointmentStatus, Language, Role, Sex};
-use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store, StoreError};
+use medimitra::core::{Actor, AppointmentStatus, EndReason, Language, Role, Sex};
+use medimitra::store::{NewAccount, NewAppointment, NewPatient, Store, StoreError};
 
 fn seed(store: &Store) -> (i64, i64) {
     let now = Utc::now();
     store
         .write_blocking(|db| {
-            let d = db.add_doctor(
-                &NewDoctor {
+            let d = db.add_account(
+                &NewAccount {
                     name: "Dr. Asha Rao".into(),
                     specialty: "GP".into(),
                     email: "asha@clinic.in".into(),
                     password_hash: "x".into(),
                     role: Role::Doctor,
                 },
+                Actor::Cli,
                 now,
             )?;
             let p = db.add_patient(
@@ -27,6 +30,7 @@ fn seed(store: &Store) -> (i64, i64) {
                     phone: None,
                     preferred_language: Language::Hindi,
                 },
+                Actor::Cli,
                 now,
             )?;
             Ok((d.id, p.id))
@@ -46,6 +50,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
                     duration_minutes: 15,
                     reason: String::new(),
                 },
+                Actor::Cli,
                 Utc::now(),
             )
         })
@@ -57,7 +62,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -66,7 +71,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 2);
+    assert_eq!(again.schema_version().unwrap(), 3);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
@@ -104,14 +109,14 @@ fn every_status_change_is_allowed_or_refused_as_the_rules_say() {
     let (d, p) = seed(&store);
     let mut slot = 0;
     let mut allowed = 0;
-    for from in AppointmentStatus::ALL {
-        for to in AppointmentStatus::ALL {
+    for &from in AppointmentStatus::ALL {
+        for &to in AppointmentStatus::ALL {
             let id = book(&store, d, p, slot);
             slot += 1;
             for step in path_to(from) {
-                store.write_blocking(|db| db.set_appointment_status(id, *step, Utc::now())).unwrap();
+                store.write_blocking(|db| db.set_appointment_status(id, *step, Actor::Cli, Utc::now())).unwrap();
             }
-            let result = store.write_blocking(|db| db.set_appointment_status(id, to, Utc::now()));
+            let result = store.write_blocking(|db| db.set_appointment_status(id, to, Actor::Cli, Utc::now()));
             let now_status = store.read_blocking(|db| db.appointment(id)).unwrap().status;
             if from.can_become(to) {
                 assert_eq!(result.unwrap().status, to, "{from} -> {to}");
@@ -143,8 +148,7 @@ fn eight_writers_doing_500_operations_each_lose_nothing() {
                     // Read-modify-write of one shared row, plus an insert: a lost update would drop a note line.
                     store
                         .write_blocking(|db| {
-                            db.add_note(shared, &format!("w{w}"), &format!("op {i}"), Utc::now())?;
-                            db.audit(&format!("w{w}"), "op", "", &i.to_string(), Utc::now())
+                            db.add_note(shared, &format!("w{w}"), &format!("op {i}"), Actor::Cli, Utc::now())
                         })
                         .map_err(|e| format!("writer {w} op {i}: {e}"))?;
                     if i % 50 == 0 {
@@ -164,7 +168,8 @@ fn eight_writers_doing_500_operations_each_lose_nothing() {
         assert_eq!(notes.lines().filter(|l| l.contains(&format!(" w{w}] "))).count(), 500, "writer {w}");
     }
     let counts = store.read_blocking(|db| db.table_counts()).unwrap();
-    assert!(counts.contains(&("audit_log".to_string(), 4000)), "{counts:?}");
+    // One audit entry per note, written in the note's own transaction (plus the seed's three).
+    assert!(counts.contains(&("audit_log".to_string(), 4003)), "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -179,7 +184,9 @@ async fn concurrent_async_tasks_share_one_store() {
             tokio::spawn(async move {
                 for i in 0..500 {
                     store
-                        .write(move |db| db.add_note(shared, &format!("t{w}"), &i.to_string(), Utc::now()).map(|_| ()))
+                        .write(move |db| {
+                            db.add_note(shared, &format!("t{w}"), &i.to_string(), Actor::Cli, Utc::now()).map(|_| ())
+                        })
                         .await?;
                 }
                 Ok::<(), StoreError>(())
@@ -200,14 +207,16 @@ fn call_records_open_and_close_once() {
     let (d, p) = seed(&store);
     let a = book(&store, d, p, 0);
     let id = store.write_blocking(|db| db.open_call_record(a, Utc::now())).unwrap();
-    store.write_blocking(|db| db.close_call_record(id, "doctor_ended", Some(r#"{"rttMs":40}"#), Utc::now())).unwrap();
+    store
+        .write_blocking(|db| db.close_call_record(id, EndReason::DoctorEnded, Some(r#"{"rttMs":40}"#), Utc::now()))
+        .unwrap();
     assert!(matches!(
-        store.write_blocking(|db| db.close_call_record(id, "again", None, Utc::now())),
+        store.write_blocking(|db| db.close_call_record(id, EndReason::PatientEnded, None, Utc::now())),
         Err(StoreError::NotFound(_))
     ));
     let records = store.read_blocking(|db| db.call_records(a)).unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].end_reason.as_deref(), Some("doctor_ended"));
+    assert_eq!(records[0].end_reason, Some(EndReason::DoctorEnded));
     assert!(matches!(store.write_blocking(|db| db.open_call_record(9999, Utc::now())), Err(StoreError::NotFound(_))));
 }
 
@@ -219,14 +228,14 @@ fn calls_interrupted_by_a_restart_are_closed() {
     let a = book(&store, d, p, 0);
     let other = book(&store, d, p, 1);
     for st in [AppointmentStatus::CheckedIn, AppointmentStatus::InCall] {
-        store.write_blocking(|db| db.set_appointment_status(a, st, Utc::now())).unwrap();
+        store.write_blocking(|db| db.set_appointment_status(a, st, Actor::Cli, Utc::now())).unwrap();
     }
     let rec = store.write_blocking(|db| db.open_call_record(a, Utc::now())).unwrap();
     assert_eq!(store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())).unwrap(), 1);
     assert_eq!(store.read_blocking(|db| db.appointment(a)).unwrap().status, AppointmentStatus::CheckedIn);
     assert_eq!(store.read_blocking(|db| db.appointment(other)).unwrap().status, AppointmentStatus::Scheduled);
     let records = store.read_blocking(|db| db.call_records(a)).unwrap();
-    assert_eq!((records[0].id, records[0].end_reason.as_deref()), (rec, Some("kiosk_restarted")));
+    assert_eq!((records[0].id, records[0].end_reason), (rec, Some(EndReason::KioskRestarted)));
     assert_eq!(store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())).unwrap(), 0);
 }
 
@@ -240,10 +249,96 @@ fn online_backup_is_a_complete_consistent_copy() {
     }
     let dest = dir.path().join("backup.sqlite3");
     store.backup_to(&dest).unwrap();
-    let copy = Store::open(&dest).unwrap();
-    assert!(copy.check().unwrap().is_empty());
+    // The copy itself, read-only and without the store's migrations (which would make an empty file look right).
+    let copy = rusqlite::Connection::open_with_flags(&dest, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let version: i64 = copy.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, store.schema_version().unwrap());
+    let live = store.read_blocking(|db| db.table_counts()).unwrap();
+    for (table, rows) in &live {
+        let n: i64 = copy.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        assert_eq!(n, *rows, "{table} in the copy");
+    }
+    assert!(live.contains(&("appointments".to_string(), 20)));
+}
+
+#[test]
+fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() {
+    // Before version 3 the staff accounts were in `doctors` and sessions pointed at `doctor_id`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(medimitra::store::DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE doctors (id INTEGER PRIMARY KEY, name TEXT NOT NULL, specialty TEXT NOT NULL DEFAULT '', \
+             email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('doctor', \
+             'technician')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), created_at TEXT NOT NULL, \
+             must_change_password INTEGER NOT NULL DEFAULT 0 CHECK (must_change_password IN (0, 1)));
+             CREATE TABLE patients (id INTEGER PRIMARY KEY, name TEXT NOT NULL, date_of_birth TEXT, sex TEXT NOT NULL \
+             CHECK (sex IN ('female', 'male', 'other', 'unknown')), phone TEXT, language TEXT NOT NULL, \
+             created_at TEXT NOT NULL);
+             CREATE TABLE appointments (id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id), \
+             doctor_id INTEGER NOT NULL REFERENCES doctors(id), starts_at TEXT NOT NULL, duration_minutes INTEGER \
+             NOT NULL CHECK (duration_minutes BETWEEN 5 AND 240), reason TEXT NOT NULL DEFAULT '', status TEXT NOT \
+             NULL CHECK (status IN ('scheduled', 'checked_in', 'in_call', 'completed', 'cancelled', 'no_show')), \
+             notes TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE INDEX appointments_by_doctor_and_start ON appointments (doctor_id, starts_at);
+             CREATE INDEX appointments_by_start ON appointments (starts_at);
+             CREATE TABLE call_records (id INTEGER PRIMARY KEY, appointment_id INTEGER NOT NULL REFERENCES \
+             appointments(id), started_at TEXT NOT NULL, ended_at TEXT, end_reason TEXT, quality_summary TEXT);
+             CREATE INDEX call_records_by_appointment ON call_records (appointment_id);
+             CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, doctor_id INTEGER NOT NULL REFERENCES doctors(id), \
+             created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT);
+             CREATE INDEX sessions_by_doctor ON sessions (doctor_id);
+             CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT \
+             NULL, target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '');
+             INSERT INTO doctors VALUES (1, 'Dr. Asha Rao', 'GP', 'asha@clinic.in', 'h', 'doctor', 1, \
+             '2026-11-01T00:00:00Z', 0), (2, 'Tara', '', 'tara@clinic.in', 'h', 'technician', 1, \
+             '2026-11-01T00:00:00Z', 1);
+             INSERT INTO patients VALUES (1, 'Meena', NULL, 'female', NULL, 'hi', '2026-11-01T00:00:00Z');
+             INSERT INTO appointments VALUES (1, 1, 1, '2026-11-25T03:00:00Z', 15, '', 'scheduled', '', \
+             '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+             INSERT INTO sessions VALUES ('abc', 1, '2026-11-01T00:00:00Z', '2999-01-01T00:00:00Z', NULL);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    assert!(store.check().unwrap().is_empty(), "foreign keys follow the renamed table");
+    let accounts = store.read_blocking(|db| db.list_accounts(None)).unwrap();
+    assert_eq!(accounts.iter().map(|a| (a.id, a.role)).collect::<Vec<_>>(), [(1, Role::Doctor), (2, Role::Technician)]);
+    assert!(accounts[1].must_change_password);
+    let session = store.read_blocking(|db| db.session_account("abc", Utc::now())).unwrap();
+    assert_eq!(session.map(|a| a.email), Some("asha@clinic.in".to_string()));
+    assert_eq!(store.read_blocking(|db| db.appointment(1)).unwrap().doctor_name, "Dr. Asha Rao");
+}
+
+#[test]
+fn every_change_writes_one_audit_entry_with_its_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let (d, p) = seed(&store);
+    let a = book(&store, d, p, 0);
+    store
+        .write_blocking(|db| {
+            db.set_appointment_status(a, AppointmentStatus::CheckedIn, Actor::TouchScreen, Utc::now())?;
+            db.set_appointment_status(a, AppointmentStatus::InCall, Actor::CallService, Utc::now())
+        })
+        .unwrap();
+    // A refused change writes nothing, its audit entry included.
+    let refused =
+        store.write_blocking(|db| db.set_appointment_status(a, AppointmentStatus::Scheduled, Actor::Cli, Utc::now()));
+    assert!(refused.is_err());
+    let entries = store.read_blocking(|db| db.recent_audit(2)).unwrap();
+    let seen: Vec<_> = entries.iter().map(|e| (e.actor.as_str(), e.action.as_str(), e.detail.as_str())).collect();
     assert_eq!(
-        copy.read_blocking(|db| db.table_counts()).unwrap(),
-        store.read_blocking(|db| db.table_counts()).unwrap()
+        seen,
+        [
+            ("call_service", "appointment_status", "checked_in -> in_call"),
+            ("kiosk_screen", "appointment_status", "scheduled -> checked_in")
+        ]
     );
+    assert_eq!(entries[0].target, format!("appointment:{a}"));
 }

@@ -6,21 +6,26 @@
 //! images in `tests/ui-reference/` (a changed look is a visible, reviewed change). `UPDATE_UI_REFERENCE=1` rewrites
 //! them.
 
-#[path = "support/browser.rs"]
-mod browser;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use browser::{appointment, seed_people};
+mod support;
+
 use chrono::Utc;
 use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
 use medimitra::calls::{CallsHandle, Command};
 use medimitra::config::Config;
-use medimitra::core::AppointmentStatus;
 use medimitra::core::protocol::DoctorMessage;
-use medimitra::store::{Doctor, Store};
-use medimitra::ui::{KioskWindow, Problem, Screen, Ui, UiContext};
+use medimitra::core::{Actor, AppointmentStatus, CallState};
+use medimitra::shutdown::Shutdown;
+use medimitra::store::{Account, Store};
+use medimitra::ui::{
+    CallAdapter, CheckInAdapter, EndReason, KioskAdapter, KioskWindow, Problem, Screen, TechnicianAdapter, Ui,
+    UiContext,
+};
 use slint::ComponentHandle;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::seed::{appointment, seed_people};
 
 fn init_backend() {
     // One backend per test thread (no event loop: the tests call `Ui::tick` themselves).
@@ -37,7 +42,9 @@ struct Rig {
     store: Store,
     calls: CallsHandle,
     config: Arc<Config>,
-    doctor: Doctor,
+    doctor: Account,
+    /// Keeps the call service running for the test.
+    _shutdown: Shutdown,
     patient: i64,
     slot: std::cell::Cell<i64>,
 }
@@ -61,11 +68,12 @@ impl Rig {
         let (doctor, patient) = (people.asha, people.patient);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
+        let shutdown = Shutdown::new();
         let calls = {
             let _guard = rt.enter();
-            medimitra::calls::spawn(engine, store.clone(), config.clone())
+            medimitra::calls::spawn(engine, store.clone(), config.clone(), shutdown.signal()).handle
         };
-        Rig { _dir: dir, rt, store, calls, config, doctor, patient, slot: std::cell::Cell::new(1) }
+        Rig { _dir: dir, rt, store, calls, config, doctor, patient, slot: std::cell::Cell::new(1), _shutdown: shutdown }
     }
 
     fn ui(&self) -> Ui {
@@ -77,6 +85,8 @@ impl Rig {
             sources,
             doctor_url: "https://10.0.0.5:8443/".into(),
             fingerprint: Some("AB:CD".into()),
+            setup_refused: false,
+            runtime: self.rt.handle().clone(),
         })
         .expect("ui")
     }
@@ -99,7 +109,7 @@ impl Rig {
     ) -> tokio::sync::mpsc::UnboundedReceiver<medimitra::core::protocol::KioskMessage> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (reply, conn) = tokio::sync::oneshot::channel();
-        self.calls.send(Command::Connect { doctor: self.doctor.clone(), outbox: tx, reply });
+        self.calls.send(Command::Connect { account: self.doctor.clone(), outbox: tx, reply });
         let conn = self.rt.block_on(conn).expect("conn");
         let capabilities = serde_json::from_value(serde_json::json!({"video": [{"mimeType": "video/H264",
             "sdpFmtpLine": "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}]}))
@@ -112,10 +122,14 @@ impl Rig {
     }
 }
 
+fn screen(w: &KioskWindow) -> Screen {
+    w.global::<KioskAdapter>().get_screen()
+}
+
 fn button(w: &KioskWindow, label: &str) -> ElementHandle {
     ElementHandle::find_by_accessible_label(w, label)
         .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
-        .unwrap_or_else(|| panic!("no button `{label}` on screen {:?}", w.get_screen()))
+        .unwrap_or_else(|| panic!("no button `{label}` on screen {:?}", screen(w)))
 }
 
 fn press(w: &KioskWindow, label: &str) {
@@ -137,7 +151,7 @@ fn until(ui: &Ui, what: &str, cond: impl Fn(&KioskWindow) -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("timed out waiting for {what}; screen {:?}", ui.window().get_screen());
+    panic!("timed out waiting for {what}; screen {:?}", screen(ui.window()));
 }
 
 #[test]
@@ -150,33 +164,37 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     rig.appointment(1); // tomorrow's is not offered
 
     // Welcome -> check-in: today's appointments by first name and time only.
-    assert_eq!(w.get_screen(), Screen::Welcome);
+    let checkin = w.global::<CheckInAdapter>();
+    let call = w.global::<CallAdapter>();
+    assert_eq!(screen(w), Screen::Welcome);
     press(w, "Check in");
-    assert_eq!(w.get_screen(), Screen::Checkin);
-    let slots: Vec<_> = (0..slint::Model::row_count(&w.get_slots()))
-        .filter_map(|i| slint::Model::row_data(&w.get_slots(), i))
+    assert_eq!(screen(w), Screen::Checkin);
+    // The list arrives from the store off the UI thread.
+    until(&ui, "today's appointments", |w| slint::Model::row_count(&w.global::<CheckInAdapter>().get_slots()) > 0);
+    let slots: Vec<_> = (0..slint::Model::row_count(&checkin.get_slots()))
+        .filter_map(|i| slint::Model::row_data(&checkin.get_slots(), i))
         .collect();
     assert_eq!(slots.len(), 1, "only today's scheduled appointment");
     assert_eq!(slots[0].first_name.as_str(), "Meena", "first name only");
     press(w, &format!("{}   Meena", slots[0].time));
-    assert_eq!(w.get_screen(), Screen::Confirm);
-    assert_eq!((w.get_confirm_name().as_str(), w.get_doctor_name().as_str()), ("Meena", "Dr. Asha Rao"));
+    until(&ui, "the confirmation", |w| screen(w) == Screen::Confirm);
+    assert_eq!((checkin.get_confirm_name().as_str(), checkin.get_doctor_name().as_str()), ("Meena", "Dr. Asha Rao"));
     press(w, "Yes, check me in");
-    assert_eq!(w.get_screen(), Screen::Waiting);
+    until(&ui, "the waiting screen", |w| screen(w) == Screen::Waiting);
     assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
 
     // The doctor calls: incoming -> accept -> in call.
     let _doctor = rig.doctor_calls(id);
-    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    until(&ui, "the incoming call", |w| screen(w) == Screen::Incoming);
     assert!(has_button(w, "Accept") && has_button(w, "Decline"));
     press(w, "Accept");
-    until(&ui, "the call screen", |w| w.get_screen() == Screen::Incall);
+    until(&ui, "the call screen", |w| screen(w) == Screen::Incall);
     assert_eq!(rig.status_of(id), AppointmentStatus::InCall);
     // The self view is the kiosk's own camera, drawn small.
-    until(&ui, "the self view", |w| w.get_has_self_video());
+    until(&ui, "the self view", |w| w.global::<CallAdapter>().get_has_self_video());
     // Mute and camera reach the media engine.
     press(w, "Mute");
-    assert!(rig.calls.media().controls.muted() && w.get_muted());
+    assert!(rig.calls.media().controls.muted() && call.get_muted());
     press(w, "Unmute");
     assert!(!rig.calls.media().controls.muted());
     press(w, "Camera off");
@@ -186,27 +204,33 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
 
     // End, with a confirmation: "No" keeps the call.
     press(w, "End call");
-    assert!(w.get_confirm_end());
+    assert!(call.get_confirm_end());
     press(w, "No, continue");
-    assert!(!w.get_confirm_end());
-    assert_eq!(rig.calls.status().call, "in_call");
+    assert!(!call.get_confirm_end());
+    assert_eq!(rig.calls.status().call, CallState::InCall);
     press(w, "End call");
     press(w, "Yes, end the call");
-    until(&ui, "the call-ended screen", |w| w.get_screen() == Screen::Ended);
-    assert_eq!(w.get_ended_reason().as_str(), "patient_ended");
+    until(&ui, "the call-ended screen", |w| screen(w) == Screen::Ended);
+    assert_eq!(call.get_ended_reason(), EndReason::PatientEnded);
     // Never connected (no doctor's browser answered): the appointment goes back to checked in.
     assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
 
     // Done -> Welcome, and nothing of this patient is left in the window.
     press(w, "Done");
-    assert_eq!(w.get_screen(), Screen::Welcome);
-    for v in [w.get_confirm_name(), w.get_doctor_name(), w.get_appointment_time(), w.get_ended_reason(), w.get_code()] {
+    assert_eq!(screen(w), Screen::Welcome);
+    for v in [
+        checkin.get_confirm_name(),
+        checkin.get_doctor_name(),
+        checkin.get_appointment_time(),
+        checkin.get_code(),
+        call.get_doctor_name(),
+    ] {
         assert_eq!(v.as_str(), "");
     }
-    assert_eq!(slint::Model::row_count(&w.get_slots()), 0);
-    assert!(!w.get_has_remote_video() && !w.get_has_self_video());
-    // The controls are reset for the next call.
-    assert!(!rig.calls.media().controls.camera_off() || rig.calls.status().call != "in_call");
+    assert_eq!(call.get_ended_reason(), EndReason::None);
+    assert_eq!(slint::Model::row_count(&checkin.get_slots()), 0);
+    assert!(!call.get_has_remote_video() && !call.get_has_self_video());
+    assert_eq!(call.get_self_video().size().width, 0, "the self view's picture is gone, not only hidden");
 }
 
 #[test]
@@ -216,23 +240,25 @@ fn decline_and_auto_decline() {
     let ui = rig.ui();
     let w = ui.window();
     let id = rig.appointment(0);
-    rig.store.write_blocking(|db| db.set_appointment_status(id, AppointmentStatus::CheckedIn, Utc::now())).expect("in");
+    rig.store
+        .write_blocking(|db| db.set_appointment_status(id, AppointmentStatus::CheckedIn, Actor::Cli, Utc::now()))
+        .expect("in");
 
     let _d = rig.doctor_calls(id);
-    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
+    until(&ui, "the incoming call", |w| screen(w) == Screen::Incoming);
     assert!(ui.ringing(), "the ring tone sounds");
     press(w, "Decline");
-    until(&ui, "the call-ended screen", |w| w.get_screen() == Screen::Ended);
-    assert_eq!(w.get_ended_reason().as_str(), "declined");
+    until(&ui, "the call-ended screen", |w| screen(w) == Screen::Ended);
+    assert_eq!(w.global::<CallAdapter>().get_ended_reason(), EndReason::Declined);
     assert!(!ui.ringing(), "and stops");
     assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
     press(w, "Done");
 
     // Nobody answers: the call is declined for the patient after ring_timeout_secs.
     let _d = rig.doctor_calls(id);
-    until(&ui, "the incoming call", |w| w.get_screen() == Screen::Incoming);
-    until(&ui, "the auto-decline", |w| w.get_screen() == Screen::Ended);
-    assert_eq!(w.get_ended_reason().as_str(), "no_answer");
+    until(&ui, "the incoming call", |w| screen(w) == Screen::Incoming);
+    until(&ui, "the auto-decline", |w| screen(w) == Screen::Ended);
+    assert_eq!(w.global::<CallAdapter>().get_ended_reason(), EndReason::NoAnswer);
     assert_eq!(rig.status_of(id), AppointmentStatus::CheckedIn);
 }
 
@@ -251,19 +277,22 @@ fn appointment_number_on_the_keypad_and_refusals() {
             press(w, &d.to_string());
         }
     };
+    let problem = |w: &KioskWindow| w.global::<CheckInAdapter>().get_problem();
     type_code(9999);
-    assert_eq!(w.get_code().as_str(), "9999");
+    assert_eq!(w.global::<CheckInAdapter>().get_code().as_str(), "9999");
     press(w, "Continue");
-    assert_eq!((w.get_screen(), w.get_problem()), (Screen::Checkin, Problem::CodeNotFound));
+    until(&ui, "the unknown number to be refused", |w| problem(w) == Problem::CodeNotFound);
+    assert_eq!(screen(w), Screen::Checkin);
     type_code(tomorrow);
     press(w, "Continue");
-    assert_eq!((w.get_screen(), w.get_problem()), (Screen::Checkin, Problem::NotToday));
+    until(&ui, "tomorrow's appointment to be refused", |w| problem(w) == Problem::NotToday);
+    assert_eq!(screen(w), Screen::Checkin);
     assert_eq!(rig.status_of(tomorrow), AppointmentStatus::Scheduled);
     type_code(today);
     press(w, "Continue");
-    assert_eq!(w.get_screen(), Screen::Confirm);
+    until(&ui, "the confirmation", |w| screen(w) == Screen::Confirm);
     press(w, "No");
-    assert_eq!(w.get_screen(), Screen::Welcome);
+    assert_eq!(screen(w), Screen::Welcome);
     assert_eq!(rig.status_of(today), AppointmentStatus::Scheduled, "No changes nothing");
 }
 
@@ -274,15 +303,19 @@ fn language_switch_is_instant_and_resets_for_the_next_patient() {
     let ui = rig.ui();
     let w = ui.window();
     press(w, "हिन्दी");
-    assert_eq!(w.get_language().as_str(), "hi");
+    assert_eq!(w.global::<KioskAdapter>().get_language().as_str(), "hi");
     assert!(has_button(w, "चेक-इन करें"), "Hindi labels at once");
     assert!(!has_button(w, "Check in"));
     press(w, "मराठी");
     assert!(has_button(w, "चेक-इन करा"));
     press(w, "चेक-इन करा");
     press(w, "मागे"); // Back
-    assert_eq!(w.get_screen(), Screen::Welcome);
-    assert_eq!(w.get_language().as_str(), "en", "the next patient starts in the configured language");
+    assert_eq!(screen(w), Screen::Welcome);
+    assert_eq!(
+        w.global::<KioskAdapter>().get_language().as_str(),
+        "en",
+        "the next patient starts in the configured language"
+    );
     assert!(has_button(w, "Check in"));
 }
 
@@ -292,34 +325,35 @@ fn the_technician_screen_needs_the_pin() {
     let rig = Rig::new(|_| {});
     let ui = rig.ui();
     let w = ui.window();
-    w.invoke_technician_requested(); // what a 3 s press on the clinic's name does
-    assert_eq!(w.get_screen(), Screen::Pin);
+    w.global::<KioskAdapter>().invoke_technician_requested(); // what a 3 s press on the clinic's name does
+    assert_eq!(screen(w), Screen::Pin);
     for d in ["1", "2", "3", "4"] {
         press(w, d);
     }
     press(w, "Open");
-    assert_eq!(w.get_screen(), Screen::Pin);
-    assert!(w.get_pin_refused());
+    assert_eq!(screen(w), Screen::Pin);
+    let tech = w.global::<TechnicianAdapter>();
+    assert!(tech.get_pin_refused());
     for d in ["2", "4", "6", "8"] {
         press(w, d);
     }
     press(w, "Open");
-    assert_eq!(w.get_screen(), Screen::Technician);
-    let lines = w.get_tech_lines();
+    assert_eq!(screen(w), Screen::Technician);
+    let lines = tech.get_lines();
     assert!(lines.contains("Video encoder: software-"), "{lines}");
     assert!(lines.contains("Camera: none (test picture)"), "{lines}");
     assert!(lines.contains("AB:CD"), "{lines}");
-    assert_eq!(w.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
-    assert!(w.get_qr().size().width > 0, "the URL as a QR code");
+    assert_eq!(tech.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
+    assert!(tech.get_qr().size().width > 0, "the URL as a QR code");
     press(w, "Close");
-    assert_eq!(w.get_screen(), Screen::Welcome);
+    assert_eq!(screen(w), Screen::Welcome);
 
     // With no PIN configured the screen stays closed.
     drop(ui);
     let rig = Rig::new(|c| c.ui.technician_pin = String::new());
     let ui = rig.ui();
-    ui.window().invoke_technician_requested();
-    assert_eq!(ui.window().get_screen(), Screen::Welcome);
+    ui.window().global::<KioskAdapter>().invoke_technician_requested();
+    assert_eq!(screen(ui.window()), Screen::Welcome);
 }
 
 #[test]
@@ -332,7 +366,7 @@ fn a_kiosk_without_its_camera_says_so_on_welcome() {
     }
     let ui = rig.ui();
     ui.tick();
-    assert_eq!(ui.window().get_device_problem(), Problem::NoCamera);
+    assert_eq!(ui.window().global::<KioskAdapter>().get_device_problem(), Problem::NoCamera);
 }
 
 // Screenshots ---------------------------------------------------------------------------------------------------
@@ -344,13 +378,13 @@ fn welcome_keeps_every_button_on_screen_with_a_device_banner() {
     let ui = rig.ui();
     let w = ui.window();
     for (lang, label) in [("en", "English"), ("hi", "हिन्दी"), ("mr", "मराठी")] {
-        w.set_screen(Screen::Welcome);
+        w.global::<KioskAdapter>().set_screen(Screen::Welcome);
         press(w, label);
         for (width, height) in [(800, 480), (1024, 600), (1280, 800), (1920, 1080)] {
             w.window().set_size(slint::PhysicalSize::new(width, height));
             for problem in [Problem::None, Problem::NoCamera, Problem::NoNetwork, Problem::SetupFailed] {
                 fill_for_screenshots(w, Screen::Welcome);
-                w.set_device_problem(problem);
+                w.global::<KioskAdapter>().set_device_problem(problem);
                 for button in ["English", "हिन्दी", "मराठी"] {
                     let found: Vec<_> = ElementHandle::find_by_accessible_label(w, button).collect();
                     let b = found.first().unwrap_or_else(|| panic!("no {button} button"));
@@ -366,36 +400,43 @@ fn welcome_keeps_every_button_on_screen_with_a_device_banner() {
 }
 
 fn fill_for_screenshots(w: &KioskWindow, screen: Screen) {
-    w.set_device_problem(Problem::None);
-    w.set_date_text("25-11-2026".into());
-    w.set_time_text("10:30".into());
-    w.set_doctor_name("Dr. Asha Rao".into());
-    w.set_appointment_time("10:45".into());
-    w.set_confirm_name("Meena".into());
-    w.set_confirm_time("10:45".into());
-    w.set_call_timer("4:05".into());
-    w.set_quality(3);
-    w.set_ended_reason("patient_ended".into());
+    let (kiosk, checkin, call, tech) = (
+        w.global::<KioskAdapter>(),
+        w.global::<CheckInAdapter>(),
+        w.global::<CallAdapter>(),
+        w.global::<TechnicianAdapter>(),
+    );
+    kiosk.set_device_problem(Problem::None);
+    kiosk.set_date_text("25-11-2026".into());
+    kiosk.set_time_text("10:30".into());
+    checkin.set_doctor_name("Dr. Asha Rao".into());
+    call.set_doctor_name("Dr. Asha Rao".into());
+    checkin.set_appointment_time("10:45".into());
+    checkin.set_confirm_name("Meena".into());
+    checkin.set_confirm_time("10:45".into());
+    call.set_call_timer("4:05".into());
+    call.set_quality(3);
+    call.set_ended_reason(EndReason::PatientEnded);
     let slots = vec![
         medimitra::ui::Slot { id: 1, first_name: "Meena".into(), time: "10:45".into() },
         medimitra::ui::Slot { id: 2, first_name: "Ravi".into(), time: "11:00".into() },
     ];
-    w.set_slots(slint::ModelRc::new(slint::VecModel::from(slots)));
+    checkin.set_slots(slint::ModelRc::new(slint::VecModel::from(slots)));
     // A fixed picture stands in for the doctor's video.
     let mut buf = slint::SharedPixelBuffer::<slint::Rgba8Pixel>::new(320, 180);
     for (i, p) in buf.make_mut_slice().iter_mut().enumerate() {
         let (x, y) = (i % 320, i / 320);
         *p = slint::Rgba8Pixel { r: (x * 255 / 320) as u8, g: (y * 255 / 180) as u8, b: 120, a: 255 };
     }
-    w.set_remote_video(slint::Image::from_rgba8(buf));
-    w.set_has_remote_video(screen == Screen::Incall);
-    w.set_pin("24".into());
-    w.set_tech_lines("Camera: none (test picture)\nMicrophone: none (test tone)\nVideo encoder: software-x264\nNetwork: eth0 10.0.0.5".into());
-    w.set_doctor_url("https://10.0.0.5:8443/".into());
+    call.set_remote_video(slint::Image::from_rgba8(buf));
+    call.set_has_remote_video(screen == Screen::Incall);
+    tech.set_pin("24".into());
+    tech.set_lines("Camera: none (test picture)\nMicrophone: none (test tone)\nVideo encoder: software-x264\nNetwork: eth0 10.0.0.5".into());
+    tech.set_doctor_url("https://10.0.0.5:8443/".into());
     if let Some(qr) = medimitra::ui::qr_image("https://10.0.0.5:8443/") {
-        w.set_qr(qr);
+        tech.set_qr(qr);
     }
-    w.set_screen(screen);
+    kiosk.set_screen(screen);
 }
 
 fn compare_or_update(name: &str, shot: &slint::SharedPixelBuffer<slint::Rgba8Pixel>) -> Result<(), String> {
@@ -458,7 +499,7 @@ fn every_screen_matches_its_reference_image_at_both_sizes_in_english_and_hindi()
     ];
     let mut failures = Vec::new();
     for (lang, label) in [("en", "English"), ("hi", "हिन्दी")] {
-        w.set_screen(Screen::Welcome);
+        w.global::<KioskAdapter>().set_screen(Screen::Welcome);
         press(w, label);
         for (width, height) in [(800, 480), (1920, 1080)] {
             w.window().set_size(slint::PhysicalSize::new(width, height));

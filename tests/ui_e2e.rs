@@ -4,16 +4,22 @@
 //! kiosk (HTTPS, signaling, call service, media engine, UI) runs in this process; all of it inside a network
 //! namespace of its own (ICE needs a non-loopback interface). Needs root.
 
-#[path = "support/browser.rs"]
-mod browser;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use browser::*;
+mod support;
+
 use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
 use medimitra::config::Config;
 use medimitra::core::AppointmentStatus;
+use medimitra::shutdown::Shutdown;
 use medimitra::store::Store;
-use medimitra::ui::{Screen, Ui, UiContext};
+use medimitra::ui::{CallAdapter, KioskAdapter, Screen, Ui, UiContext};
 use serde_json::json;
+use slint::ComponentHandle;
+use support::browser::*;
+use support::kiosk::{INSIDE, rerun_inside_namespace};
+use support::seed::{appointment, seed_people};
+use support::{PASSWORD, wait_for};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +46,7 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
     config.media.width = 640;
     config.media.height = 360;
     let store = Store::open_in(dir.path()).expect("store");
-    let hash = medimitra::http::auth::hash_password(PASSWORD).expect("hash");
+    let hash = medimitra::credentials::hash_password(PASSWORD).expect("hash");
     let people = seed_people(&store, &hash);
     let appointment = appointment(&store, people.patient, people.asha.id, 0, 0, AppointmentStatus::CheckedIn);
 
@@ -48,8 +54,9 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
     let config = Arc::new(config);
     let engine = medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media");
     let sources = engine.sources.clone();
+    let shutdown = Shutdown::new();
     let (calls, server) = rt.block_on(async {
-        let calls = medimitra::calls::spawn(engine, store.clone(), config.clone());
+        let calls = medimitra::calls::spawn(engine, store.clone(), config.clone(), shutdown.signal()).handle;
         let state = medimitra::http::AppState::new(store.clone(), (*config).clone()).with_calls(calls.clone());
         (calls, medimitra::http::start(state).await.expect("server"))
     });
@@ -61,6 +68,8 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
         sources,
         doctor_url: url.clone(),
         fingerprint: server.fingerprint.clone(),
+        setup_refused: false,
+        runtime: rt.handle().clone(),
     })
     .expect("ui");
     let w = ui.window();
@@ -85,20 +94,22 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
         }
         panic!("timed out after {limit:?} waiting for {what}");
     };
-    tick_until("the incoming call on the screen", Duration::from_secs(10), &|| w.get_screen() == Screen::Incoming);
-    assert_eq!(w.get_doctor_name().as_str(), "Dr. Asha Rao");
+    tick_until("the incoming call on the screen", Duration::from_secs(10), &|| {
+        w.global::<KioskAdapter>().get_screen() == Screen::Incoming
+    });
+    assert_eq!(w.global::<CallAdapter>().get_doctor_name().as_str(), "Dr. Asha Rao");
     ElementHandle::find_by_accessible_label(w, "Accept")
         .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
         .expect("Accept button")
         .invoke_accessible_default_action();
     let shown = tick_until("the doctor's video on the kiosk's screen", Duration::from_secs(15), &|| {
-        w.get_screen() == Screen::Incall && ui.frames_drawn() >= 10
+        w.global::<KioskAdapter>().get_screen() == Screen::Incall && ui.frames_drawn() >= 10
     });
     println!("doctor's video on screen {shown:?} after Accept");
-    let img = w.get_remote_video().size();
+    let img = w.global::<CallAdapter>().get_remote_video().size();
     let remote = calls.status().remote_video_size.expect("remote size");
     assert_eq!((u64::from(img.width), u64::from(img.height)), remote, "the picture drawn is the decoded frame");
-    assert!(w.get_has_self_video(), "self view drawn");
+    assert!(w.global::<CallAdapter>().get_has_self_video(), "self view drawn");
     // The doctor sees the kiosk too (the page reads its stats once a second).
     rt.block_on(wait_for("the kiosk's video in the browser", Duration::from_secs(10), || async {
         js(&page, "window.medimitra.call.stats.framesDecoded > 0").await == json!(true)
@@ -117,7 +128,9 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
         .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
         .expect("confirm")
         .invoke_accessible_default_action();
-    tick_until("the call-ended screen", Duration::from_secs(10), &|| w.get_screen() == Screen::Ended);
+    tick_until("the call-ended screen", Duration::from_secs(10), &|| {
+        w.global::<KioskAdapter>().get_screen() == Screen::Ended
+    });
     assert_eq!(store.read_blocking(|db| db.appointment(appointment)).expect("a").status, AppointmentStatus::Completed);
     rt.block_on(async { page.close().await.expect("close") });
 }

@@ -1,6 +1,8 @@
 //! The real binary opens its window with the winit backend under Xvfb and shows the welcome screen: the screen is
 //! captured (ImageMagick `import`) and must show the green "Check in" button and no error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,23 +1,59 @@
 //! Local control of the kiosk without a screen: a Unix socket in the data dir (mode 0600, so only the kiosk's user
-//! and root can use it) taking one JSON line per request: `{"command": "accept" | "decline" | "end" | "status"}`.
-//! `medimitra call …` is its client; the touch UI drives the same [`CallsHandle`] directly.
+//! and root can use it) taking one JSON line per request: `{"command": "accept" | "decline" | "end" | "status"}`,
+//! answered with `{"ok": bool, "error"?: text, "status": KioskStatus}`. `medimitra call …` is its client; the touch
+//! UI drives the same [`CallsHandle`] directly.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::{CallsHandle, PatientIntent};
+use super::{CallsHandle, KioskStatus, PatientIntent};
+use crate::core::CallState;
+use crate::core::names::wire_enum;
+use crate::shutdown::ShutdownSignal;
 
 pub const SOCKET_NAME: &str = "control.sock";
+
+wire_enum!(
+    /// What the local control can ask.
+    ControlCommand {
+        Accept = "accept",
+        Decline = "decline",
+        End = "end",
+        Status = "status",
+    }
+);
+
+impl ControlCommand {
+    fn intent(self) -> Option<PatientIntent> {
+        match self {
+            Self::Accept => Some(PatientIntent::Accept),
+            Self::Decline => Some(PatientIntent::Decline),
+            Self::End => Some(PatientIntent::End),
+            Self::Status => None,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Request {
-    command: String,
+    command: ControlCommand,
 }
 
-/// Serves the control socket until the runtime stops. Replaces a stale socket file from an earlier run.
-pub fn serve(data_dir: &Path, calls: CallsHandle) -> std::io::Result<PathBuf> {
+/// The answer to one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<KioskStatus>,
+}
+
+/// Serves the control socket until `shutdown` fires, then removes it. Replaces a stale socket file from an earlier
+/// run.
+pub fn serve(data_dir: &Path, calls: CallsHandle, mut shutdown: ShutdownSignal) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = data_dir.join(SOCKET_NAME);
     if path.exists() {
@@ -25,52 +61,53 @@ pub fn serve(data_dir: &Path, calls: CallsHandle) -> std::io::Result<PathBuf> {
     }
     let listener = tokio::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let socket_file = path.clone();
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.wait() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => break,
+                },
+            };
             let calls = calls.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read.take(4096)).lines();
                 if let Ok(Some(line)) = lines.next_line().await {
-                    let reply = answer(&calls, &line);
+                    let reply = serde_json::to_string(&answer(&calls, &line)).unwrap_or_default();
                     let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
                 }
             });
         }
+        let _ = std::fs::remove_file(&socket_file);
     });
     Ok(path)
 }
 
-fn answer(calls: &CallsHandle, line: &str) -> serde_json::Value {
-    let req: Request = match serde_json::from_str(line) {
-        Ok(r) => r,
-        Err(e) => return serde_json::json!({"ok": false, "error": format!("bad request: {e}")}),
-    };
-    let intent = match req.command.as_str() {
-        "status" => None,
-        "accept" => Some(PatientIntent::Accept),
-        "decline" => Some(PatientIntent::Decline),
-        "end" => Some(PatientIntent::End),
-        other => {
-            return serde_json::json!({"ok": false, "error": format!("unknown command `{other}` (accept, decline, end, status)")});
-        }
+fn answer(calls: &CallsHandle, line: &str) -> Reply {
+    let command = match serde_json::from_str::<Request>(line) {
+        Ok(r) => r.command,
+        Err(e) => return Reply { ok: false, error: Some(format!("bad request: {e}")), status: None },
     };
     let before = calls.status();
-    if let Some(i) = intent {
-        let applicable = match i {
-            PatientIntent::Accept | PatientIntent::Decline => before.call == "incoming",
-            PatientIntent::End => before.call == "in_call" || before.call == "incoming",
+    if let Some(intent) = command.intent() {
+        let applicable = match intent {
+            PatientIntent::Accept | PatientIntent::Decline => before.call == CallState::Incoming,
+            PatientIntent::End => matches!(before.call, CallState::InCall | CallState::Incoming),
         };
         if !applicable {
-            return serde_json::json!({"ok": false, "error": format!("nothing to {} (the kiosk is {})", req.command, before.call), "status": before});
+            let error = format!("nothing to {command} (the kiosk is {})", before.call);
+            return Reply { ok: false, error: Some(error), status: Some(before) };
         }
-        calls.patient(i);
+        calls.patient(intent);
     }
-    serde_json::json!({"ok": true, "status": calls.status()})
+    Reply { ok: true, error: None, status: Some(calls.status()) }
 }
 
-/// Client side, for the CLI: sends one command and returns the reply line.
-pub fn request(data_dir: &Path, command: &str) -> std::io::Result<serde_json::Value> {
+/// Client side, for the CLI and tests: sends one command and returns the reply.
+pub fn request(data_dir: &Path, command: ControlCommand) -> std::io::Result<Reply> {
     use std::io::{BufRead, Write};
     let path = data_dir.join(SOCKET_NAME);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {

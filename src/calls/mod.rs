@@ -1,11 +1,14 @@
 //! The call service: one task that owns the [`CallCore`], the doctors' sockets and the media sessions. Every input
 //! (socket messages, patient intents, media events, timers) arrives as a [`Command`] on one channel, so the state
-//! needs no locks; the core decides and this module carries out its effects.
+//! needs no locks; the core decides and this module carries out its effects. It stops when the kiosk's
+//! [`ShutdownSignal`] fires: the call ends with `kiosk_stopping`, media stops, the record is closed, and every
+//! doctor's socket is let go.
 
 pub mod control;
+mod flow_watch;
 
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +18,21 @@ use crate::config::Config;
 use crate::core::call::{AppointmentInfo, CallCore, CallSettings, ConnId, Effect, Event, PatientView};
 use crate::core::media_rules::choose_video_codec;
 use crate::core::protocol::{DoctorMessage, IceServerInfo, KioskMessage, PROTOCOL_VERSION};
-use crate::media::{MediaEngine, MediaEvent, RemoteMedia, Session};
-use crate::store::{Doctor, Store};
+use crate::core::{Actor, CallPhase, CallState, EndReason, ErrorCode};
+use crate::media::{LiveMedia, MediaEngine, MediaEvent, Session};
+use crate::shutdown::ShutdownSignal;
+use crate::store::{Account, Store};
+use flow_watch::FlowWatch;
 
 /// Inputs of the call service.
 pub enum Command {
     /// A doctor's socket opened; the reply is its connection id.
     Connect {
-        doctor: Doctor,
+        account: Account,
         outbox: mpsc::UnboundedSender<KioskMessage>,
         reply: oneshot::Sender<ConnId>,
     },
+    /// A message the socket's protocol rules accepted.
     Message {
         conn: ConnId,
         message: DoctorMessage,
@@ -38,31 +45,32 @@ pub enum Command {
     Timer(Event),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What the patient can do about a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatientIntent {
     Accept,
     Decline,
     End,
 }
 
-/// What the kiosk shows and reports about calls.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What the kiosk shows and reports about calls (`medimitra call status`, the touch UI, the technician screen).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KioskStatus {
-    /// `idle`, `incoming`, `in_call` or `ended`.
-    pub call: &'static str,
+    pub call: CallState,
     pub call_id: Option<String>,
     pub doctor_name: Option<String>,
-    /// `connecting`, `connected`, `reconnecting` while in a call.
-    pub phase: Option<String>,
+    /// Set while in a call.
+    pub phase: Option<CallPhase>,
     /// Why the last call ended.
-    pub ended_reason: Option<String>,
+    pub ended_reason: Option<EndReason>,
     pub remote_video_frames: u64,
     pub remote_audio_buffers: u64,
     pub remote_video_size: Option<(u64, u64)>,
     /// Video bitrate set by congestion control (kbit/s); 0 before its first estimate.
     pub send_bitrate_kbps: u64,
+    /// Peak level of what the speaker plays (after the volume), dBFS; −200 for silence.
+    pub speaker_peak_db: f64,
     pub test_video: bool,
     pub test_audio: bool,
     pub video_profiles: Vec<String>,
@@ -76,7 +84,7 @@ pub struct KioskStatus {
 pub struct CallsHandle {
     tx: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<KioskStatus>,
-    remote: Arc<RemoteMedia>,
+    live: Arc<LiveMedia>,
 }
 
 impl CallsHandle {
@@ -91,20 +99,18 @@ impl CallsHandle {
     /// The current status with fresh media counters.
     pub fn status(&self) -> KioskStatus {
         let mut s = self.status.borrow().clone();
-        s.remote_video_frames = self.remote.video_frames();
-        s.remote_audio_buffers = self.remote.audio_buffers();
-        let (w, h) = (
-            self.remote.width.load(std::sync::atomic::Ordering::Relaxed),
-            self.remote.height.load(std::sync::atomic::Ordering::Relaxed),
-        );
-        s.remote_video_size = (w > 0).then_some((w, h));
-        s.send_bitrate_kbps = self.remote.send_bitrate_kbps.load(std::sync::atomic::Ordering::Relaxed);
+        let received = &self.live.received;
+        s.remote_video_frames = received.video_frames();
+        s.remote_audio_buffers = received.audio_buffers();
+        s.remote_video_size = received.video_size();
+        s.speaker_peak_db = received.speaker_peak_db();
+        s.send_bitrate_kbps = self.live.sent.video_bitrate_kbps();
         s
     }
 
-    /// Counters, frames and the patient's controls shared with the media engine (the touch UI draws from here).
-    pub fn media(&self) -> &Arc<RemoteMedia> {
-        &self.remote
+    /// Counters, pictures and the patient's controls shared with the media engine (the touch UI draws from here).
+    pub fn media(&self) -> &Arc<LiveMedia> {
+        &self.live
     }
 
     /// Waits for the next status change.
@@ -113,63 +119,41 @@ impl CallsHandle {
     }
 }
 
+/// The running call service: its handle, and its task to wait for after the shutdown signal.
+pub struct CallService {
+    pub handle: CallsHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallService {
+    /// Waits until the service has ended its call, stopped its media and let go of every socket.
+    pub async fn stopped(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the call service ended abnormally");
+        }
+    }
+}
+
 struct Service {
     core: CallCore,
     media: Arc<MediaEngine>,
     store: Store,
     config: Arc<Config>,
-    conns: HashMap<ConnId, (Doctor, mpsc::UnboundedSender<KioskMessage>)>,
+    /// Identifies this run of the kiosk to the doctor's page (`welcome.bootId`).
+    boot_id: String,
+    conns: HashMap<ConnId, (Account, mpsc::UnboundedSender<KioskMessage>)>,
     next_conn: ConnId,
     sessions: HashMap<String, Session>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
+    /// For timers, which come back as commands.
     tx: mpsc::UnboundedSender<Command>,
     record: Option<i64>,
     status: watch::Sender<KioskStatus>,
     flow: FlowWatch,
 }
 
-/// Watches the doctor's media arriving, as the kiosk's own evidence of a lost network: webrtcbin 1.22's ICE agent
-/// runs no consent checks, so a dead path can stay "connected" for ever. A stall becomes `MediaInterrupted`, flow
-/// after a stall `MediaConnected`; the call core decides what they mean.
-#[derive(Debug, Default)]
-struct FlowWatch {
-    session: Option<String>,
-    last_count: u64,
-    last_change: Option<std::time::Instant>,
-    stalled: bool,
-}
-
-/// Longer than any normal gap: audio arrives every 20 ms even when the doctor is muted.
-const FLOW_STALL: Duration = Duration::from_secs(2);
-
-impl FlowWatch {
-    fn check(&mut self, session: Option<&String>, count: u64, now: std::time::Instant) -> Option<Event> {
-        if self.session.as_ref() != session {
-            *self = FlowWatch { session: session.cloned(), last_count: count, last_change: None, stalled: false };
-            return None;
-        }
-        let session_id = self.session.clone()?;
-        if count != self.last_count {
-            self.last_count = count;
-            self.last_change = Some(now);
-            if self.stalled {
-                self.stalled = false;
-                return Some(Event::MediaConnected { session_id });
-            }
-        } else if let Some(t) = self.last_change
-            && !self.stalled
-            && now.duration_since(t) >= FLOW_STALL
-        {
-            // Only media that has flowed in this session can stall.
-            self.stalled = true;
-            return Some(Event::MediaInterrupted { session_id });
-        }
-        None
-    }
-}
-
-/// Starts the call service on the current tokio runtime.
-pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHandle {
+/// Starts the call service on the current tokio runtime. It runs until `shutdown` fires.
+pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown: ShutdownSignal) -> CallService {
     match store.write_blocking(|db| db.recover_interrupted_calls(Utc::now())) {
         Ok(0) => {}
         Ok(n) => tracing::warn!(appointments = n, "calls interrupted by a restart were closed"),
@@ -177,9 +161,9 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let remote = media.remote.clone();
+    let live = media.live.clone();
     let initial = KioskStatus {
-        call: "idle",
+        call: CallState::Idle,
         call_id: None,
         doctor_name: None,
         phase: None,
@@ -188,6 +172,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         remote_audio_buffers: 0,
         remote_video_size: None,
         send_bitrate_kbps: 0,
+        speaker_peak_db: live.received.speaker_peak_db(),
         test_video: media.sources.video_is_test,
         test_audio: media.sources.audio_is_test,
         video_profiles: media.report.chosen().map(|p| p.name.clone()).collect(),
@@ -203,11 +188,13 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
         interrupt_grace: Duration::from_secs(c.interrupt_grace_secs.into()),
         ..CallSettings::default()
     };
+    let boot_id = format!("{:08x}", rand::random::<u32>());
     let mut svc = Service {
-        core: CallCore::new(settings),
+        core: CallCore::with_id_prefix(settings, &format!("c{boot_id}-")),
         media: Arc::new(media),
         store,
         config,
+        boot_id,
         conns: HashMap::new(),
         next_conn: 1,
         sessions: HashMap::new(),
@@ -219,31 +206,15 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
     };
     let mut flow_tick = tokio::time::interval(Duration::from_millis(500));
     flow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => svc.command(cmd).await,
-                    None => break,
-                },
-                Some(ev) = media_rx.recv() => {
-                    let event = match ev {
-                        MediaEvent::Offer { session_id, sdp } => Event::MediaOffer { session_id, sdp },
-                        MediaEvent::Candidate { session_id, candidate } => Event::MediaCandidate { session_id, candidate },
-                        MediaEvent::Connected { session_id } => Event::MediaConnected { session_id },
-                        MediaEvent::Interrupted { session_id } => {
-                            tracing::info!(session = %session_id, "media interrupted");
-                            Event::MediaInterrupted { session_id }
-                        }
-                        MediaEvent::Failed { session_id, reason } => {
-                            tracing::warn!(session = %session_id, %reason, "media session failed");
-                            Event::MediaFailed { session_id, reason }
-                        }
-                    };
-                    svc.event(event).await;
-                }
+                _ = shutdown.wait() => break,
+                Some(cmd) = rx.recv() => svc.command(cmd).await,
+                Some(ev) = media_rx.recv() => svc.media_event(ev).await,
                 _ = flow_tick.tick() => {
-                    let count = svc.media.remote.video_frames() + svc.media.remote.audio_buffers();
+                    let received = &svc.media.live.received;
+                    let count = received.video_frames() + received.audio_buffers();
                     let session = svc.sessions.keys().next().cloned();
                     if let Some(event) = svc.flow.check(session.as_ref(), count, std::time::Instant::now()) {
                         tracing::info!(flowing = matches!(event, Event::MediaConnected { .. }), "doctor's media");
@@ -252,20 +223,31 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>) -> CallsHand
                 }
             }
         }
-        for (_, s) in svc.sessions.drain() {
-            tokio::task::block_in_place(|| s.stop());
-        }
+        svc.stop().await;
     });
-    CallsHandle { tx, status: status_rx, remote }
+    CallService { handle: CallsHandle { tx, status: status_rx, live }, task }
 }
 
 impl Service {
+    /// The end of the service: the call (if any) ends as `kiosk_stopping` through the core like any other end, every
+    /// media session stops, and the sockets' outboxes are dropped so each socket closes after its last message.
+    async fn stop(&mut self) {
+        tracing::info!("the call service is stopping");
+        self.event(Event::KioskStopping).await;
+        for (id, s) in self.sessions.drain() {
+            tokio::task::block_in_place(|| s.stop());
+            tracing::info!(session = %id, "media session stopped");
+        }
+        self.publish_sessions();
+        self.conns.clear();
+    }
+
     async fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { doctor, outbox, reply } => {
+            Command::Connect { account, outbox, reply } => {
                 let conn = self.next_conn;
                 self.next_conn += 1;
-                self.conns.insert(conn, (doctor, outbox));
+                self.conns.insert(conn, (account, outbox));
                 let _ = reply.send(conn);
             }
             Command::Disconnected { conn } => {
@@ -285,54 +267,58 @@ impl Service {
         }
     }
 
+    async fn media_event(&mut self, ev: MediaEvent) {
+        let event = match ev {
+            MediaEvent::Offer { session_id, sdp } => Event::MediaOffer { session_id, sdp },
+            MediaEvent::Candidate { session_id, candidate } => Event::MediaCandidate { session_id, candidate },
+            MediaEvent::Connected { session_id } => Event::MediaConnected { session_id },
+            MediaEvent::Interrupted { session_id } => {
+                tracing::info!(session = %session_id, "media interrupted");
+                Event::MediaInterrupted { session_id }
+            }
+            MediaEvent::Failed { session_id, reason } => {
+                tracing::warn!(session = %session_id, %reason, "media session failed");
+                Event::MediaFailed { session_id, reason }
+            }
+        };
+        self.event(event).await;
+    }
+
     fn send(&self, conn: ConnId, message: KioskMessage) {
         if let Some((_, outbox)) = self.conns.get(&conn) {
             let _ = outbox.send(message);
         }
     }
 
+    fn welcome(&self, account: &Account) -> KioskMessage {
+        let resumable = self.core.current().filter(|(_, d, _)| *d == account.id).map(|(id, _, _)| id.to_string());
+        let ice_servers = self
+            .config
+            .ice_servers
+            .iter()
+            .map(|s| IceServerInfo {
+                urls: s.urls.iter().map(|u| u.as_str().to_string()).collect(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+        KioskMessage::Welcome {
+            version: PROTOCOL_VERSION,
+            clinic: self.config.clinic.name.clone(),
+            ice_servers,
+            resumable_call_id: resumable,
+            boot_id: self.boot_id.clone(),
+        }
+    }
+
+    /// Turns a message the socket rules accepted into a core event (looking up what the core needs to know).
     async fn doctor_message(&mut self, conn: ConnId, message: DoctorMessage) {
         tracing::debug!(conn, kind = message_kind(&message), "doctor message");
-        let Some(doctor) = self.conns.get(&conn).map(|(d, _)| d.clone()) else { return };
+        let Some(account) = self.conns.get(&conn).map(|(a, _)| a.clone()) else { return };
         let event = match message {
-            DoctorMessage::Hello { version } => {
-                if version != PROTOCOL_VERSION {
-                    self.send(
-                        conn,
-                        KioskMessage::error(
-                            "unsupported_version",
-                            format!("this kiosk speaks protocol version {PROTOCOL_VERSION}"),
-                        ),
-                    );
-                    return;
-                }
-                let resumable =
-                    self.core.current().filter(|(_, d, _)| *d == doctor.id).map(|(id, _, _)| id.to_string());
-                let ice_servers = self
-                    .config
-                    .ice_servers
-                    .iter()
-                    .map(|s| IceServerInfo {
-                        urls: s.urls.iter().map(|u| u.as_str().to_string()).collect(),
-                        username: s.username.clone(),
-                        credential: s.credential.clone(),
-                    })
-                    .collect();
-                self.send(
-                    conn,
-                    KioskMessage::Welcome {
-                        version: PROTOCOL_VERSION,
-                        clinic: self.config.clinic.name.clone(),
-                        ice_servers,
-                        resumable_call_id: resumable,
-                    },
-                );
-                return;
-            }
-            DoctorMessage::Ping => {
-                self.send(conn, KioskMessage::Pong);
-                return;
-            }
+            DoctorMessage::Hello { .. } => return self.send(conn, self.welcome(&account)),
+            // Answered by the socket rules; never reaches the service.
+            DoctorMessage::Ping => return,
             DoctorMessage::CallStart { appointment_id, capabilities } => {
                 let found = self.store.read(move |db| db.appointment(appointment_id)).await;
                 let appointment = match found {
@@ -343,16 +329,15 @@ impl Service {
                         status: a.status,
                     },
                     Err(_) => {
-                        self.send(conn, KioskMessage::error("not_found", "no such appointment"));
-                        return;
+                        return self.send(conn, KioskMessage::error(ErrorCode::NotFound, "no such appointment"));
                     }
                 };
                 let codec = choose_video_codec(&capabilities.video, &self.media.codecs());
-                Event::DoctorStart { conn, doctor_id: doctor.id, appointment, codec }
+                Event::DoctorStart { conn, doctor_id: account.id, appointment, codec }
             }
             DoctorMessage::CallResume { call_id, capabilities } => {
                 let codec = choose_video_codec(&capabilities.video, &self.media.codecs());
-                Event::DoctorResume { conn, doctor_id: doctor.id, call_id, codec }
+                Event::DoctorResume { conn, doctor_id: account.id, call_id, codec }
             }
             DoctorMessage::CallEnd { call_id, .. } => Event::DoctorEnd { conn, call_id },
             DoctorMessage::Answer { session_id, sdp } => Event::DoctorAnswer { conn, session_id, sdp },
@@ -423,16 +408,7 @@ impl Service {
                 let now = Utc::now();
                 let r = self
                     .store
-                    .write(move |db| {
-                        let a = db.set_appointment_status(appointment_id, status, now)?;
-                        db.audit(
-                            "kiosk",
-                            "appointment_status",
-                            &format!("appointment:{appointment_id}"),
-                            &format!("call -> {}", a.status),
-                            now,
-                        )
-                    })
+                    .write(move |db| db.set_appointment_status(appointment_id, status, Actor::CallService, now))
                     .await;
                 if let Err(e) = r {
                     tracing::error!(appointment = appointment_id, error = %e, "cannot record the appointment's status");
@@ -448,16 +424,15 @@ impl Service {
             Effect::CloseCallRecord { reason } => {
                 if let Some(id) = self.record.take() {
                     let now = Utc::now();
-                    let status = self.status.borrow().clone();
+                    let received = &self.media.live.received;
                     let quality = serde_json::json!({
-                        "remoteVideoFrames": self.media.remote.video_frames(),
-                        "remoteAudioBuffers": self.media.remote.audio_buffers(),
-                        "lastPhase": status.phase,
+                        "remoteVideoFrames": received.video_frames(),
+                        "remoteAudioBuffers": received.audio_buffers(),
+                        "lastPhase": self.status.borrow().phase,
                     })
                     .to_string();
-                    if let Err(e) =
-                        self.store.write(move |db| db.close_call_record(id, &reason, Some(&quality), now)).await
-                    {
+                    let r = self.store.write(move |db| db.close_call_record(id, reason, Some(&quality), now)).await;
+                    if let Err(e) = r {
                         tracing::error!(error = %e, "cannot close the call record");
                     }
                 }
@@ -475,17 +450,21 @@ impl Service {
     }
 
     fn publish(&self, view: PatientView) {
+        match &view {
+            PatientView::Incoming { .. } => tracing::info!("incoming call"),
+            PatientView::Ended { reason } => tracing::info!(%reason, "call ended"),
+            _ => {}
+        }
         self.status.send_modify(|s| {
             let (call, call_id, doctor, phase, ended) = match view {
-                PatientView::Idle => ("idle", None, None, None, None),
+                PatientView::Idle => (CallState::Idle, None, None, None, None),
                 PatientView::Incoming { call_id, doctor_name } => {
-                    ("incoming", Some(call_id), Some(doctor_name), None, None)
+                    (CallState::Incoming, Some(call_id), Some(doctor_name), None, None)
                 }
                 PatientView::InCall { call_id, doctor_name, phase } => {
-                    let p = serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_string));
-                    ("in_call", Some(call_id), Some(doctor_name), p, None)
+                    (CallState::InCall, Some(call_id), Some(doctor_name), Some(phase), None)
                 }
-                PatientView::Ended { reason } => ("ended", None, None, None, Some(reason)),
+                PatientView::Ended { reason } => (CallState::Ended, None, None, None, Some(reason)),
             };
             s.call = call;
             s.call_id = call_id;
@@ -493,11 +472,6 @@ impl Service {
             s.phase = phase;
             s.ended_reason = ended;
         });
-        match &*self.status.borrow() {
-            s if s.call == "incoming" => tracing::info!("incoming call"),
-            s if s.call == "ended" => tracing::info!(reason = ?s.ended_reason, "call ended"),
-            _ => {}
-        }
     }
 
     fn publish_sessions(&self) {
@@ -520,32 +494,5 @@ fn message_kind(m: &DoctorMessage) -> &'static str {
         DoctorMessage::Candidate { .. } => "ice:candidate",
         DoctorMessage::SessionFailed { .. } => "session:failed",
         DoctorMessage::Ping => "ping",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    fn a_stall_of_flowing_media_is_an_interruption_and_new_flow_ends_it() {
-        let mut w = FlowWatch::default();
-        let t0 = Instant::now();
-        let s1 = "c1-s1".to_string();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        assert_eq!(w.check(Some(&s1), 0, at(0)), None);
-        // Nothing arrived yet in this session: connecting is not a stall.
-        assert_eq!(w.check(Some(&s1), 0, at(5000)), None);
-        assert_eq!(w.check(Some(&s1), 10, at(5500)), None);
-        assert_eq!(w.check(Some(&s1), 10, at(7000)), None);
-        assert_eq!(w.check(Some(&s1), 10, at(7500)), Some(Event::MediaInterrupted { session_id: s1.clone() }));
-        assert_eq!(w.check(Some(&s1), 10, at(9000)), None, "reported once");
-        assert_eq!(w.check(Some(&s1), 11, at(9500)), Some(Event::MediaConnected { session_id: s1.clone() }));
-        // A new session starts afresh.
-        let s2 = "c1-s2".to_string();
-        assert_eq!(w.check(Some(&s2), 11, at(20000)), None);
-        assert_eq!(w.check(Some(&s2), 11, at(30000)), None);
-        assert_eq!(w.check(None, 11, at(31000)), None);
     }
 }

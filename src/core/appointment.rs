@@ -4,27 +4,26 @@
 //! A failed call returns the appointment from `in_call` to `checked_in` so the doctor can call again.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-/// Where an appointment is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppointmentStatus {
-    /// Booked; the patient has not arrived yet.
-    Scheduled,
-    /// The patient checked in at the kiosk and is waiting.
-    CheckedIn,
-    /// A call between doctor and patient is running.
-    InCall,
-    /// The consultation took place. Final.
-    Completed,
-    /// Called off before it took place. Final.
-    Cancelled,
-    /// The patient did not come. Final.
-    NoShow,
-}
+use super::names::wire_enum;
+
+wire_enum!(
+    /// Where an appointment is in its life.
+    AppointmentStatus {
+        /// Booked; the patient has not arrived yet.
+        Scheduled = "scheduled",
+        /// The patient checked in at the kiosk and is waiting.
+        CheckedIn = "checked_in",
+        /// A call between doctor and patient is running.
+        InCall = "in_call",
+        /// The consultation took place. Final.
+        Completed = "completed",
+        /// Called off before it took place. Final.
+        Cancelled = "cancelled",
+        /// The patient did not come. Final.
+        NoShow = "no_show",
+    }
+);
 
 /// A status change the rules do not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,20 +34,6 @@ pub struct TransitionError {
 }
 
 impl AppointmentStatus {
-    pub const ALL: [AppointmentStatus; 6] =
-        [Self::Scheduled, Self::CheckedIn, Self::InCall, Self::Completed, Self::Cancelled, Self::NoShow];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::CheckedIn => "checked_in",
-            Self::InCall => "in_call",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-            Self::NoShow => "no_show",
-        }
-    }
-
     /// True when no further change is possible.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled | Self::NoShow)
@@ -80,22 +65,6 @@ pub fn overlaps(a_start: DateTime<Utc>, a_minutes: u32, b_start: DateTime<Utc>, 
     a_start < b_end && b_start < a_end
 }
 
-impl fmt::Display for AppointmentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl FromStr for AppointmentStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown appointment status `{s}` (expected one of scheduled, checked_in, in_call, completed, cancelled, no_show)"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::AppointmentStatus::{self, *};
@@ -113,8 +82,8 @@ mod tests {
 
     #[test]
     fn exactly_the_documented_transitions_are_allowed() {
-        for from in AppointmentStatus::ALL {
-            for to in AppointmentStatus::ALL {
+        for &from in AppointmentStatus::ALL {
+            for &to in AppointmentStatus::ALL {
                 let expected = ALLOWED.contains(&(from, to));
                 assert_eq!(from.can_become(to), expected, "{from} -> {to}");
                 assert_eq!(from.transition(to).is_ok(), expected, "{from} -> {to}");
@@ -124,14 +93,14 @@ mod tests {
 
     #[test]
     fn final_states_allow_nothing() {
-        for from in AppointmentStatus::ALL.into_iter().filter(|s| s.is_final()) {
-            assert!(AppointmentStatus::ALL.into_iter().all(|to| !from.can_become(to)));
+        for &from in AppointmentStatus::ALL.iter().filter(|s| s.is_final()) {
+            assert!(AppointmentStatus::ALL.iter().all(|&to| !from.can_become(to)));
         }
     }
 
     #[test]
     fn names_round_trip_through_str_and_json() {
-        for st in AppointmentStatus::ALL {
+        for &st in AppointmentStatus::ALL {
             assert_eq!(st.as_str().parse::<AppointmentStatus>(), Ok(st));
             assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
         }

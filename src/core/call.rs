@@ -14,8 +14,10 @@
 use std::time::Duration;
 
 use super::appointment::AppointmentStatus;
+use super::call_status::{CallPhase, EndReason};
+use super::error_code::ErrorCode;
 use super::media_rules::{VideoCodec, check_answer};
-use super::protocol::{CallPhase, IceCandidate, KioskMessage};
+use super::protocol::{IceCandidate, KioskMessage};
 
 /// Identifies one doctor socket inside the process.
 pub type ConnId = u64;
@@ -130,6 +132,8 @@ pub enum Event {
         call_id: String,
         timer: Timer,
     },
+    /// The kiosk is shutting down: any call ends now, and an accepted one gives its appointment back.
+    KioskStopping,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +166,7 @@ pub enum Effect {
         appointment_id: i64,
     },
     CloseCallRecord {
-        reason: String,
+        reason: EndReason,
     },
     StartTimer {
         call_id: String,
@@ -179,18 +183,7 @@ pub enum PatientView {
     Idle,
     Incoming { call_id: String, doctor_name: String },
     InCall { call_id: String, doctor_name: String, phase: CallPhase },
-    Ended { reason: String },
-}
-
-/// Why a call ended, as `call:ended` reports it.
-pub mod reason {
-    pub const DOCTOR_ENDED: &str = "doctor_ended";
-    pub const PATIENT_ENDED: &str = "patient_ended";
-    pub const DECLINED: &str = "declined";
-    pub const NO_ANSWER: &str = "no_answer";
-    pub const DOCTOR_LOST: &str = "doctor_lost";
-    pub const MEDIA_FAILED: &str = "media_failed";
-    pub const NEGOTIATION_FAILED: &str = "negotiation_failed";
+    Ended { reason: EndReason },
 }
 
 #[derive(Debug, Clone)]
@@ -225,11 +218,18 @@ pub struct CallCore {
     settings: CallSettings,
     call: Option<Call>,
     calls_started: u64,
+    /// Starts every call id, so ids of different runs of the kiosk differ (`c` in tests).
+    id_prefix: String,
 }
 
 impl CallCore {
     pub fn new(settings: CallSettings) -> Self {
-        Self { settings, call: None, calls_started: 0 }
+        Self::with_id_prefix(settings, "c")
+    }
+
+    /// Call ids are `<prefix><n>`; the kiosk uses a prefix unique to this run.
+    pub fn with_id_prefix(settings: CallSettings, prefix: &str) -> Self {
+        Self { settings, call: None, calls_started: 0, id_prefix: prefix.to_string() }
     }
 
     /// The call in progress: its id, the doctor's account and whether it can be resumed by that doctor now.
@@ -248,11 +248,11 @@ impl CallCore {
             }
             Event::DoctorEnd { conn, call_id } => {
                 if self.call.as_ref().is_some_and(|c| c.id == call_id && c.conn == Some(conn)) {
-                    self.end(reason::DOCTOR_ENDED, &mut fx);
+                    self.end(EndReason::DoctorEnded, &mut fx);
                 } else {
                     fx.push(Effect::Send {
                         conn,
-                        message: KioskMessage::error("no_such_call", "that call is not yours or is over"),
+                        message: KioskMessage::error(ErrorCode::NoSuchCall, "that call is not yours or is over"),
                     });
                 }
             }
@@ -263,8 +263,8 @@ impl CallCore {
                 match check_answer(&sdp, call.codec) {
                     Ok(()) => fx.push(Effect::ApplyAnswer { session_id, sdp }),
                     Err(why) => {
-                        fx.push(Effect::Send { conn, message: KioskMessage::error("negotiation_failed", why) });
-                        self.end(reason::NEGOTIATION_FAILED, &mut fx);
+                        fx.push(Effect::Send { conn, message: KioskMessage::error(ErrorCode::NegotiationFailed, why) });
+                        self.end(EndReason::NegotiationFailed, &mut fx);
                     }
                 }
             }
@@ -282,12 +282,12 @@ impl CallCore {
             Event::PatientAccept => self.accept(&mut fx),
             Event::PatientDecline => {
                 if self.phase() == Some(CallPhase::Ringing) {
-                    self.end(reason::DECLINED, &mut fx);
+                    self.end(EndReason::Declined, &mut fx);
                 }
             }
             Event::PatientEnd => {
                 if self.call.is_some() {
-                    self.end(reason::PATIENT_ENDED, &mut fx);
+                    self.end(EndReason::PatientEnded, &mut fx);
                 }
             }
             Event::MediaOffer { session_id, sdp } => {
@@ -330,6 +330,7 @@ impl CallCore {
                 }
             }
             Event::TimerFired { call_id, timer } => self.timer(&call_id, timer, &mut fx),
+            Event::KioskStopping => self.end(EndReason::KioskStopping, &mut fx),
         }
         fx
     }
@@ -355,7 +356,7 @@ impl CallCore {
         codec: Result<VideoCodec, String>,
         fx: &mut Vec<Effect>,
     ) {
-        let refuse = |code: &str, msg: String| Effect::Send { conn, message: KioskMessage::error(code, msg) };
+        let refuse = |code: ErrorCode, msg: String| Effect::Send { conn, message: KioskMessage::error(code, msg) };
         if self.call.is_some() {
             fx.push(Effect::Send {
                 conn,
@@ -364,12 +365,12 @@ impl CallCore {
             return;
         }
         if a.doctor_id != doctor_id {
-            fx.push(refuse("forbidden", "you can only call for your own appointments".into()));
+            fx.push(refuse(ErrorCode::Forbidden, "you can only call for your own appointments".into()));
             return;
         }
         if a.status != AppointmentStatus::CheckedIn {
             fx.push(refuse(
-                "not_checked_in",
+                ErrorCode::NotCheckedIn,
                 format!("the patient has not checked in (the appointment is {})", a.status),
             ));
             return;
@@ -377,13 +378,13 @@ impl CallCore {
         let codec = match codec {
             Ok(c) => c,
             Err(why) => {
-                fx.push(refuse("no_common_codec", why));
+                fx.push(refuse(ErrorCode::NoCommonCodec, why));
                 return;
             }
         };
         self.calls_started += 1;
         let call = Call {
-            id: format!("c{}", self.calls_started),
+            id: format!("{}{}", self.id_prefix, self.calls_started),
             appointment_id: a.id,
             doctor_id,
             doctor_name: a.doctor_name,
@@ -445,9 +446,9 @@ impl CallCore {
         if call.failures >= self.settings.max_session_attempts {
             if let Some(conn) = call.conn {
                 let message = format!("the connection failed {} times in a row; last: {why}", call.failures);
-                fx.push(Effect::Send { conn, message: KioskMessage::error(reason::MEDIA_FAILED, message) });
+                fx.push(Effect::Send { conn, message: KioskMessage::error(ErrorCode::MediaFailed, message) });
             }
-            self.end(reason::MEDIA_FAILED, fx);
+            self.end(EndReason::MediaFailed, fx);
         } else {
             call.phase = CallPhase::Reconnecting;
             self.new_session(fx);
@@ -460,7 +461,7 @@ impl CallCore {
         };
         call.conn = None;
         if call.phase == CallPhase::Ringing {
-            self.end(reason::DOCTOR_LOST, fx);
+            self.end(EndReason::DoctorLost, fx);
             return;
         }
         call.phase = CallPhase::Reconnecting;
@@ -491,7 +492,7 @@ impl CallCore {
         if !resumable {
             fx.push(Effect::Send {
                 conn,
-                message: KioskMessage::CallEnded { call_id: call_id.to_string(), reason: "not_resumable".into() },
+                message: KioskMessage::CallEnded { call_id: call_id.to_string(), reason: EndReason::NotResumable },
             });
             return;
         }
@@ -513,8 +514,8 @@ impl CallCore {
             return;
         };
         match timer {
-            Timer::Ring if call.phase == CallPhase::Ringing => self.end(reason::NO_ANSWER, fx),
-            Timer::Reconnect if call.conn.is_none() => self.end(reason::DOCTOR_LOST, fx),
+            Timer::Ring if call.phase == CallPhase::Ringing => self.end(EndReason::NoAnswer, fx),
+            Timer::Reconnect if call.conn.is_none() => self.end(EndReason::DoctorLost, fx),
             Timer::Connect(n)
                 if n == call.attempt
                     && matches!(call.phase, CallPhase::Connecting | CallPhase::Reconnecting)
@@ -544,7 +545,7 @@ impl CallCore {
                     call_id: call.id.clone(),
                     appointment_id: call.appointment_id,
                     state: call.phase,
-                    codec: call.codec.encoding_name().into(),
+                    codec: call.codec,
                 },
             });
         }
@@ -557,25 +558,24 @@ impl CallCore {
         fx.push(Effect::Patient(view));
     }
 
-    fn end(&mut self, why: &str, fx: &mut Vec<Effect>) {
+    fn end(&mut self, why: EndReason, fx: &mut Vec<Effect>) {
         let Some(call) = self.call.take() else { return };
         if let Some(session_id) = call.session_id().filter(|_| call.media_running) {
             fx.push(Effect::StopMedia { session_id });
         }
         if let Some(conn) = call.conn {
-            fx.push(Effect::Send {
-                conn,
-                message: KioskMessage::CallEnded { call_id: call.id.clone(), reason: why.to_string() },
-            });
+            fx.push(Effect::Send { conn, message: KioskMessage::CallEnded { call_id: call.id.clone(), reason: why } });
         }
         if call.phase != CallPhase::Ringing {
             // Accepted calls moved the appointment to in_call: a consultation that took place completes it; one that
-            // never connected returns it to checked_in so the doctor can call again.
-            let status = if call.ever_connected { AppointmentStatus::Completed } else { AppointmentStatus::CheckedIn };
+            // never connected, or that the kiosk's shutdown cut short, returns it to checked_in so the doctor can
+            // call again.
+            let completed = call.ever_connected && why != EndReason::KioskStopping;
+            let status = if completed { AppointmentStatus::Completed } else { AppointmentStatus::CheckedIn };
             fx.push(Effect::SetAppointmentStatus { appointment_id: call.appointment_id, status });
-            fx.push(Effect::CloseCallRecord { reason: why.to_string() });
+            fx.push(Effect::CloseCallRecord { reason: why });
         }
-        fx.push(Effect::Patient(PatientView::Ended { reason: why.to_string() }));
+        fx.push(Effect::Patient(PatientView::Ended { reason: why }));
     }
 }
 

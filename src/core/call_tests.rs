@@ -1,7 +1,7 @@
 //! The call state machine, one behaviour per test, asserting the exact effects.
 
 use super::*;
-use crate::core::protocol::CallPhase::*;
+use crate::core::call_status::CallPhase::*;
 
 const DOC: ConnId = 1;
 const OTHER: ConnId = 2;
@@ -17,7 +17,7 @@ fn state(conn: ConnId, phase: CallPhase) -> Effect {
             call_id: "c1".into(),
             appointment_id: 7,
             state: phase,
-            codec: "H264".into(),
+            codec: VideoCodec::H264,
         },
     }
 }
@@ -26,8 +26,8 @@ fn patient(phase: CallPhase) -> Effect {
     Effect::Patient(PatientView::InCall { call_id: "c1".into(), doctor_name: "Dr. Rao".into(), phase })
 }
 
-fn ended(conn: ConnId, why: &str) -> Effect {
-    Effect::Send { conn, message: KioskMessage::CallEnded { call_id: "c1".into(), reason: why.into() } }
+fn ended(conn: ConnId, why: EndReason) -> Effect {
+    Effect::Send { conn, message: KioskMessage::CallEnded { call_id: "c1".into(), reason: why } }
 }
 
 fn settings() -> CallSettings {
@@ -111,15 +111,15 @@ fn a_second_doctor_gets_busy_and_the_call_goes_on() {
 fn calls_are_refused_for_foreign_unready_or_codecless_appointments() {
     let mut core = CallCore::new(settings());
     let cases = [
-        (11, appt(AppointmentStatus::CheckedIn), Ok(VideoCodec::H264), "forbidden"),
-        (10, appt(AppointmentStatus::Scheduled), Ok(VideoCodec::H264), "not_checked_in"),
-        (10, appt(AppointmentStatus::Completed), Ok(VideoCodec::H264), "not_checked_in"),
-        (10, appt(AppointmentStatus::CheckedIn), Err("no video codec in common".to_string()), "no_common_codec"),
+        (11, appt(AppointmentStatus::CheckedIn), Ok(VideoCodec::H264), ErrorCode::Forbidden),
+        (10, appt(AppointmentStatus::Scheduled), Ok(VideoCodec::H264), ErrorCode::NotCheckedIn),
+        (10, appt(AppointmentStatus::Completed), Ok(VideoCodec::H264), ErrorCode::NotCheckedIn),
+        (10, appt(AppointmentStatus::CheckedIn), Err("no video codec in common".to_string()), ErrorCode::NoCommonCodec),
     ];
     for (doctor_id, appointment, codec, code) in cases {
         let fx = core.handle(Event::DoctorStart { conn: DOC, doctor_id, appointment, codec });
         assert!(
-            matches!(&fx[..], [Effect::Send { conn: DOC, message: KioskMessage::Error { code: c, .. } }] if c == code),
+            matches!(&fx[..], [Effect::Send { conn: DOC, message: KioskMessage::Error { code: c, .. } }] if *c == code),
             "{code}: {fx:?}"
         );
         assert_eq!(core.current(), None);
@@ -147,12 +147,12 @@ fn accept_moves_the_appointment_in_call_and_starts_the_first_session() {
 #[test]
 fn decline_and_ring_timeout_end_without_touching_the_appointment() {
     for (event, why) in [
-        (Event::PatientDecline, reason::DECLINED),
-        (Event::TimerFired { call_id: "c1".into(), timer: Timer::Ring }, reason::NO_ANSWER),
+        (Event::PatientDecline, EndReason::Declined),
+        (Event::TimerFired { call_id: "c1".into(), timer: Timer::Ring }, EndReason::NoAnswer),
     ] {
         let mut core = ringing();
         let fx = core.handle(event);
-        assert_eq!(fx, vec![ended(DOC, why), Effect::Patient(PatientView::Ended { reason: why.into() })]);
+        assert_eq!(fx, vec![ended(DOC, why), Effect::Patient(PatientView::Ended { reason: why })]);
         assert_eq!(core.current(), None);
     }
 }
@@ -206,16 +206,16 @@ fn a_good_answer_is_applied_and_a_bad_one_ends_the_call_with_a_reason() {
         sdp: good.replace("m=video 9", "m=video 0"),
     });
     assert!(
-        matches!(&fx[0], Effect::Send { message: KioskMessage::Error { code, .. }, .. } if code == "negotiation_failed")
+        matches!(&fx[0], Effect::Send { message: KioskMessage::Error { code, .. }, .. } if *code == ErrorCode::NegotiationFailed)
     );
     assert_eq!(
         fx[1..],
         [
             Effect::StopMedia { session_id: "c1-s1".into() },
-            ended(DOC, reason::NEGOTIATION_FAILED),
+            ended(DOC, EndReason::NegotiationFailed),
             Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::CheckedIn },
-            Effect::CloseCallRecord { reason: reason::NEGOTIATION_FAILED.into() },
-            Effect::Patient(PatientView::Ended { reason: reason::NEGOTIATION_FAILED.into() }),
+            Effect::CloseCallRecord { reason: EndReason::NegotiationFailed },
+            Effect::Patient(PatientView::Ended { reason: EndReason::NegotiationFailed }),
         ]
     );
 }
@@ -231,10 +231,10 @@ fn connected_then_ended_by_the_doctor_completes_the_appointment() {
         fx,
         vec![
             Effect::StopMedia { session_id: "c1-s1".into() },
-            ended(DOC, reason::DOCTOR_ENDED),
+            ended(DOC, EndReason::DoctorEnded),
             Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed },
-            Effect::CloseCallRecord { reason: reason::DOCTOR_ENDED.into() },
-            Effect::Patient(PatientView::Ended { reason: reason::DOCTOR_ENDED.into() }),
+            Effect::CloseCallRecord { reason: EndReason::DoctorEnded },
+            Effect::Patient(PatientView::Ended { reason: EndReason::DoctorEnded }),
         ]
     );
     assert_eq!(core.current(), None);
@@ -252,7 +252,7 @@ fn only_the_calling_doctor_can_end_the_call() {
 fn the_patient_can_end_the_call() {
     let mut core = connected();
     let fx = core.handle(Event::PatientEnd);
-    assert!(fx.contains(&ended(DOC, reason::PATIENT_ENDED)));
+    assert!(fx.contains(&ended(DOC, EndReason::PatientEnded)));
     assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed }));
 }
 
@@ -328,7 +328,7 @@ fn too_many_failures_in_a_row_end_the_call() {
     for n in 1..=settings().max_session_attempts {
         fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Connect(n) });
     }
-    assert!(fx.contains(&ended(DOC, reason::MEDIA_FAILED)), "{fx:?}");
+    assert!(fx.contains(&ended(DOC, EndReason::MediaFailed)), "{fx:?}");
     assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::CheckedIn }));
     assert_eq!(core.current(), None);
 }
@@ -370,7 +370,7 @@ fn a_doctor_who_does_not_come_back_ends_the_call() {
     core.handle(Event::DoctorDisconnected { conn: DOC });
     let fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Reconnect });
     assert!(fx.contains(&Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::Completed }));
-    assert!(fx.contains(&Effect::CloseCallRecord { reason: reason::DOCTOR_LOST.into() }));
+    assert!(fx.contains(&Effect::CloseCallRecord { reason: EndReason::DoctorLost }));
     assert_eq!(core.current(), None);
 }
 
@@ -379,7 +379,7 @@ fn a_doctor_leaving_while_it_rings_ends_the_call() {
     let mut core = ringing();
     assert!(core.handle(Event::DoctorDisconnected { conn: OTHER }).is_empty());
     let fx = core.handle(Event::DoctorDisconnected { conn: DOC });
-    assert_eq!(fx, vec![Effect::Patient(PatientView::Ended { reason: reason::DOCTOR_LOST.into() })]);
+    assert_eq!(fx, vec![Effect::Patient(PatientView::Ended { reason: EndReason::DoctorLost })]);
     assert_eq!(core.current(), None);
 }
 
@@ -395,4 +395,47 @@ fn a_new_call_can_start_after_the_last_one_ended() {
     });
     assert_eq!(core.current(), Some(("c2", 10, Ringing)));
     assert_eq!(fx.len(), 3);
+}
+
+#[test]
+fn stopping_the_kiosk_ends_a_connected_call_and_gives_the_appointment_back() {
+    let mut core = connected();
+    let fx = core.handle(Event::KioskStopping);
+    assert_eq!(
+        fx,
+        vec![
+            Effect::StopMedia { session_id: "c1-s1".into() },
+            ended(DOC, EndReason::KioskStopping),
+            Effect::SetAppointmentStatus { appointment_id: 7, status: AppointmentStatus::CheckedIn },
+            Effect::CloseCallRecord { reason: EndReason::KioskStopping },
+            Effect::Patient(PatientView::Ended { reason: EndReason::KioskStopping }),
+        ]
+    );
+    assert_eq!(core.current(), None);
+    assert!(core.handle(Event::KioskStopping).is_empty(), "nothing more to stop");
+}
+
+#[test]
+fn stopping_the_kiosk_while_it_rings_tells_the_doctor() {
+    let mut core = ringing();
+    let fx = core.handle(Event::KioskStopping);
+    assert_eq!(
+        fx,
+        vec![
+            ended(DOC, EndReason::KioskStopping),
+            Effect::Patient(PatientView::Ended { reason: EndReason::KioskStopping })
+        ]
+    );
+}
+
+#[test]
+fn call_ids_carry_the_prefix_of_this_run() {
+    let mut core = CallCore::with_id_prefix(settings(), "c7f3a-");
+    core.handle(Event::DoctorStart {
+        conn: DOC,
+        doctor_id: 10,
+        appointment: appt(AppointmentStatus::CheckedIn),
+        codec: Ok(VideoCodec::H264),
+    });
+    assert_eq!(core.current().map(|(id, _, _)| id.to_string()), Some("c7f3a-1".to_string()));
 }

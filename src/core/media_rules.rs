@@ -2,26 +2,22 @@
 //! receive, and whether the browser's SDP answer can carry the call. A failed check ends the call with a clear
 //! reason instead of a silent hang (a rejected m-line or missing BUNDLE group otherwise stalls ICE with no error).
 
-use serde::{Deserialize, Serialize};
-
+use super::names::wire_enum;
 use super::protocol::CodecCapability;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum VideoCodec {
-    /// H.264 constrained baseline, packetization-mode 1 (what Safari needs).
-    #[serde(rename = "H264")]
-    H264,
-    #[serde(rename = "VP8")]
-    Vp8,
-}
+wire_enum!(
+    /// The video codecs the kiosk sends; the words are the encoding names in SDP and RTP caps.
+    VideoCodec {
+        /// H.264 constrained baseline, packetization-mode 1 (what Safari needs).
+        H264 = "H264",
+        Vp8 = "VP8",
+    }
+);
 
 impl VideoCodec {
     /// The encoding name in SDP and RTP caps.
     pub fn encoding_name(self) -> &'static str {
-        match self {
-            Self::H264 => "H264",
-            Self::Vp8 => "VP8",
-        }
+        self.as_str()
     }
 }
 

@@ -1,15 +1,28 @@
 //! The pure core: domain types and the rules that govern them. Nothing here touches a socket, a file or a database,
 //! so every rule is unit-tested on its own and every edge (HTTP, CLI, touch UI) applies the same rules.
+//!
+//! - `names`: the one mapping between domain enums and their words outside the program ([`wire_enum!`]).
+//! - [`call`]: the call state machine (events in, effects out); [`call_status`]: the typed status it publishes.
+//! - [`protocol`]: the signaling messages; [`signaling`]: the rules of one signaling socket (hello, version, bad
+//!   frames, silence); [`error_code`]: every error code the API and the socket send.
+//! - [`media_rules`]: codec choice and answer checks. `appointment`, `people`, `validate`: the data rules.
+
+pub(crate) mod names;
 
 mod appointment;
 pub mod call;
+pub mod call_status;
+pub mod error_code;
 pub mod media_rules;
 mod people;
 pub mod protocol;
+pub mod signaling;
 mod validate;
 
 pub use appointment::{AppointmentStatus, TransitionError, overlaps};
-pub use people::{Language, Role, Sex};
+pub use call_status::{CallPhase, CallState, EndReason};
+pub use error_code::ErrorCode;
+pub use people::{Actor, Language, Role, Sex};
 pub use validate::{
     FieldError, local_day_range, parse_birth_date, parse_start_time, validate_duration, validate_email, validate_name,
     validate_password, validate_phone, validate_text,

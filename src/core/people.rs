@@ -1,49 +1,58 @@
 //! Who takes part: the roles of staff accounts and the few facts kept about patients.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+use super::names::wire_enum;
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.pad(self.as_str()) }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                    format!("unknown {} `{}` (expected one of {})", stringify!($name).to_lowercase(), s, names.join(", "))
-                })
-            }
-        }
-    };
-}
-
-string_enum!(
+wire_enum!(
     /// What a staff account may do. Doctors see and call their own patients; technicians manage the kiosk,
     /// its doctors and its patients.
     Role { Doctor = "doctor", Technician = "technician" }
 );
 
-string_enum!(
+wire_enum!(
     /// Sex as recorded at registration.
     Sex { Female = "female", Male = "male", Other = "other", Unknown = "unknown" }
 );
 
-string_enum!(
+wire_enum!(
     /// Languages the kiosk speaks to patients in (ISO 639-1 codes).
     Language { English = "en", Hindi = "hi", Bengali = "bn", Tamil = "ta", Telugu = "te", Marathi = "mr" }
 );
+
+/// Who made a change, as the audit log names them: a role and an account id, or the part of the kiosk that acted.
+/// Never a name or an e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A logged-in staff account (API).
+    Account { role: Role, id: i64 },
+    /// A technician at the command line (`medimitra …` on the device).
+    Cli,
+    /// The patient, on the kiosk's touch screen.
+    TouchScreen,
+    /// The call service, following a call.
+    CallService,
+    /// A first-boot provisioning file.
+    Provisioning,
+    /// The kiosk's own start-up (closing what a crash left open).
+    Startup,
+    /// Someone not logged in (a failed login).
+    Anonymous,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Account { role, id } => write!(f, "{role}:{id}"),
+            Self::Cli => f.write_str("cli"),
+            Self::TouchScreen => f.write_str("kiosk_screen"),
+            Self::CallService => f.write_str("call_service"),
+            Self::Provisioning => f.write_str("provisioning"),
+            Self::Startup => f.write_str("startup"),
+            Self::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -55,5 +64,6 @@ mod tests {
         assert_eq!("hi".parse::<Language>(), Ok(Language::Hindi));
         assert_eq!("admin".parse::<Role>().unwrap_err(), "unknown role `admin` (expected one of doctor, technician)");
         assert_eq!(serde_json::to_string(&Sex::Female).unwrap(), "\"female\"");
+        assert_eq!(Actor::Account { role: Role::Doctor, id: 3 }.to_string(), "doctor:3");
     }
 }

@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::call_status::{CallPhase, EndReason};
+use super::error_code::ErrorCode;
+use super::media_rules::VideoCodec;
+
 /// Bumped on any incompatible change; the page says which version it speaks in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -98,20 +102,6 @@ pub enum DoctorMessage {
     Ping,
 }
 
-/// Where a call stands, as the doctor's page shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallPhase {
-    /// The kiosk is ringing; the patient has not answered yet.
-    Ringing,
-    /// Accepted; media is being negotiated.
-    Connecting,
-    /// Media flows.
-    Connected,
-    /// A media session failed or the doctor's socket dropped; a new session is on its way.
-    Reconnecting,
-}
-
 /// Messages from the kiosk to the doctor's page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase", deny_unknown_fields)]
@@ -124,6 +114,8 @@ pub enum KioskMessage {
         ice_servers: Vec<IceServerInfo>,
         /// A call of this doctor that can be resumed, if any.
         resumable_call_id: Option<String>,
+        /// Different after every start of the kiosk: a page that finds it changed knows its call did not survive.
+        boot_id: String,
     },
     /// The call's phase changed.
     #[serde(rename = "call:state")]
@@ -131,8 +123,8 @@ pub enum KioskMessage {
         call_id: String,
         appointment_id: i64,
         state: CallPhase,
-        /// Video codec chosen for the call (`H264` or `VP8`).
-        codec: String,
+        /// Video codec chosen for the call.
+        codec: VideoCodec,
     },
     /// The kiosk's SDP offer for a new media session.
     #[serde(rename = "sdp:offer")]
@@ -142,13 +134,13 @@ pub enum KioskMessage {
     Candidate { session_id: String, candidate: Option<IceCandidate> },
     /// The call is over; `reason` says why (see docs/signaling.md).
     #[serde(rename = "call:ended")]
-    CallEnded { call_id: String, reason: String },
+    CallEnded { call_id: String, reason: EndReason },
     /// Another call is in progress at this kiosk.
     #[serde(rename = "busy")]
     Busy { message: String },
     /// A refused or malformed message.
     #[serde(rename = "error")]
-    Error { code: String, message: String },
+    Error { code: ErrorCode, message: String },
     /// Keepalive reply.
     #[serde(rename = "pong")]
     Pong,
@@ -164,10 +156,10 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::TooLarge(_) => "message_too_large",
-            Self::Invalid(_) => "invalid_message",
+            Self::TooLarge(_) => ErrorCode::MessageTooLarge,
+            Self::Invalid(_) => ErrorCode::InvalidMessage,
         }
     }
 }
@@ -183,8 +175,8 @@ impl DoctorMessage {
 }
 
 impl KioskMessage {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
-        Self::Error { code: code.to_string(), message: message.into() }
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error { code, message: message.into() }
     }
 
     pub fn to_json(&self) -> String {
@@ -233,18 +225,19 @@ mod tests {
                 clinic: "Gram".into(),
                 ice_servers: vec![IceServerInfo { urls: vec!["stun:s".into()], username: None, credential: None }],
                 resumable_call_id: None,
+                boot_id: "b1".into(),
             },
             KioskMessage::CallState {
                 call_id: "c1".into(),
                 appointment_id: 7,
                 state: CallPhase::Connecting,
-                codec: "H264".into(),
+                codec: VideoCodec::H264,
             },
             KioskMessage::Offer { session_id: "c1-s1".into(), sdp: "v=0\r\n".into() },
             KioskMessage::Candidate { session_id: "c1-s1".into(), candidate: None },
-            KioskMessage::CallEnded { call_id: "c1".into(), reason: "declined".into() },
+            KioskMessage::CallEnded { call_id: "c1".into(), reason: EndReason::Declined },
             KioskMessage::Busy { message: "busy".into() },
-            KioskMessage::error("invalid_message", "x"),
+            KioskMessage::error(ErrorCode::InvalidMessage, "x"),
             KioskMessage::Pong,
         ]
     }
@@ -295,6 +288,6 @@ mod tests {
     #[test]
     fn oversized_frames_are_refused_before_parsing() {
         let big = format!(r#"{{"type":"sdp:answer","sessionId":"s","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
-        assert_eq!(DoctorMessage::parse(&big).unwrap_err().code(), "message_too_large");
+        assert_eq!(DoctorMessage::parse(&big).unwrap_err().code(), ErrorCode::MessageTooLarge);
     }
 }

@@ -1,5 +1,6 @@
 //! The REST API. Doctors see and change only their own appointments (and the patients those concern); technicians
-//! manage accounts and patients. Every change is written with an audit entry in the same transaction.
+//! manage accounts and patients. Every change goes through a store mutator that writes its audit entry in the same
+//! transaction.
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,13 +12,14 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 use super::AppState;
-use super::auth::{self, COOKIE, Caller, PendingCaller};
+use super::auth::{COOKIE, Caller, PendingCaller};
 use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
 use crate::core::{
-    AppointmentStatus, Language, Role, Sex, local_day_range, parse_birth_date, parse_start_time, validate_duration,
-    validate_email, validate_name, validate_password, validate_phone, validate_text,
+    AppointmentStatus, ErrorCode, Language, Role, Sex, local_day_range, parse_birth_date, parse_start_time,
+    validate_duration, validate_email, validate_name, validate_password, validate_phone, validate_text,
 };
-use crate::store::{AppointmentFilter, NewAppointment, NewDoctor, NewPatient};
+use crate::credentials;
+use crate::store::{Account, AppointmentFilter, NewAccount, NewAppointment, NewPatient};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,15 +34,14 @@ pub fn routes() -> Router<AppState> {
         .route("/appointments/{id}/notes", post(add_note))
         .route("/patients", get(list_patients).post(create_patient))
         .route("/patients/{id}", get(get_patient))
-        .route("/doctors", get(list_doctors).post(create_doctor))
-        .route("/doctors/{id}/active", put(set_doctor_active))
+        .route("/accounts", get(list_accounts).post(create_account))
+        .route("/accounts/{id}/active", put(set_account_active))
+        // The names before staff accounts were called accounts (0.1.0); kept so existing clients keep working.
+        .route("/doctors", get(list_accounts).post(create_account))
+        .route("/doctors/{id}/active", put(set_account_active))
         .fallback(|| async { ApiError::not_found("API endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this endpoint does not take that method",
-            )
+            ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not take that method")
         })
 }
 
@@ -82,7 +83,7 @@ struct LoginBody {
 struct LoginReply {
     token: String,
     expires_at: String,
-    user: crate::store::Doctor,
+    user: Account,
 }
 
 async fn login(
@@ -93,47 +94,42 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_lowercase();
     if email.is_empty() || body.password.is_empty() || body.password.len() > 1024 || email.len() > 254 {
-        return Err(ApiError::bad_request("invalid_credentials_format", "give an e-mail and a password"));
+        return Err(ApiError::new(ErrorCode::InvalidCredentialsFormat, "give an e-mail and a password"));
     }
     s.limiter.admit(peer.ip(), &email).map_err(too_many_attempts)?;
     let lookup = email.clone();
     let found = s.store.read(move |db| db.credentials(&lookup)).await?;
     let password = body.password;
     // Verify even for unknown accounts so the answer takes as long either way.
-    let (doctor, ok) = auth::password_work(move || match found {
-        Some((d, hash)) => {
-            let ok = auth::verify_password(&password, &hash) && d.active;
-            (Some(d), ok)
+    let (account, ok) = credentials::password_work(move || match found {
+        Some((a, hash)) => {
+            let ok = credentials::verify_password(&password, &hash) && a.active;
+            (Some(a), ok)
         }
         None => {
-            auth::verify_password(&password, &DUMMY_HASH);
+            credentials::verify_password(&password, &DUMMY_HASH);
             (None, false)
         }
     })
     .await?;
     let now = Utc::now();
-    let Some(doctor) = doctor.filter(|_| ok) else {
+    let Some(account) = account.filter(|_| ok) else {
         s.limiter.record_failure(&email);
         let origin = origin_label(&headers, peer);
-        s.store.write(move |db| db.audit("anonymous", "login_failed", &email, &origin, now)).await?;
+        s.store.write(move |db| db.record_failed_login(&email, &origin, now)).await?;
         return Err(ApiError::unauthenticated("wrong e-mail or password"));
     };
     s.limiter.record_success(&email);
-    let (token, hash) = auth::new_token();
+    let (token, hash) = credentials::new_token();
     let expires = now + chrono::Duration::hours(i64::from(s.config.auth.session_hours));
-    let id = doctor.id;
-    let actor = auth::actor(&doctor);
-    s.store
-        .write(move |db| {
-            db.create_session(&hash, id, now, expires)?;
-            db.audit(&actor, "login", "", "", now)
-        })
-        .await?;
+    let id = account.id;
+    let session_of = account.clone();
+    s.store.write(move |db| db.create_session(&hash, &session_of, now, expires)).await?;
     tracing::info!(account = id, "login");
     let max_age = i64::from(s.config.auth.session_hours) * 3600;
     let secure = if s.tls { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
-    let reply = LoginReply { token, expires_at: crate::store::ts(expires), user: doctor };
+    let reply = LoginReply { token, expires_at: crate::store::ts(expires), user: account };
     let mut resp = Json(reply).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -142,19 +138,15 @@ async fn login(
 }
 
 fn too_many_attempts(wait: u64) -> ApiError {
-    let mut e = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_attempts",
-        format!("too many password attempts; try again in {wait} s"),
-    );
+    let mut e = ApiError::new(ErrorCode::TooManyAttempts, format!("too many password attempts; try again in {wait} s"));
     e.retry_after = Some(wait);
     e
 }
 
 /// A hash of a random password, verified against when the account does not exist.
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let (random, _) = auth::new_token();
-    auth::hash_password(&random).unwrap_or_default()
+    let (random, _) = credentials::new_token();
+    credentials::hash_password(&random).unwrap_or_default()
 });
 
 fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
@@ -165,12 +157,7 @@ fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
 async fn logout(State(s): State<AppState>, PendingCaller(caller): PendingCaller) -> Result<Response, ApiError> {
     let now = Utc::now();
     let actor = caller.actor();
-    s.store
-        .write(move |db| {
-            db.revoke_session(&caller.token_hash, now)?;
-            db.audit(&actor, "logout", "", "", now)
-        })
-        .await?;
+    s.store.write(move |db| db.revoke_session(&caller.token_hash, actor, now)).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let secure = if s.tls { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")) {
@@ -192,44 +179,38 @@ async fn change_password(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     PendingCaller(caller): PendingCaller,
     ApiJson(body): ApiJson<PasswordBody>,
-) -> Result<Json<crate::store::Doctor>, ApiError> {
+) -> Result<Json<Account>, ApiError> {
     validate_password(&body.new_password)?;
     if body.new_password == body.current_password {
-        return Err(ApiError::bad_request("same_password", "the new password must differ from the current one"));
+        return Err(ApiError::new(ErrorCode::SamePassword, "the new password must differ from the current one"));
     }
+    let wrong = || ApiError::new(ErrorCode::WrongPassword, "the current password is wrong");
     if body.current_password.len() > 1024 {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
+        return Err(wrong());
     }
     // Guessing the current password of a stolen session is throttled like logins are.
-    s.limiter.admit(peer.ip(), &caller.doctor.email).map_err(too_many_attempts)?;
-    let email = caller.doctor.email.clone();
+    s.limiter.admit(peer.ip(), &caller.account.email).map_err(too_many_attempts)?;
+    let email = caller.account.email.clone();
     let found = s.store.read(move |db| db.credentials(&email)).await?;
     let (current, new) = (body.current_password, body.new_password);
-    let hash = auth::password_work(move || {
-        let ok = found.is_some_and(|(_, hash)| auth::verify_password(&current, &hash));
-        ok.then(|| auth::hash_password(&new))
+    let hash = credentials::password_work(move || {
+        let ok = found.is_some_and(|(_, hash)| credentials::verify_password(&current, &hash));
+        ok.then(|| credentials::hash_password(&new))
     })
     .await?;
     let Some(hash) = hash else {
-        s.limiter.record_failure(&caller.doctor.email);
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is wrong"));
+        s.limiter.record_failure(&caller.account.email);
+        return Err(wrong());
     };
     let hash = hash.map_err(ApiError::internal)?;
-    let (id, keep, actor, now) = (caller.doctor.id, caller.token_hash.clone(), caller.actor(), Utc::now());
-    let doctor = s
-        .store
-        .write(move |db| {
-            db.change_own_password(id, &hash, &keep, now)?;
-            db.audit(&actor, "password_change", "", "", now)?;
-            db.doctor(id)
-        })
-        .await?;
+    let (id, keep, actor, now) = (caller.account.id, caller.token_hash.clone(), caller.actor(), Utc::now());
+    let account = s.store.write(move |db| db.change_own_password(id, &hash, &keep, actor, now)).await?;
     tracing::info!(account = id, "password changed");
-    Ok(Json(doctor))
+    Ok(Json(account))
 }
 
-async fn profile(PendingCaller(caller): PendingCaller) -> Json<crate::store::Doctor> {
-    Json(caller.doctor)
+async fn profile(PendingCaller(caller): PendingCaller) -> Json<Account> {
+    Json(caller.account)
 }
 
 #[derive(Deserialize)]
@@ -259,16 +240,16 @@ async fn list_appointments(
         q.doctor_id
     } else {
         match q.doctor_id {
-            Some(id) if id != caller.doctor.id => {
+            Some(id) if id != caller.account.id => {
                 return Err(ApiError::forbidden("a doctor sees only their own appointments"));
             }
-            _ => Some(caller.doctor.id),
+            _ => Some(caller.account.id),
         }
     };
     let (from, to) = match &q.day {
         Some(day) => local_day_range("day", day)
             .map(|(f, t)| (Some(f), Some(t)))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?,
         None => (None, None),
     };
     let status = q
@@ -276,10 +257,10 @@ async fn list_appointments(
         .as_deref()
         .map(str::parse::<AppointmentStatus>)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("status: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("status: {e}")))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit: must be between 1 and 500"));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, "limit: must be between 1 and 500"));
     }
     let offset = q.offset.unwrap_or(0);
     let filter = AppointmentFilter { doctor_id, from, to, status, limit, offset };
@@ -290,7 +271,7 @@ async fn list_appointments(
 /// The appointment if the caller may see it; someone else's is "not found" so ids reveal nothing.
 async fn visible_appointment(s: &AppState, caller: &Caller, id: i64) -> Result<crate::store::Appointment, ApiError> {
     let a = s.store.read(move |db| db.appointment(id)).await?;
-    if caller.is_technician() || a.doctor_id == caller.doctor.id {
+    if caller.is_technician() || a.doctor_id == caller.account.id {
         Ok(a)
     } else {
         Err(ApiError::not_found("appointment"))
@@ -326,10 +307,10 @@ async fn create_appointment(
         (true, None) => {
             return Err(crate::core::FieldError::new("doctorId", "is required for a technician").into());
         }
-        (false, Some(id)) if id != caller.doctor.id => {
+        (false, Some(id)) if id != caller.account.id => {
             return Err(ApiError::forbidden("a doctor may book appointments only for themselves"));
         }
-        (false, _) => caller.doctor.id,
+        (false, _) => caller.account.id,
     };
     let new = NewAppointment {
         patient_id: body.patient_id,
@@ -340,14 +321,7 @@ async fn create_appointment(
     };
     let actor = caller.actor();
     let now = Utc::now();
-    let a = s
-        .store
-        .write(move |db| {
-            let a = db.add_appointment(&new, now)?;
-            db.audit(&actor, "appointment_create", &format!("appointment:{}", a.id), "", now)?;
-            Ok(a)
-        })
-        .await?;
+    let a = s.store.write(move |db| db.add_appointment(&new, actor, now)).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -367,28 +341,13 @@ async fn set_status(
     if body.status == AppointmentStatus::InCall {
         // Only a call that is really running may say so; otherwise a stuck `in_call` would block the next call.
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "call_managed",
+            ErrorCode::CallManaged,
             "an appointment becomes in_call only when its call is accepted",
         ));
     }
     let actor = caller.actor();
     let now = Utc::now();
-    let a = s
-        .store
-        .write(move |db| {
-            let before = db.appointment(id)?.status;
-            let a = db.set_appointment_status(id, body.status, now)?;
-            db.audit(
-                &actor,
-                "appointment_status",
-                &format!("appointment:{id}"),
-                &format!("{before} -> {}", a.status),
-                now,
-            )?;
-            Ok(a)
-        })
-        .await?;
+    let a = s.store.write(move |db| db.set_appointment_status(id, body.status, actor, now)).await?;
     Ok(Json(a))
 }
 
@@ -409,17 +368,10 @@ async fn add_note(
     if text.is_empty() {
         return Err(crate::core::FieldError::new("text", "must not be empty").into());
     }
-    let author = caller.doctor.name.clone();
+    let author = caller.account.name.clone();
     let actor = caller.actor();
     let now = Utc::now();
-    let a = s
-        .store
-        .write(move |db| {
-            let a = db.add_note(id, &author, &text, now)?;
-            db.audit(&actor, "appointment_note", &format!("appointment:{id}"), "", now)?;
-            Ok(a)
-        })
-        .await?;
+    let a = s.store.write(move |db| db.add_note(id, &author, &text, actor, now)).await?;
     Ok(Json(a))
 }
 
@@ -428,7 +380,7 @@ async fn get_patient(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<crate::store::Patient>, ApiError> {
-    let (tech, doctor_id) = (caller.is_technician(), caller.doctor.id);
+    let (tech, doctor_id) = (caller.is_technician(), caller.account.id);
     let p = s
         .store
         .read(
@@ -492,25 +444,18 @@ async fn create_patient(
     };
     let actor = caller.actor();
     let now = Utc::now();
-    let p = s
-        .store
-        .write(move |db| {
-            let p = db.add_patient(&new, now)?;
-            db.audit(&actor, "patient_create", &format!("patient:{}", p.id), "", now)?;
-            Ok(p)
-        })
-        .await?;
+    let p = s.store.write(move |db| db.add_patient(&new, actor, now)).await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-async fn list_doctors(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<crate::store::Doctor>>, ApiError> {
+async fn list_accounts(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Account>>, ApiError> {
     caller.require_technician()?;
-    Ok(Json(s.store.read(|db| db.list_doctors(None)).await?))
+    Ok(Json(s.store.read(|db| db.list_accounts(None)).await?))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateDoctor {
+struct CreateAccount {
     name: String,
     #[serde(default)]
     specialty: String,
@@ -519,11 +464,11 @@ struct CreateDoctor {
     role: Role,
 }
 
-async fn create_doctor(
+async fn create_account(
     State(s): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<CreateDoctor>,
-) -> Result<(StatusCode, Json<crate::store::Doctor>), ApiError> {
+    ApiJson(body): ApiJson<CreateAccount>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
     caller.require_technician()?;
     let name = validate_name("name", &body.name)?;
     let specialty = validate_text("specialty", &body.specialty, 80)?;
@@ -531,19 +476,12 @@ async fn create_doctor(
     validate_password(&body.password)?;
     let password = body.password;
     let password_hash =
-        auth::password_work(move || auth::hash_password(&password)).await?.map_err(ApiError::internal)?;
-    let new = NewDoctor { name, specialty, email, password_hash, role: body.role };
+        credentials::password_work(move || credentials::hash_password(&password)).await?.map_err(ApiError::internal)?;
+    let new = NewAccount { name, specialty, email, password_hash, role: body.role };
     let actor = caller.actor();
     let now = Utc::now();
-    let d = s
-        .store
-        .write(move |db| {
-            let d = db.add_doctor(&new, now)?;
-            db.audit(&actor, "account_create", &format!("account:{}", d.id), d.role.as_str(), now)?;
-            Ok(d)
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    let a = s.store.write(move |db| db.add_account(&new, actor, now)).await?;
+    Ok((StatusCode::CREATED, Json(a)))
 }
 
 #[derive(Deserialize)]
@@ -552,26 +490,18 @@ struct ActiveBody {
     active: bool,
 }
 
-async fn set_doctor_active(
+async fn set_account_active(
     State(s): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<ActiveBody>,
-) -> Result<Json<crate::store::Doctor>, ApiError> {
+) -> Result<Json<Account>, ApiError> {
     caller.require_technician()?;
-    if id == caller.doctor.id && !body.active {
-        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "you cannot disable your own account"));
+    if id == caller.account.id && !body.active {
+        return Err(ApiError::new(ErrorCode::Conflict, "you cannot disable your own account"));
     }
     let actor = caller.actor();
     let now = Utc::now();
-    let d = s
-        .store
-        .write(move |db| {
-            let d = db.set_doctor_active(id, body.active, now)?;
-            let action = if body.active { "account_enable" } else { "account_disable" };
-            db.audit(&actor, action, &format!("account:{id}"), "", now)?;
-            Ok(d)
-        })
-        .await?;
-    Ok(Json(d))
+    let a = s.store.write(move |db| db.set_account_active(id, body.active, actor, now)).await?;
+    Ok(Json(a))
 }

@@ -1,15 +1,9 @@
-//! Who is calling: password hashing (argon2id), opaque session tokens (only their SHA-256 is stored), the `Caller`
-//! extractor that accepts a session cookie or `Authorization: Bearer`, and login rate limiting per account and per
-//! address.
+//! Who is calling: the `Caller` extractor that accepts a session cookie or `Authorization: Bearer`, and login rate
+//! limiting per account and per address. Hashing and tokens are in [`crate::credentials`].
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use axum::http::{Method, header};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -17,66 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::core::Role;
-use crate::store::Doctor;
+use crate::core::{Actor, ErrorCode, Role};
+use crate::credentials::token_hash;
+use crate::store::Account;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "mm_session";
-
-/// Hashes a password with argon2id and a random salt (PHC string).
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
-}
-
-/// Checks a password against a stored PHC string; a malformed hash is a mismatch.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// Password hashing is expensive on purpose (argon2id: ~19 MiB and tens of milliseconds each). It runs on one
-/// dedicated thread, one hash at a time, so a burst of logins can neither take both cores from calls nor allocate
-/// 19 MiB per blocking-pool thread at once.
-type Job = Box<dyn FnOnce() + Send>;
-
-static PASSWORD_THREAD: std::sync::LazyLock<Option<std::sync::mpsc::Sender<Job>>> = std::sync::LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("password-hash".into())
-        .spawn(move || {
-            for job in rx {
-                job();
-            }
-        })
-        .ok()
-        .map(|_| tx)
-});
-
-/// Runs password hashing or verification on the password thread and waits for the result without blocking the
-/// async workers.
-pub async fn password_work<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let sender = PASSWORD_THREAD.as_ref().ok_or_else(|| ApiError::internal("the password thread could not start"))?;
-    sender
-        .send(Box::new(move || {
-            let _ = tx.send(f());
-        }))
-        .map_err(|_| ApiError::internal("the password thread has stopped"))?;
-    rx.await.map_err(|_| ApiError::internal("the password thread dropped a job"))
-}
-
-/// A fresh session token (256 random bits, URL-safe) and the hash under which it is stored.
-pub fn new_token() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = token_hash(&token);
-    (token, hash)
-}
-
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 /// The session token a request carries: the bearer token if present, else the cookie.
 pub fn request_token(parts: &Parts) -> Option<(String, bool)> {
@@ -98,27 +38,27 @@ pub fn request_token(parts: &Parts) -> Option<(String, bool)> {
     None
 }
 
-/// What the audit log calls an account: `role:id` (never a name or an e-mail).
-pub fn actor(d: &Doctor) -> String {
-    format!("{}:{}", d.role, d.id)
+/// What the audit log calls an account: its role and id.
+pub fn actor(a: &Account) -> Actor {
+    Actor::Account { role: a.role, id: a.id }
 }
 
 /// The logged-in account behind a request, and the hash of the token that proved it.
 pub struct Caller {
-    pub doctor: Doctor,
+    pub account: Account,
     pub token_hash: String,
 }
 
 impl Caller {
     pub fn is_technician(&self) -> bool {
-        self.doctor.role == Role::Technician
+        self.account.role == Role::Technician
     }
     pub fn require_technician(&self) -> Result<(), ApiError> {
         if self.is_technician() { Ok(()) } else { Err(ApiError::forbidden("only a technician may do this")) }
     }
     /// What the audit log calls this caller.
-    pub fn actor(&self) -> String {
-        actor(&self.doctor)
+    pub fn actor(&self) -> Actor {
+        actor(&self.account)
     }
 }
 
@@ -130,10 +70,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let PendingCaller(caller) = PendingCaller::from_request_parts(parts, state).await?;
-        if caller.doctor.must_change_password {
+        if caller.account.must_change_password {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "password_change_required",
+                ErrorCode::PasswordChangeRequired,
                 "choose a new password first (POST /api/auth/password)",
             ));
         }
@@ -151,15 +90,11 @@ impl FromRequestParts<AppState> for PendingCaller {
         }
         let hash = token_hash(&token);
         let lookup = hash.clone();
-        let doctor =
-            state.store.read(move |db| db.session_doctor(&lookup, chrono::Utc::now())).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "session_expired",
-                    "the session has expired or ended; log in again",
-                )
+        let account =
+            state.store.read(move |db| db.session_account(&lookup, chrono::Utc::now())).await?.ok_or_else(|| {
+                ApiError::new(ErrorCode::SessionExpired, "the session has expired or ended; log in again")
             })?;
-        Ok(PendingCaller(Caller { doctor, token_hash: hash }))
+        Ok(PendingCaller(Caller { account, token_hash: hash }))
     }
 }
 
@@ -253,25 +188,6 @@ impl LoginLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let h = hash_password("correct horse battery").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterz", &h));
-        assert!(!verify_password("anything", "not a phc string"));
-    }
-
-    #[test]
-    fn tokens_are_random_and_stored_hashed() {
-        let (a, ha) = new_token();
-        let (b, _) = new_token();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert_eq!(token_hash(&a), ha);
-        assert_ne!(a, ha);
-    }
 
     #[test]
     fn limiter_refuses_after_failures_and_per_address() {

@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::core::FieldError;
+use crate::core::{ErrorCode, FieldError};
+use crate::credentials::PasswordThreadGone;
 use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    /// The code decides the HTTP status ([`ErrorCode::http_status`]).
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
@@ -25,39 +26,35 @@ pub struct ApiError {
 
 #[derive(Serialize)]
 struct Body<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: &'a str,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after: None }
+    }
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        Self::new(ErrorCode::Unauthenticated, message)
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-    }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the kiosk could not complete the request; see its log",
-        )
+        Self::new(ErrorCode::Internal, "the kiosk could not complete the request; see its log")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(Body { code: self.code, message: &self.message })).into_response();
+        let mut resp = (self.status(), Json(Body { code: self.code, message: &self.message })).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
@@ -69,7 +66,13 @@ impl IntoResponse for ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.to_string())
+        Self::new(ErrorCode::InvalidField, e.to_string())
+    }
+}
+
+impl From<PasswordThreadGone> for ApiError {
+    fn from(e: PasswordThreadGone) -> Self {
+        Self::internal(e)
     }
 }
 
@@ -77,8 +80,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::not_found(what),
-            StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::Transition(t) => Self::new(StatusCode::CONFLICT, "invalid_transition", t.to_string()),
+            StoreError::Conflict(m) => Self::new(ErrorCode::Conflict, m),
+            StoreError::Transition(t) => Self::new(ErrorCode::InvalidTransition, t.to_string()),
             StoreError::Invalid(f) => f.into(),
             other => Self::internal(other),
         }
@@ -89,22 +92,16 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::JsonSyntaxError(e) => {
-                Self::bad_request("malformed_json", format!("the body is not valid JSON: {}", inner_text(&e)))
+                Self::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {}", inner_text(&e)))
             }
-            JsonRejection::JsonDataError(e) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", inner_text(&e))
+            JsonRejection::JsonDataError(e) => Self::new(ErrorCode::InvalidBody, inner_text(&e)),
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::new(ErrorCode::UnsupportedMediaType, "send the body as application/json")
             }
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than the kiosk accepts",
-            ),
-            other => Self::bad_request("bad_body", other.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(ErrorCode::BodyTooLarge, "the request body is larger than the kiosk accepts")
+            }
+            other => Self::new(ErrorCode::BadBody, other.body_text()),
         }
     }
 }
@@ -137,7 +134,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|r: QueryRejection| ApiError::bad_request("invalid_query", inner_text(&r)))
+            .map_err(|r: QueryRejection| ApiError::new(ErrorCode::InvalidQuery, inner_text(&r)))
     }
 }
 
@@ -149,7 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|r: PathRejection| ApiError::bad_request("invalid_path", r.body_text()))?;
+            .map_err(|r: PathRejection| ApiError::new(ErrorCode::InvalidPath, r.body_text()))?;
         raw.parse::<i64>().map(IdPath).map_err(|_| ApiError::not_found("resource"))
     }
 }

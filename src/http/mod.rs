@@ -42,6 +42,8 @@ pub struct AppState {
     pub tls: bool,
     /// The call service; `None` when the kiosk runs without a media engine (then `/api/signal` answers 503).
     pub calls: Option<crate::calls::CallsHandle>,
+    /// Signaling sockets open now: at shutdown the server waits for them to deliver their last message.
+    pub(crate) open_sockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -53,7 +55,14 @@ impl AppState {
             a.max_attempts_per_address,
         );
         let tls = config.tls.mode != TlsMode::Off;
-        Self { store, config: Arc::new(config), limiter: Arc::new(limiter), tls, calls: None }
+        Self {
+            store,
+            config: Arc::new(config),
+            limiter: Arc::new(limiter),
+            tls,
+            calls: None,
+            open_sockets: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
     }
 
     pub fn with_calls(mut self, calls: crate::calls::CallsHandle) -> Self {
@@ -110,6 +119,7 @@ pub struct RunningServer {
     pub cert_path: Option<std::path::PathBuf>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    open_sockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RunningServer {
@@ -127,11 +137,22 @@ impl RunningServer {
     pub fn handle(&self) -> axum_server::Handle {
         self.handle.clone()
     }
+
+    /// Waits (up to `limit`) until every signaling socket has closed: after the call service stops, each socket
+    /// sends its last messages and a close frame on its own task, which the listener's shutdown does not wait for.
+    pub async fn wait_for_sockets(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.open_sockets.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Binds the listener from `config` and serves `state` on it.
 pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
     let config = state.config.clone();
+    let open_sockets = state.open_sockets.clone();
     let addr = config.server.listen;
     let tls = tls::load(&config)?;
     // Bind here, so a busy port is an error now, not a log line later.
@@ -151,5 +172,5 @@ pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
             ("http", None, None, tokio::spawn(server.serve(app)))
         }
     };
-    Ok(RunningServer { addr: bound, scheme, fingerprint, cert_path, handle, task })
+    Ok(RunningServer { addr: bound, scheme, fingerprint, cert_path, handle, task, open_sockets })
 }

@@ -1,25 +1,22 @@
 //! `/api/signal`: the doctor's WebSocket. Authenticated at the upgrade (session cookie or bearer token) with the
-//! Origin checked; then frames are parsed into [`DoctorMessage`]s and handed to the call service, and the service's
-//! [`KioskMessage`]s are written back. Bad frames get an `error` reply; a socket that keeps sending them is closed.
-//! The server pings every 15 s and drops a socket silent for 45 s.
+//! Origin checked; after that this module only moves frames: each one goes through the socket's protocol rules
+//! ([`SocketRules`]: hello and version, bad frames, keepalive), messages they accept go to the call service, and the
+//! service's [`KioskMessage`]s are written back.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::calls::Command;
-use crate::core::protocol::{DoctorMessage, KioskMessage};
-
-/// Consecutive bad frames after which the socket is closed.
-const MAX_BAD_FRAMES: u32 = 5;
-const PING_EVERY: Duration = Duration::from_secs(15);
-const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+use crate::calls::{CallsHandle, Command};
+use crate::core::ErrorCode;
+use crate::core::protocol::KioskMessage;
+use crate::core::signaling::{CloseReason, Frame, PING_EVERY, SocketRules, Verdict};
 
 /// Checks the Origin of the upgrade request before anything else.
 pub struct SameOrigin;
@@ -37,87 +34,111 @@ impl FromRequestParts<AppState> for SameOrigin {
 
 pub async fn upgrade(State(s): State<AppState>, _origin: SameOrigin, caller: Caller, ws: WebSocketUpgrade) -> Response {
     let Some(calls) = s.calls.clone() else {
-        return ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "calls_unavailable",
-            "this kiosk has no media engine running",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::CallsUnavailable, "this kiosk has no media engine running").into_response();
     };
+    let open = OpenSocket::count(&s.open_sockets);
     // Frames up to 1 MiB are read so that oversized ones (over 64 KiB) can be answered with an error.
-    ws.max_message_size(1024 * 1024).max_frame_size(1024 * 1024).on_upgrade(move |socket| run(socket, calls, caller))
+    ws.max_message_size(1024 * 1024).max_frame_size(1024 * 1024).on_upgrade(move |socket| async move {
+        run(socket, calls, caller).await;
+        drop(open);
+    })
 }
 
-async fn run(mut socket: WebSocket, calls: crate::calls::CallsHandle, caller: Caller) {
+/// Counts an open signaling socket for as long as it lives.
+struct OpenSocket(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenSocket {
+    fn count(counter: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Why this end closed the socket: by the rules, or because the other side or the transport went away.
+enum Closed {
+    ByRule(CloseReason),
+    ByPeer,
+}
+
+async fn run(mut socket: WebSocket, calls: CallsHandle, caller: Caller) {
     let (outbox, mut inbox) = mpsc::unbounded_channel::<KioskMessage>();
     let (reply, conn) = oneshot::channel();
-    let doctor_id = caller.doctor.id;
-    if !calls.send(Command::Connect { doctor: caller.doctor, outbox, reply }) {
+    let account = caller.account.id;
+    if !calls.send(Command::Connect { account: caller.account, outbox, reply }) {
         return;
     }
     let Ok(conn) = conn.await else { return };
-    tracing::info!(conn, account = doctor_id, "signaling socket open");
-    let mut hello = false;
-    let mut bad = 0u32;
+    tracing::info!(conn, account, "signaling socket open");
+    let mut rules = SocketRules::new();
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let close_reason = loop {
+    let closed = loop {
         tokio::select! {
             out = inbox.recv() => match out {
                 Some(m) => {
                     if send(&mut socket, &m).await.is_err() {
-                        break "send failed";
+                        break Closed::ByPeer;
                     }
                 }
-                None => break "call service stopped",
+                // The call service dropped this socket's outbox: it has stopped, after telling the page why.
+                None => break Closed::ByRule(CloseReason::ServiceStopped),
             },
             incoming = socket.recv() => {
                 let frame = match incoming {
                     Some(Ok(f)) => f,
-                    Some(Err(_)) | None => break "closed by the doctor",
+                    Some(Err(_)) | None => break Closed::ByPeer,
                 };
                 last_heard = Instant::now();
-                // One path for every bad frame: parse (which also refuses oversized frames) or refuse binary.
-                let parsed = match frame {
-                    Message::Text(t) => DoctorMessage::parse(t.as_str()).map_err(|e| (e.code(), e.to_string())),
-                    Message::Binary(_) => Err(("invalid_message", "binary frames are not part of the protocol".to_string())),
-                    Message::Close(_) => break "closed by the doctor",
+                let verdict = match &frame {
+                    Message::Text(t) => rules.on_frame(Frame::Text(t.as_str())),
+                    Message::Binary(_) => rules.on_frame(Frame::Binary),
+                    Message::Close(_) => break Closed::ByPeer,
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
-                match parsed {
-                    Err((code, message)) => {
-                        bad += 1;
-                        let _ = send(&mut socket, &KioskMessage::error(code, message)).await;
-                        if bad >= MAX_BAD_FRAMES { break "too many bad frames" }
+                match verdict {
+                    Verdict::Deliver(message) => {
+                        if !calls.send(Command::Message { conn, message }) {
+                            break Closed::ByRule(CloseReason::ServiceStopped);
+                        }
                     }
-                    Ok(m) => {
-                        bad = 0;
-                        let is_hello = matches!(m, DoctorMessage::Hello { .. });
-                        if !hello && !is_hello && m != DoctorMessage::Ping {
-                            let _ = send(&mut socket, &KioskMessage::error("hello_required", "send hello with the protocol version first")).await;
-                            continue;
+                    Verdict::Reply(m) => {
+                        if send(&mut socket, &m).await.is_err() {
+                            break Closed::ByPeer;
                         }
-                        hello |= is_hello;
-                        if !calls.send(Command::Message { conn, message: m }) {
-                            break "call service stopped";
-                        }
+                    }
+                    Verdict::Close(m, why) => {
+                        let _ = send(&mut socket, &m).await;
+                        break Closed::ByRule(why);
                     }
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
-                    break "silent for too long";
+                if rules.silent_too_long(last_heard.elapsed()) {
+                    break Closed::ByRule(CloseReason::Silent);
                 }
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break "ping failed";
+                    break Closed::ByPeer;
                 }
             }
         }
     };
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: close_reason.into() }))).await;
+    let reason = match closed {
+        Closed::ByRule(why) => {
+            let frame = CloseFrame { code: why.close_code(), reason: why.as_str().into() };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+            why.as_str()
+        }
+        Closed::ByPeer => "closed by the doctor",
+    };
     calls.send(Command::Disconnected { conn });
-    tracing::info!(conn, reason = close_reason, "signaling socket closed");
+    tracing::info!(conn, reason, "signaling socket closed");
 }
 
 async fn send(socket: &mut WebSocket, message: &KioskMessage) -> Result<(), axum::Error> {

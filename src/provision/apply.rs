@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::{Plan, ProvisionError, TlsPlan, Wifi};
 use crate::config::{Config, TlsMode};
-use crate::core::Role;
-use crate::store::{NewDoctor, Store, StoreError};
+use crate::core::{Actor, Role};
+use crate::store::{NewAccount, Store, StoreError};
 
 /// Where a provisioning writes.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ pub fn apply(plan: &Plan, store: &Store, targets: &Targets) -> Result<Applied, P
     };
 
     let email = plan.technician_email.clone();
-    let existing = match store.read_blocking(|db| db.doctor_by_email(&email)) {
+    let existing = match store.read_blocking(|db| db.account_by_email(&email)) {
         Ok(d) => Some(d),
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(ProvisionError::apply("reading the accounts", e)),
@@ -175,7 +175,7 @@ pub fn apply(plan: &Plan, store: &Store, targets: &Targets) -> Result<Applied, P
             .map_err(|e| ProvisionError::Invalid(vec![e.to_string()]))?;
         stage.file(config_path.clone(), text.as_bytes(), 0o644)?;
 
-        let hash = crate::http::auth::hash_password(&plan.one_time_password)
+        let hash = crate::credentials::hash_password(&plan.one_time_password)
             .map_err(|e| ProvisionError::apply("hashing the one-time password", e))?;
         let now = chrono::Utc::now();
         let (name, email) = (plan.technician_name.clone(), plan.technician_email.clone());
@@ -184,18 +184,18 @@ pub fn apply(plan: &Plan, store: &Store, targets: &Targets) -> Result<Applied, P
                 let (id, created) = match &existing {
                     Some(d) => (d.id, false),
                     None => {
-                        let new = NewDoctor {
+                        let new = NewAccount {
                             name,
                             specialty: String::new(),
                             email,
                             password_hash: hash.clone(),
                             role: Role::Technician,
                         };
-                        (db.add_doctor(&new, now)?.id, true)
+                        (db.add_account(&new, Actor::Provisioning, now)?.id, true)
                     }
                 };
-                db.set_one_time_password(id, &hash, now)?;
-                db.audit("provision", "provision", &format!("technician:{id}"), plan.clinic_id.as_str(), now)?;
+                db.set_one_time_password(id, &hash, Actor::Provisioning, now)?;
+                db.record_provisioning(id, plan.clinic_id.as_str(), now)?;
                 Ok(created)
             })
             .map_err(|e| ProvisionError::apply("writing the technician's account", e))?;

@@ -5,7 +5,7 @@ use toml::{Table, Value};
 
 use crate::config::{ClinicId, IceServer, IceUrl, UI_LANGUAGES};
 use crate::core::{validate_email, validate_name, validate_password};
-use crate::http::tls::PemProblem;
+use crate::credentials::{PemProblem, check_pem_pair};
 
 /// A checked provisioning file: what the kiosk will look like afterwards.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +134,7 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
             let cert = r.string(tls_section, "tls.certificate", true, Ok);
             let key = r.secret(tls_section, "tls.private_key", true, Ok);
             match (cert, key) {
-                (Some(cert_pem), Some(key_pem)) => match crate::http::tls::check_pem_pair(&cert_pem, &key_pem) {
+                (Some(cert_pem), Some(key_pem)) => match check_pem_pair(&cert_pem, &key_pem) {
                     Ok(fingerprint) => Some(TlsPlan::Files { cert_pem, key_pem, fingerprint }),
                     Err(PemProblem::Certificate(e)) => {
                         r.problem("tls.certificate", e);

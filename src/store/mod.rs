@@ -9,8 +9,8 @@ mod queries;
 mod schema;
 
 pub use queries::{
-    Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, Doctor, NewAppointment, NewDoctor, NewPatient, Patient,
-    ts,
+    Account, Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, NewAccount, NewAppointment, NewPatient,
+    Patient, TABLES, ts,
 };
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};

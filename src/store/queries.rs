@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::str::FromStr;
 
 use super::StoreError;
-use crate::core::{AppointmentStatus, Language, Role, Sex, overlaps};
+use crate::core::{Actor, AppointmentStatus, EndReason, Language, Role, Sex, overlaps};
 
 /// Timestamps are stored as UTC text of one fixed width, so text order is time order.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -23,10 +23,21 @@ where
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.to_string().into()))
 }
 
-/// A staff account (doctor or technician). The password hash never leaves the store through this type.
+fn optional_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match row.get::<_, Option<String>>(idx)? {
+        None => Ok(None),
+        Some(_) => parse_col(row, idx).map(Some),
+    }
+}
+
+/// A staff account: a doctor or a technician (its [`Role`]). The password hash never leaves the store through this
+/// type.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Doctor {
+pub struct Account {
     pub id: i64,
     pub name: String,
     pub specialty: String,
@@ -38,7 +49,7 @@ pub struct Doctor {
     pub must_change_password: bool,
 }
 
-pub struct NewDoctor {
+pub struct NewAccount {
     pub name: String,
     pub specialty: String,
     pub email: String,
@@ -109,7 +120,7 @@ pub struct CallRecord {
     pub appointment_id: i64,
     pub started_at: String,
     pub ended_at: Option<String>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     /// JSON summary of connection quality (bitrates, loss, RTT); never any media.
     pub quality_summary: Option<String>,
 }
@@ -125,19 +136,22 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Every table, in the order `db check` reports them.
+pub const TABLES: [&str; 6] = ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log"];
+
 /// A borrowed connection (or transaction) with the kiosk's queries.
 pub struct Db<'c> {
     conn: &'c Connection,
 }
 
-const DOCTOR_COLS: &str = "id, name, specialty, email, role, active, created_at, must_change_password";
+const ACCOUNT_COLS: &str = "id, name, specialty, email, role, active, created_at, must_change_password";
 const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
 const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
      a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at \
-     FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN doctors d ON d.id = a.doctor_id";
+     FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN accounts d ON d.id = a.doctor_id";
 
-fn doctor_row(r: &Row<'_>) -> rusqlite::Result<Doctor> {
-    Ok(Doctor {
+fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
         id: r.get(0)?,
         name: r.get(1)?,
         specialty: r.get(2)?,
@@ -190,92 +204,123 @@ impl<'c> Db<'c> {
 
     // ---- staff accounts ----
 
-    pub fn add_doctor(&self, d: &NewDoctor, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
+    pub fn add_account(&self, a: &NewAccount, actor: Actor, now: DateTime<Utc>) -> Result<Account, StoreError> {
         let exists: bool =
-            self.conn.query_row("SELECT EXISTS(SELECT 1 FROM doctors WHERE email = ?1)", [&d.email], |r| r.get(0))?;
+            self.conn.query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE email = ?1)", [&a.email], |r| r.get(0))?;
         if exists {
-            return Err(StoreError::Conflict(format!("an account with e-mail {} already exists", d.email)));
+            return Err(StoreError::Conflict(format!("an account with e-mail {} already exists", a.email)));
         }
         self.conn.execute(
-            "INSERT INTO doctors (name, specialty, email, password_hash, role, active, created_at) \
+            "INSERT INTO accounts (name, specialty, email, password_hash, role, active, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-            params![d.name, d.specialty, d.email, d.password_hash, d.role.as_str(), ts(now)],
+            params![a.name, a.specialty, a.email, a.password_hash, a.role.as_str(), ts(now)],
         )?;
-        self.doctor(self.conn.last_insert_rowid())
+        let account = self.account(self.conn.last_insert_rowid())?;
+        self.audit(actor, "account_create", &format!("account:{}", account.id), account.role.as_str(), now)?;
+        Ok(account)
     }
 
-    pub fn doctor(&self, id: i64) -> Result<Doctor, StoreError> {
+    pub fn account(&self, id: i64) -> Result<Account, StoreError> {
         self.conn
-            .query_row(&format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = ?1"), [id], doctor_row)
+            .query_row(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"), [id], account_row)
             .optional()?
             .ok_or(StoreError::NotFound("account"))
     }
 
-    pub fn doctor_by_email(&self, email: &str) -> Result<Doctor, StoreError> {
+    pub fn account_by_email(&self, email: &str) -> Result<Account, StoreError> {
         self.conn
-            .query_row(&format!("SELECT {DOCTOR_COLS} FROM doctors WHERE email = ?1"), [email], doctor_row)
+            .query_row(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE email = ?1"), [email], account_row)
             .optional()?
             .ok_or(StoreError::NotFound("account"))
     }
 
     /// The account and its password hash, for a login check.
-    pub fn credentials(&self, email: &str) -> Result<Option<(Doctor, String)>, StoreError> {
+    pub fn credentials(&self, email: &str) -> Result<Option<(Account, String)>, StoreError> {
         Ok(self
             .conn
-            .query_row(&format!("SELECT {DOCTOR_COLS}, password_hash FROM doctors WHERE email = ?1"), [email], |r| {
-                Ok((doctor_row(r)?, r.get::<_, String>(8)?))
+            .query_row(&format!("SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE email = ?1"), [email], |r| {
+                Ok((account_row(r)?, r.get::<_, String>(8)?))
             })
             .optional()?)
     }
 
-    pub fn list_doctors(&self, role: Option<Role>) -> Result<Vec<Doctor>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {DOCTOR_COLS} FROM doctors WHERE (?1 IS NULL OR role = ?1) ORDER BY name, id"
-        ))?;
-        let rows = stmt.query_map([role.map(Role::as_str)], doctor_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub fn list_accounts(&self, role: Option<Role>) -> Result<Vec<Account>, StoreError> {
+        let sql = match role {
+            Some(_) => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE role = ?1 ORDER BY name, id"),
+            None => format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY name, id"),
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = match role {
+            Some(r) => stmt.query_map([r.as_str()], account_row)?.collect::<Result<_, _>>()?,
+            None => stmt.query_map([], account_row)?.collect::<Result<_, _>>()?,
+        };
+        Ok(rows)
     }
 
     /// Enables or disables an account; disabling also ends its sessions.
-    pub fn set_doctor_active(&self, id: i64, active: bool, now: DateTime<Utc>) -> Result<Doctor, StoreError> {
-        account_updated(self.conn.execute("UPDATE doctors SET active = ?2 WHERE id = ?1", params![id, active])?)?;
+    pub fn set_account_active(
+        &self,
+        id: i64,
+        active: bool,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Account, StoreError> {
+        account_updated(self.conn.execute("UPDATE accounts SET active = ?2 WHERE id = ?1", params![id, active])?)?;
         if !active {
             self.revoke_sessions_of(id, now)?;
         }
-        self.doctor(id)
+        let action = if active { "account_enable" } else { "account_disable" };
+        self.audit(actor, action, &format!("account:{id}"), "", now)?;
+        self.account(id)
     }
 
-    /// Replaces the password hash and ends every session of the account.
-    pub fn set_password_hash(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        account_updated(self.conn.execute("UPDATE doctors SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
-        self.revoke_sessions_of(id, now)
+    /// A password set for the account by someone else (a technician): ends every session of the account.
+    pub fn reset_password(&self, id: i64, hash: &str, actor: Actor, now: DateTime<Utc>) -> Result<(), StoreError> {
+        account_updated(self.conn.execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
+        self.revoke_sessions_of(id, now)?;
+        self.audit(actor, "password_reset", &format!("account:{id}"), "", now)
     }
 
     /// Sets a one-time password: the account must choose its own at its next login. Ends its sessions, enables it.
-    pub fn set_one_time_password(&self, id: i64, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn set_one_time_password(
+        &self,
+        id: i64,
+        hash: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         account_updated(self.conn.execute(
-            "UPDATE doctors SET password_hash = ?2, must_change_password = 1, active = 1 WHERE id = ?1",
+            "UPDATE accounts SET password_hash = ?2, must_change_password = 1, active = 1 WHERE id = ?1",
             params![id, hash],
         )?)?;
-        self.revoke_sessions_of(id, now)
+        self.revoke_sessions_of(id, now)?;
+        self.audit(actor, "one_time_password", &format!("account:{id}"), "", now)
     }
 
     /// The account chose its own password: every other session ends, `keep` (the session it used) stays.
-    pub fn change_own_password(&self, id: i64, hash: &str, keep: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn change_own_password(
+        &self,
+        id: i64,
+        hash: &str,
+        keep: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Account, StoreError> {
         account_updated(self.conn.execute(
-            "UPDATE doctors SET password_hash = ?2, must_change_password = 0 WHERE id = ?1",
+            "UPDATE accounts SET password_hash = ?2, must_change_password = 0 WHERE id = ?1",
             params![id, hash],
         )?)?;
         self.conn.execute(
-            "UPDATE sessions SET revoked_at = ?3 WHERE doctor_id = ?1 AND token_hash <> ?2 AND revoked_at IS NULL",
+            "UPDATE sessions SET revoked_at = ?3 WHERE account_id = ?1 AND token_hash <> ?2 AND revoked_at IS NULL",
             params![id, keep, ts(now)],
         )?;
-        Ok(())
+        self.audit(actor, "password_change", &format!("account:{id}"), "", now)?;
+        self.account(id)
     }
 
     // ---- patients ----
 
-    pub fn add_patient(&self, p: &NewPatient, now: DateTime<Utc>) -> Result<Patient, StoreError> {
+    pub fn add_patient(&self, p: &NewPatient, actor: Actor, now: DateTime<Utc>) -> Result<Patient, StoreError> {
         self.conn.execute(
             "INSERT INTO patients (name, date_of_birth, sex, phone, language, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -287,7 +332,9 @@ impl<'c> Db<'c> {
                 ts(now)
             ],
         )?;
-        self.patient(self.conn.last_insert_rowid())
+        let patient = self.patient(self.conn.last_insert_rowid())?;
+        self.audit(actor, "patient_create", &format!("patient:{}", patient.id), "", now)?;
+        Ok(patient)
     }
 
     pub fn patient(&self, id: i64) -> Result<Patient, StoreError> {
@@ -318,9 +365,14 @@ impl<'c> Db<'c> {
 
     /// Books an appointment after checking that the patient exists, the doctor is an active doctor, and the
     /// doctor has no other live appointment at that time.
-    pub fn add_appointment(&self, a: &NewAppointment, now: DateTime<Utc>) -> Result<Appointment, StoreError> {
+    pub fn add_appointment(
+        &self,
+        a: &NewAppointment,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
         self.patient(a.patient_id)?;
-        let doctor = self.doctor(a.doctor_id).map_err(|_| StoreError::NotFound("doctor"))?;
+        let doctor = self.account(a.doctor_id).map_err(|_| StoreError::NotFound("doctor"))?;
         if doctor.role != Role::Doctor || !doctor.active {
             return Err(StoreError::Conflict(format!("account {} is not an active doctor", doctor.id)));
         }
@@ -347,7 +399,9 @@ impl<'c> Db<'c> {
              created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', '', ?6, ?6)",
             params![a.patient_id, a.doctor_id, ts(a.starts_at), a.duration_minutes, a.reason, ts(now)],
         )?;
-        self.appointment(self.conn.last_insert_rowid())
+        let appointment = self.appointment(self.conn.last_insert_rowid())?;
+        self.audit(actor, "appointment_create", &format!("appointment:{}", appointment.id), "", now)?;
+        Ok(appointment)
     }
 
     pub fn appointment(&self, id: i64) -> Result<Appointment, StoreError> {
@@ -386,11 +440,13 @@ impl<'c> Db<'c> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Moves an appointment to `to` if the state machine allows it from its current status.
+    /// Moves an appointment to `to` if the state machine allows it from its current status, with its audit entry
+    /// (`from -> to`). The one way every part of the kiosk changes an appointment's status.
     pub fn set_appointment_status(
         &self,
         id: i64,
         to: AppointmentStatus,
+        actor: Actor,
         now: DateTime<Utc>,
     ) -> Result<Appointment, StoreError> {
         let current = self.appointment(id)?;
@@ -399,11 +455,25 @@ impl<'c> Db<'c> {
             "UPDATE appointments SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, to.as_str(), ts(now)],
         )?;
+        self.audit(
+            actor,
+            "appointment_status",
+            &format!("appointment:{id}"),
+            &format!("{} -> {to}", current.status),
+            now,
+        )?;
         self.appointment(id)
     }
 
     /// Appends a dated line to the appointment's notes.
-    pub fn add_note(&self, id: i64, author: &str, text: &str, now: DateTime<Utc>) -> Result<Appointment, StoreError> {
+    pub fn add_note(
+        &self,
+        id: i64,
+        author: &str,
+        text: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
         let current = self.appointment(id)?;
         let line = format!("[{} {}] {}", ts(now), author, text);
         let notes = if current.notes.is_empty() { line } else { format!("{}\n{}", current.notes, line) };
@@ -411,6 +481,7 @@ impl<'c> Db<'c> {
             "UPDATE appointments SET notes = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, notes, ts(now)],
         )?;
+        self.audit(actor, "appointment_note", &format!("appointment:{id}"), "", now)?;
         self.appointment(id)
     }
 
@@ -420,15 +491,16 @@ impl<'c> Db<'c> {
     /// are closed. Returns how many appointments were returned.
     pub fn recover_interrupted_calls(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         self.conn.execute(
-            "UPDATE call_records SET ended_at = ?1, end_reason = 'kiosk_restarted' WHERE ended_at IS NULL",
-            [ts(now)],
+            "UPDATE call_records SET ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
+            [ts(now), EndReason::KioskRestarted.as_str().to_string()],
         )?;
         let n = self.conn.execute(
             "UPDATE appointments SET status = 'checked_in', updated_at = ?1 WHERE status = 'in_call'",
             [ts(now)],
         )?;
         if n > 0 {
-            self.audit("kiosk", "calls_recovered", "", &format!("{n} appointment(s) back to checked_in"), now)?;
+            let detail = format!("{n} appointment(s) back to checked_in");
+            self.audit(Actor::Startup, "calls_recovered", "", &detail, now)?;
         }
         Ok(n)
     }
@@ -445,13 +517,13 @@ impl<'c> Db<'c> {
     pub fn close_call_record(
         &self,
         id: i64,
-        reason: &str,
+        reason: EndReason,
         quality_summary: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let n = self.conn.execute(
             "UPDATE call_records SET ended_at = ?2, end_reason = ?3, quality_summary = ?4 WHERE id = ?1 AND ended_at IS NULL",
-            params![id, ts(now), reason, quality_summary],
+            params![id, ts(now), reason.as_str(), quality_summary],
         )?;
         if n == 0 { Err(StoreError::NotFound("open call record")) } else { Ok(()) }
     }
@@ -467,7 +539,7 @@ impl<'c> Db<'c> {
                 appointment_id: r.get(1)?,
                 started_at: r.get(2)?,
                 ended_at: r.get(3)?,
-                end_reason: r.get(4)?,
+                end_reason: optional_col(r, 4)?,
                 quality_summary: r.get(5)?,
             })
         })?;
@@ -476,55 +548,75 @@ impl<'c> Db<'c> {
 
     // ---- sessions ----
 
-    /// Stores a new login. Only the token's hash is kept. Old expired sessions are pruned on the way.
+    /// Stores a new login (only the token's hash is kept) with its audit entry. Old expired sessions are pruned on
+    /// the way.
     pub fn create_session(
         &self,
         token_hash: &str,
-        doctor_id: i64,
+        account: &Account,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [ts(now - Duration::days(7))])?;
         self.conn.execute(
-            "INSERT INTO sessions (token_hash, doctor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash, doctor_id, ts(now), ts(expires)],
+            "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, account.id, ts(now), ts(expires)],
         )?;
-        Ok(())
+        self.audit(Actor::Account { role: account.role, id: account.id }, "login", "", "", now)
+    }
+
+    /// A login that failed: who tried (the e-mail given) and from where, for the technician's review.
+    pub fn record_failed_login(&self, email: &str, origin: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.audit(Actor::Anonymous, "login_failed", email, origin, now)
     }
 
     /// The active account behind a live (not expired, not revoked) session.
-    pub fn session_doctor(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Doctor>, StoreError> {
+    pub fn session_account(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Account>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at, d.must_change_password \
              FROM sessions s \
-             JOIN doctors d ON d.id = s.doctor_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
+             JOIN accounts d ON d.id = s.account_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
              AND s.expires_at > ?2 AND d.active = 1",
         )?;
-        Ok(stmt.query_row(params![token_hash, ts(now)], doctor_row).optional()?)
+        Ok(stmt.query_row(params![token_hash, ts(now)], account_row).optional()?)
     }
 
-    /// Ends one session; false when there was no live session with that hash.
-    pub fn revoke_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
+    /// Ends one session (a logout), with its audit entry; false when there was no live session with that hash.
+    pub fn revoke_session(&self, token_hash: &str, actor: Actor, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let ended = self.conn.execute(
             "UPDATE sessions SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
             params![token_hash, ts(now)],
-        )? > 0)
+        )? > 0;
+        self.audit(actor, "logout", "", "", now)?;
+        Ok(ended)
     }
 
-    pub fn revoke_sessions_of(&self, doctor_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    fn revoke_sessions_of(&self, account_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE sessions SET revoked_at = ?2 WHERE doctor_id = ?1 AND revoked_at IS NULL",
-            params![doctor_id, ts(now)],
+            "UPDATE sessions SET revoked_at = ?2 WHERE account_id = ?1 AND revoked_at IS NULL",
+            params![account_id, ts(now)],
         )?;
         Ok(())
+    }
+
+    /// A provisioning file was applied (its clinic id), by whom it was applied for.
+    pub fn record_provisioning(
+        &self,
+        technician_id: i64,
+        clinic_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.audit(Actor::Provisioning, "provision", &format!("account:{technician_id}"), clinic_id, now)
     }
 
     // ---- audit ----
 
-    /// Records who did what. `detail` must not hold secrets; patient names belong only in the tables above.
-    pub fn audit(
+    /// Records who did what, inside the transaction of the change it describes. Only the mutators above call it, so
+    /// every change has exactly one entry in one format. `detail` must not hold secrets; patient names belong only in
+    /// the tables above.
+    fn audit(
         &self,
-        actor: &str,
+        actor: Actor,
         action: &str,
         target: &str,
         detail: &str,
@@ -532,7 +624,7 @@ impl<'c> Db<'c> {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![ts(now), actor, action, target, detail],
+            params![ts(now), actor.to_string(), action, target, detail],
         )?;
         Ok(())
     }
@@ -581,7 +673,7 @@ impl<'c> Db<'c> {
     /// Row counts per table: what tests and `db check` compare.
     pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
-        for table in ["doctors", "patients", "appointments", "call_records", "sessions", "audit_log"] {
+        for table in TABLES {
             let n: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
             out.push((table.to_string(), n));
         }

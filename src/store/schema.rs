@@ -69,4 +69,12 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE doctors ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0
         CHECK (must_change_password IN (0, 1));
     "#,
+    // 3: `doctors` held every staff account (technicians too): it is `accounts` now, and a session belongs to an
+    // account. SQLite rewrites the foreign keys that name the table (appointments.doctor_id, sessions).
+    r#"
+    ALTER TABLE doctors RENAME TO accounts;
+    ALTER TABLE sessions RENAME COLUMN doctor_id TO account_id;
+    DROP INDEX sessions_by_doctor;
+    CREATE INDEX sessions_by_account ON sessions (account_id);
+    "#,
 ];

@@ -1,33 +1,28 @@
-//! Shared test harness: a real kiosk server on 127.0.0.1 over HTTPS with its own temporary data dir, and a reqwest
-//! client that trusts exactly that kiosk's self-signed certificate.
-#![allow(dead_code)]
+//! A real kiosk server inside the test process, on 127.0.0.1 (port 0) over HTTPS with its own temporary data dir,
+//! and a reqwest client that trusts exactly that kiosk's self-signed certificate.
 
 use chrono::{DateTime, Utc};
+use medimitra::calls::CallService;
 use medimitra::config::Config;
-use medimitra::core::{Language, Role, Sex};
+use medimitra::core::{Actor, Language, Role, Sex};
 use medimitra::http::{self, AppState, RunningServer};
-use medimitra::store::{NewAppointment, NewDoctor, NewPatient, Store};
+use medimitra::shutdown::Shutdown;
+use medimitra::store::{NewAccount, NewAppointment, NewPatient, Store};
 use serde_json::Value;
 use std::time::Duration;
 
-pub const PASSWORD: &str = "correct horse battery";
+use super::PASSWORD;
 
-pub struct Kiosk {
+pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub base: String,
     pub client: reqwest::Client,
     pub store: Store,
     server: Option<RunningServer>,
-}
-
-/// A child process (a running `medimitra serve`) killed and reaped when the test lets go of it.
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    /// The kiosk's stop signal (what SIGTERM fires in `medimitra serve`).
+    pub shutdown: Shutdown,
+    /// The call service, when started with calls.
+    pub calls: Option<CallService>,
 }
 
 pub fn https_client(cert_pem: &[u8]) -> reqwest::Client {
@@ -40,21 +35,21 @@ pub fn https_client(cert_pem: &[u8]) -> reqwest::Client {
         .expect("client")
 }
 
-impl Kiosk {
-    pub async fn start() -> Kiosk {
+impl TestServer {
+    pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
     }
 
     /// A kiosk whose call service runs on a media engine with test sources (needs a multi-thread runtime).
-    pub async fn start_with_calls(tune: impl FnOnce(&mut Config)) -> Kiosk {
+    pub async fn start_with_calls(tune: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_inner(tune, true).await
     }
 
-    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Kiosk {
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_inner(tune, false).await
     }
 
-    async fn start_inner(tune: impl FnOnce(&mut Config), calls: bool) -> Kiosk {
+    async fn start_inner(tune: impl FnOnce(&mut Config), with_calls: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
@@ -62,22 +57,33 @@ impl Kiosk {
         tune(&mut config);
         let store = Store::open_in(dir.path()).expect("store");
         let mut state = AppState::new(store.clone(), config.clone());
-        if calls {
+        let shutdown = Shutdown::new();
+        let mut calls = None;
+        if with_calls {
             config.media.video_source = "test".into();
             config.media.audio_source = "test".into();
             config.media.audio_sink = "none".into();
             let engine =
                 medimitra::media::MediaEngine::start(&config.media, &config.ice_servers).expect("media engine");
-            state = state.with_calls(medimitra::calls::spawn(engine, store.clone(), std::sync::Arc::new(config)));
+            let service =
+                medimitra::calls::spawn(engine, store.clone(), std::sync::Arc::new(config), shutdown.signal());
+            state = state.with_calls(service.handle.clone());
+            calls = Some(service);
         }
         let server = http::start(state).await.expect("server starts");
         let cert = std::fs::read(server.cert_path.as_ref().expect("TLS on")).expect("cert");
         let base = format!("https://localhost:{}", server.addr.port());
-        Kiosk { dir, base, client: https_client(&cert), store, server: Some(server) }
+        TestServer { dir, base, client: https_client(&cert), store, server: Some(server), shutdown, calls }
     }
 
+    /// Stops the way `medimitra serve` does on SIGTERM: the call service first, then the sockets, then the listener.
     pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(calls) = self.calls.take() {
+            tokio::time::timeout(Duration::from_secs(5), calls.stopped()).await.expect("the call service stops");
+        }
         if let Some(s) = self.server.take() {
+            s.wait_for_sockets(Duration::from_secs(2)).await;
             s.shutdown(Duration::from_secs(2)).await.expect("clean shutdown");
         }
     }
@@ -87,15 +93,15 @@ impl Kiosk {
     }
 
     pub fn add_account(&self, name: &str, email: &str, role: Role) -> i64 {
-        let hash = http::auth::hash_password(PASSWORD).expect("hash");
-        let new = NewDoctor {
+        let hash = medimitra::credentials::hash_password(PASSWORD).expect("hash");
+        let new = NewAccount {
             name: name.into(),
             specialty: "General medicine".into(),
             email: email.into(),
             password_hash: hash,
             role,
         };
-        self.store.write_blocking(|db| db.add_doctor(&new, Utc::now())).expect("add account").id
+        self.store.write_blocking(|db| db.add_account(&new, Actor::Cli, Utc::now())).expect("add account").id
     }
 
     pub fn add_patient(&self, name: &str) -> i64 {
@@ -106,12 +112,12 @@ impl Kiosk {
             phone: None,
             preferred_language: Language::Hindi,
         };
-        self.store.write_blocking(|db| db.add_patient(&new, Utc::now())).expect("add patient").id
+        self.store.write_blocking(|db| db.add_patient(&new, Actor::Cli, Utc::now())).expect("add patient").id
     }
 
     pub fn add_appointment(&self, patient_id: i64, doctor_id: i64, starts_at: DateTime<Utc>) -> i64 {
         let new = NewAppointment { patient_id, doctor_id, starts_at, duration_minutes: 15, reason: "fever".into() };
-        self.store.write_blocking(|db| db.add_appointment(&new, Utc::now())).expect("add appointment").id
+        self.store.write_blocking(|db| db.add_appointment(&new, Actor::Cli, Utc::now())).expect("add appointment").id
     }
 
     /// Logs in and returns the bearer token.
@@ -157,7 +163,7 @@ impl Kiosk {
     pub fn snapshot(&self) -> String {
         let conn = rusqlite::Connection::open(self.store.path()).expect("open");
         let mut out = String::new();
-        for table in ["doctors", "patients", "appointments", "call_records", "sessions", "audit_log"] {
+        for table in medimitra::store::TABLES {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).expect("prepare");
             let n = stmt.column_count();
             let rows = stmt

@@ -1,18 +1,18 @@
 //! The ring tone for an incoming call: a soft two-tone chime on the speaker. The UI switches it on and off in the
-//! ring's rhythm (and stops it by dropping the [`Ringer`]); nothing is recorded.
+//! ring's rhythm (and stops it by dropping the [`RingTone`]); nothing is recorded.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::MediaError;
 
-pub struct Ringer {
+pub struct RingTone {
     pipeline: gst::Pipeline,
 }
 
-impl Ringer {
-    /// Starts the tone, silent until [`Ringer::set_sounding`]. `sink` is the speaker's element description.
-    pub fn start(sink: &str) -> Result<Ringer, MediaError> {
+impl RingTone {
+    /// Starts the tone, silent until [`RingTone::set_sounding`]. `sink` is the speaker's element description.
+    pub fn start(sink: &str) -> Result<RingTone, MediaError> {
         let desc = format!(
             "audiotestsrc is-live=true wave=sine freq=660 volume=0.25 ! audiomixer name=m ! audioconvert \
              ! volume name=ringvol mute=true ! {sink} \
@@ -23,7 +23,7 @@ impl Ringer {
             .downcast::<gst::Pipeline>()
             .map_err(|_| MediaError::Build("ring tone: not a pipeline".into()))?;
         pipeline.set_state(gst::State::Playing).map_err(|e| MediaError::Build(format!("ring tone: {e}")))?;
-        Ok(Ringer { pipeline })
+        Ok(RingTone { pipeline })
     }
 
     pub fn set_sounding(&self, on: bool) {
@@ -37,7 +37,7 @@ impl Ringer {
     }
 }
 
-impl Drop for Ringer {
+impl Drop for RingTone {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }

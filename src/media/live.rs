@@ -1,0 +1,253 @@
+//! What the running call's media is doing, shared between GStreamer's streaming threads and whoever shows it (the
+//! call status, the touch UI): counters of what arrives from the doctor and what is sent, the patient's controls, and
+//! the newest pictures. Streaming threads only store into it; nothing here blocks them or queues frames.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// One decoded picture, tightly packed RGBA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+}
+
+/// The media of the call in progress, as the kiosk's screen and status see it.
+#[derive(Debug, Default)]
+pub struct LiveMedia {
+    /// What arrives from the doctor.
+    pub received: ReceivedMedia,
+    /// What the kiosk sends.
+    pub sent: SentMedia,
+    /// The patient's mute, camera and volume controls.
+    pub controls: PatientControls,
+    /// The newest pictures, for a screen that draws them.
+    pub pictures: Pictures,
+}
+
+impl LiveMedia {
+    /// Zeroes the counters: each media session starts from nothing.
+    pub fn reset_counters(&self) {
+        self.received.reset();
+        self.sent.reset();
+    }
+}
+
+/// Counts of the doctor's media decoded at the kiosk.
+#[derive(Debug)]
+pub struct ReceivedMedia {
+    /// Decoded video frames in this session.
+    pub video_frames: AtomicU64,
+    /// Decoded audio buffers in this session.
+    pub audio_buffers: AtomicU64,
+    /// Size of the last decoded picture.
+    pub width: AtomicU64,
+    pub height: AtomicU64,
+    /// Peak level on the speaker path (after the volume) over the last 100 ms, in hundredths of a dB (dBFS).
+    speaker_peak_centi_db: std::sync::atomic::AtomicI64,
+}
+
+impl Default for ReceivedMedia {
+    fn default() -> Self {
+        Self {
+            video_frames: AtomicU64::new(0),
+            audio_buffers: AtomicU64::new(0),
+            width: AtomicU64::new(0),
+            height: AtomicU64::new(0),
+            speaker_peak_centi_db: std::sync::atomic::AtomicI64::new(SILENT_CENTI_DB),
+        }
+    }
+}
+
+impl ReceivedMedia {
+    fn reset(&self) {
+        for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.speaker_peak_centi_db.store(SILENT_CENTI_DB, Ordering::Relaxed);
+    }
+    /// Records the speaker path's latest peak (from the session's `level` element).
+    pub(crate) fn set_speaker_peak_db(&self, db: f64) {
+        let centi =
+            if db.is_finite() { (db * 100.0).round().max(SILENT_CENTI_DB as f64) as i64 } else { SILENT_CENTI_DB };
+        self.speaker_peak_centi_db.store(centi, Ordering::Relaxed);
+    }
+    /// The speaker path's latest peak in dBFS (−200 for silence): what the volume steps change.
+    pub fn speaker_peak_db(&self) -> f64 {
+        self.speaker_peak_centi_db.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn video_frames(&self) -> u64 {
+        self.video_frames.load(Ordering::Relaxed)
+    }
+    pub fn audio_buffers(&self) -> u64 {
+        self.audio_buffers.load(Ordering::Relaxed)
+    }
+    /// The size of the doctor's picture, once one has been decoded.
+    pub fn video_size(&self) -> Option<(u64, u64)> {
+        let (w, h) = (self.width.load(Ordering::Relaxed), self.height.load(Ordering::Relaxed));
+        (w > 0).then_some((w, h))
+    }
+}
+
+/// Silence on the speaker path: −200 dBFS.
+const SILENT_CENTI_DB: i64 = -20_000;
+
+/// What the kiosk sends.
+#[derive(Debug, Default)]
+pub struct SentMedia {
+    /// The video bitrate congestion control last set on the encoder (kbit/s); 0 before the first estimate.
+    pub video_bitrate_kbps: AtomicU64,
+}
+
+impl SentMedia {
+    fn reset(&self) {
+        self.video_bitrate_kbps.store(0, Ordering::Relaxed);
+    }
+    pub fn video_bitrate_kbps(&self) -> u64 {
+        self.video_bitrate_kbps.load(Ordering::Relaxed)
+    }
+}
+
+/// The newest picture of the doctor and of the patient's own camera. One slot each, not a queue: a screen slower
+/// than the stream skips frames.
+#[derive(Debug, Default)]
+pub struct Pictures {
+    /// Whether someone draws them (the touch UI). Headless, decoded frames are only counted, never converted.
+    wanted: AtomicBool,
+    doctor: Mutex<Option<VideoFrame>>,
+    self_view: Mutex<Option<VideoFrame>>,
+}
+
+fn slot<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A frame slot holds plain data: a panic elsewhere cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pictures {
+    /// From now on the media engine converts decoded frames and keeps a self view (the touch UI calls this once).
+    pub fn want(&self) {
+        self.wanted.store(true, Ordering::Relaxed);
+    }
+    pub fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
+    }
+    /// Puts the doctor's newest picture in its slot, replacing any not taken (called on the streaming thread).
+    pub fn offer_doctor(&self, frame: VideoFrame) {
+        *slot(&self.doctor) = Some(frame);
+    }
+    /// Takes the doctor's newest picture, if one arrived since the last call.
+    pub fn take_doctor(&self) -> Option<VideoFrame> {
+        slot(&self.doctor).take()
+    }
+    pub fn offer_self_view(&self, frame: VideoFrame) {
+        *slot(&self.self_view) = Some(frame);
+    }
+    pub fn take_self_view(&self) -> Option<VideoFrame> {
+        slot(&self.self_view).take()
+    }
+}
+
+/// The patient's controls during a call: applied at once to the running session and to every new one.
+#[derive(Debug)]
+pub struct PatientControls {
+    muted: AtomicBool,
+    camera_off: AtomicBool,
+    /// Speaker volume in percent.
+    volume_pct: AtomicU64,
+    pipeline: Mutex<Option<gstreamer::glib::WeakRef<gstreamer::Pipeline>>>,
+}
+
+pub const DEFAULT_VOLUME: f64 = 0.8;
+
+/// Names of the elements the controls drive in a session's pipeline (`session.rs` builds them with these names).
+pub(super) mod element {
+    /// `volume` on the microphone path: Mute.
+    pub const MIC_VOLUME: &str = "micvol";
+    /// `videobalance` on the camera path: Camera off paints it black.
+    pub const CAMERA_BALANCE: &str = "camblank";
+    /// `volume` on the speaker path: the volume steps.
+    pub const SPEAKER_VOLUME: &str = "playvol";
+}
+
+impl Default for PatientControls {
+    fn default() -> Self {
+        Self {
+            muted: Default::default(),
+            camera_off: Default::default(),
+            volume_pct: AtomicU64::new((DEFAULT_VOLUME * 100.0) as u64),
+            pipeline: Default::default(),
+        }
+    }
+}
+
+impl PatientControls {
+    pub fn muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+    pub fn camera_off(&self) -> bool {
+        self.camera_off.load(Ordering::Relaxed)
+    }
+    pub fn volume(&self) -> f64 {
+        self.volume_pct.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn set_muted(&self, on: bool) {
+        self.muted.store(on, Ordering::Relaxed);
+        self.apply();
+    }
+    /// Camera off sends black pictures (the doctor sees the call is alive), it does not stop the stream.
+    pub fn set_camera_off(&self, on: bool) {
+        self.camera_off.store(on, Ordering::Relaxed);
+        self.apply();
+    }
+    pub fn set_volume(&self, v: f64) {
+        self.volume_pct.store((v.clamp(0.0, 1.0) * 100.0).round() as u64, Ordering::Relaxed);
+        self.apply();
+    }
+    /// Back to unmuted, camera on, default volume: each patient starts from the same state.
+    pub fn reset(&self) {
+        self.muted.store(false, Ordering::Relaxed);
+        self.camera_off.store(false, Ordering::Relaxed);
+        self.volume_pct.store((DEFAULT_VOLUME * 100.0) as u64, Ordering::Relaxed);
+        self.apply();
+    }
+    pub(crate) fn attach(&self, pipeline: &gstreamer::Pipeline) {
+        use gstreamer::prelude::*;
+        *slot(&self.pipeline) = Some(pipeline.downgrade());
+        self.apply();
+    }
+    fn apply(&self) {
+        use gstreamer::prelude::*;
+        let Some(p) = slot(&self.pipeline).as_ref().and_then(|w| w.upgrade()) else {
+            return;
+        };
+        if let Some(e) = p.by_name(element::MIC_VOLUME) {
+            e.set_property("mute", self.muted());
+        }
+        if let Some(e) = p.by_name(element::CAMERA_BALANCE) {
+            let off = self.camera_off();
+            e.set_property("brightness", if off { -1.0f64 } else { 0.0 });
+            e.set_property("contrast", if off { 0.0f64 } else { 1.0 });
+            e.set_property("saturation", if off { 0.0f64 } else { 1.0 });
+        }
+        if let Some(e) = p.by_name(element::SPEAKER_VOLUME) {
+            e.set_property("volume", self.volume());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_picture_slot_keeps_only_the_newest_picture() {
+        let pictures = Pictures::default();
+        assert_eq!(pictures.take_doctor(), None);
+        for n in 1..=3u8 {
+            pictures.offer_doctor(VideoFrame { width: 1, height: 1, rgba: vec![n; 4] });
+        }
+        assert_eq!(pictures.take_doctor().map(|f| f.rgba), Some(vec![3; 4]));
+        assert_eq!(pictures.take_doctor(), None);
+    }
+}

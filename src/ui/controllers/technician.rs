@@ -1,0 +1,98 @@
+//! The technician's PIN (a 3-second press on the clinic's name; five wrong tries lock it for a minute; an empty PIN
+//! disables it) and screen: devices, encoder, addresses, the URL and its QR code, recent warnings, a device check.
+
+use slint::{ComponentHandle, SharedString};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::super::{KioskAdapter, Screen, Screens, TechnicianAdapter, model, qr_image};
+
+#[derive(Default)]
+pub(crate) struct Technician {
+    pin_failures: Cell<u32>,
+    locked_until: Cell<Option<Instant>>,
+}
+
+const MAX_PIN_FAILURES: u32 = 5;
+const PIN_LOCK: Duration = Duration::from_secs(60);
+
+pub(crate) fn wire(s: &Rc<Screens>) {
+    let weak = Rc::downgrade(s);
+    s.window.global::<KioskAdapter>().on_technician_requested(move || {
+        let Some(s) = weak.upgrade() else { return };
+        if s.ctx.config.ui.technician_pin.is_empty() {
+            tracing::info!("technician screen requested; it is disabled (ui.technician_pin is empty)");
+            return;
+        }
+        let g = s.window.global::<TechnicianAdapter>();
+        g.set_pin(SharedString::new());
+        g.set_pin_refused(false);
+        s.show(Screen::Pin);
+    });
+    let g = s.window.global::<TechnicianAdapter>();
+    let weak = Rc::downgrade(s);
+    g.on_submit_pin(move |pin| {
+        let Some(s) = weak.upgrade() else { return };
+        let t = &s.technician;
+        let now = Instant::now();
+        let locked = t.locked_until.get().is_some_and(|until| now < until);
+        if !locked && model::pin_matches(&s.ctx.config.ui.technician_pin, &pin) {
+            t.pin_failures.set(0);
+            fill(&s);
+            s.show(Screen::Technician);
+            return;
+        }
+        t.pin_failures.set(t.pin_failures.get() + 1);
+        if t.pin_failures.get() >= MAX_PIN_FAILURES {
+            t.pin_failures.set(0);
+            t.locked_until.set(Some(now + PIN_LOCK));
+        }
+        s.touched();
+        tracing::warn!("technician PIN refused");
+        s.window.global::<TechnicianAdapter>().set_pin_refused(true);
+    });
+    let weak = Rc::downgrade(s);
+    g.on_test_call(move || {
+        let Some(s) = weak.upgrade() else { return };
+        s.window.global::<TechnicianAdapter>().set_test_result("…".into());
+        let sources = s.ctx.sources.clone();
+        let check = async move {
+            tokio::task::spawn_blocking(move || crate::media::device_check(&sources, Duration::from_secs(2)))
+                .await
+                .unwrap_or_else(|e| format!("The check stopped: {e}"))
+        };
+        s.off_thread(check, |s, text| s.window.global::<TechnicianAdapter>().set_test_result(text.into()));
+    });
+}
+
+fn fill(s: &Screens) {
+    let status = s.ctx.calls.status();
+    let sources = &s.ctx.sources;
+    let addresses: Vec<String> = if_addrs::get_if_addrs()
+        .map(|l| l.into_iter().filter(|i| !i.is_loopback()).map(|i| format!("{} {}", i.name, i.ip())).collect())
+        .unwrap_or_default();
+    let lines = [
+        format!("Camera: {}", if sources.video_is_test { "none (test picture)".into() } else { sources.video.clone() }),
+        format!(
+            "Microphone: {}",
+            if sources.audio_is_test { "none (test tone)".into() } else { sources.audio.clone() }
+        ),
+        format!("Speaker: {}", sources.audio_sink),
+        format!("Video encoder: {}", status.video_profiles.join(", ")),
+        format!("Network: {}", if addresses.is_empty() { "no address".into() } else { addresses.join(", ") }),
+        format!(
+            "TLS certificate SHA-256: {}",
+            s.ctx.fingerprint.as_deref().unwrap_or("(files from the configuration)")
+        ),
+        format!("Call: {}", status.call),
+        format!("Version: {}", env!("CARGO_PKG_VERSION")),
+    ];
+    let g = s.window.global::<TechnicianAdapter>();
+    g.set_lines(lines.join("\n").into());
+    g.set_errors(crate::logring::recent().join("\n").into());
+    g.set_doctor_url(s.ctx.doctor_url.as_str().into());
+    if let Some(img) = qr_image(&s.ctx.doctor_url) {
+        g.set_qr(img);
+    }
+}

@@ -1,0 +1,254 @@
+//! The real `medimitra` binary as a test kiosk: its own data dir with seeded people, a config file, `serve
+//! --headless` on port 0 (the URL it prints says which port it bound), its control socket; and the network
+//! namespaces that browser tests re-run themselves in (ICE needs a non-loopback interface).
+
+use medimitra::calls::KioskStatus;
+use medimitra::calls::control::{ControlCommand, Reply};
+use medimitra::core::AppointmentStatus;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::KillOnDrop;
+use super::seed::{appointment, seed_people};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_medimitra");
+/// Set in the environment of a test re-run inside a namespace.
+pub const INSIDE: &str = "MM_E2E_INSIDE";
+
+/// A network namespace with a veth pair (10.231.7.1 and .2), removed when dropped.
+pub struct Namespace(pub String);
+
+impl Namespace {
+    pub fn create() -> Namespace {
+        let name = format!("mme2e{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false);
+            assert!(ok, "`ip {}` failed: the end-to-end tests need root and iproute2", args.join(" "));
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Namespace(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+        ip(&["-n", &name, "addr", "add", "10.231.7.1/24", "dev", "v0"]);
+        ip(&["-n", &name, "addr", "add", "10.231.7.2/24", "dev", "v1"]);
+        ip(&["-n", &name, "link", "set", "v0", "up"]);
+        ip(&["-n", &name, "link", "set", "v1", "up"]);
+        ns
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs `test` of this binary again inside a fresh namespace and fails if it fails there.
+pub fn rerun_inside_namespace(test: &str) {
+    let ns = Namespace::create();
+    rerun_inside(&ns.0, test, &[]);
+}
+
+/// Runs `test` of this binary again inside namespace `ns` (with `INSIDE` and `env` set) and fails if it fails there,
+/// or if the inner run did not run exactly that one test (a renamed test would otherwise pass by running nothing).
+pub fn rerun_inside(ns: &str, test: &str, env: &[(&str, &str)]) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run inside the namespace");
+    // Relay the inner run's output, marked, so its own summary line is not counted as a second test.
+    let mut ran_one = false;
+    if let Some(out) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            ran_one |= line.starts_with("test result: ok. 1 passed;");
+            println!("[netns] {line}");
+        }
+    }
+    let status = child.wait().expect("inner run");
+    assert!(status.success(), "{test} failed inside network namespace {ns}");
+    assert!(ran_one, "the run inside network namespace {ns} did not run {test}");
+}
+
+/// Where and how a test kiosk runs.
+#[derive(Default)]
+pub struct Where {
+    pub width: u32,
+    pub height: u32,
+    /// Network namespace to run in (default: the caller's).
+    pub netns: Option<String>,
+    /// Listen address (default: 127.0.0.1, port 0).
+    pub listen: Option<String>,
+    /// The URL doctors open, when it is not the one the kiosk prints (port forwards).
+    pub url: Option<String>,
+    /// Appended to the kiosk's config file.
+    pub extra_config: String,
+    /// Environment for the kiosk process.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running `medimitra serve --headless` with accounts, a patient and appointments.
+pub struct KioskProcess {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub url: String,
+    pub proc: KillOnDrop,
+    pub store: medimitra::store::Store,
+    pub doctor_a: i64,
+    pub doctor_b: i64,
+    pub patient: i64,
+    pub next_slot: std::cell::Cell<i64>,
+    /// Lines the kiosk printed on standard output.
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    netns: Option<String>,
+    listen: String,
+}
+
+impl KioskProcess {
+    /// A kiosk sending 640x360 test video (light enough for tests on two cores).
+    pub fn start() -> KioskProcess {
+        Self::start_sized(640, 360)
+    }
+
+    pub fn start_sized(width: u32, height: u32) -> KioskProcess {
+        Self::start_in(Where { width, height, ..Where::default() })
+    }
+
+    pub fn start_in(at: Where) -> KioskProcess {
+        let Where { width, height, netns, listen, url, extra_config, env } = at;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_path_buf();
+        let store = medimitra::store::Store::open_in(&data).expect("store");
+        let hash = medimitra::credentials::hash_password(super::PASSWORD).expect("hash");
+        let people = seed_people(&store, &hash);
+        let config = data.join("kiosk.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[media]\nvideo_source = \"test\"\naudio_source = \"test\"\naudio_sink = \"none\"\nwidth = {width}\n\
+                 height = {height}\n[calls]\nring_timeout_secs = 30\nreconnect_grace_secs = 30\n[auth]\n\
+                 max_attempts_per_address = 1000\n{extra_config}"
+            ),
+        )
+        .expect("config");
+        let listen = listen.unwrap_or_else(|| "127.0.0.1:0".into());
+        let (proc, stdout, printed) = spawn_serve(&config, &data, &listen, netns.as_deref(), &env);
+        KioskProcess {
+            dir,
+            data,
+            config,
+            url: url.unwrap_or(printed),
+            proc,
+            store,
+            doctor_a: people.asha.id,
+            doctor_b: people.vikram.id,
+            patient: people.patient,
+            next_slot: std::cell::Cell::new(0),
+            stdout,
+            netns,
+            listen,
+        }
+    }
+
+    /// Kills the kiosk with SIGKILL (no chance to clean up) and starts it again on the same data and port.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        let port = self.url.rsplit(':').next().map(|p| p.trim_end_matches('/').to_string()).unwrap_or_default();
+        let listen = match self.listen.rsplit_once(':') {
+            Some((host, "0")) => format!("{host}:{port}"),
+            _ => self.listen.clone(),
+        };
+        let (proc, stdout, _) = spawn_serve(&self.config, &self.data, &listen, self.netns.as_deref(), &[]);
+        self.proc = proc;
+        self.stdout = stdout;
+    }
+
+    /// A new checked-in appointment today for `doctor`.
+    pub fn checked_in(&self, doctor: i64) -> i64 {
+        let slot = self.next_slot.get();
+        self.next_slot.set(slot + 1);
+        appointment(&self.store, self.patient, doctor, 0, 10 * slot, AppointmentStatus::CheckedIn)
+    }
+
+    pub fn status_of(&self, id: i64) -> AppointmentStatus {
+        self.store.read_blocking(|db| db.appointment(id)).expect("appointment").status
+    }
+
+    pub fn control(&self, command: ControlCommand) -> Reply {
+        medimitra::calls::control::request(&self.data, command).expect("control socket")
+    }
+
+    pub fn kiosk_status(&self) -> KioskStatus {
+        self.control(ControlCommand::Status).status.expect("status")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    pub fn proc_counts(&self) -> (usize, usize) {
+        let pid = self.pid();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0);
+        (fds, threads)
+    }
+}
+
+/// Starts `medimitra serve --headless` and waits for the URL it prints.
+fn spawn_serve(
+    config: &std::path::Path,
+    data: &std::path::Path,
+    listen: &str,
+    netns: Option<&str>,
+    env: &[(String, String)],
+) -> (KillOnDrop, std::sync::mpsc::Receiver<String>, String) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = cmd
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--headless", "--listen", listen])
+        .env("RUST_LOG", std::env::var("KIOSK_LOG").unwrap_or_else(|_| "warn,medimitra=info".into()))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start medimitra");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            println!("kiosk: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let proc = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let printed = loop {
+        assert!(Instant::now() < deadline, "the kiosk did not start");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+            && let Some(u) = line.strip_prefix("Doctors open: ")
+        {
+            break u.to_string();
+        }
+    };
+    (proc, rx, printed)
+}
