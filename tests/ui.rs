@@ -2,9 +2,10 @@
 //! service and media engine (test sources), real SQLite. Buttons are found by their words (accessible labels) and
 //! pressed the way a screen reader or a finger would; the doctor is a simulated signaling connection.
 //!
-//! Screenshots of every screen at 800x480 and 1920x1080, in English and Hindi, are compared with the reference
-//! images in `tests/ui-reference/` (a changed look is a visible, reviewed change). `UPDATE_UI_REFERENCE=1` rewrites
-//! them.
+//! Every screen at 800x480 and 1920x1080, in English, Hindi and Marathi, is compared with its reference in
+//! `tests/ui-reference/`: the texts on screen with their places exactly (`.txt`), and the picture cell by cell
+//! (`.png`; a changed word changes a large share of the few cells it covers). A changed look is a visible, reviewed
+//! change: `UPDATE_UI_REFERENCE=1` rewrites the references.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -439,79 +440,227 @@ fn fill_for_screenshots(w: &KioskWindow, screen: Screen) {
     kiosk.set_screen(screen);
 }
 
-fn compare_or_update(name: &str, shot: &slint::SharedPixelBuffer<slint::Rgba8Pixel>) -> Result<(), String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui-reference");
-    let path = dir.join(format!("{name}.png"));
-    let (wd, ht) = (shot.width(), shot.height());
-    let bytes: Vec<u8> = shot.as_slice().iter().flat_map(|p| [p.r, p.g, p.b, p.a]).collect();
-    if std::env::var_os("UPDATE_UI_REFERENCE").is_some() {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), wd, ht);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.write_header().and_then(|mut w| w.write_image_data(&bytes)).map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    let file =
-        std::fs::File::open(&path).map_err(|e| format!("{}: {e} (UPDATE_UI_REFERENCE=1 writes it)", path.display()))?;
-    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().map_err(|e| e.to_string())?;
-    let mut want = vec![0; dec.output_buffer_size()];
-    let info = dec.next_frame(&mut want).map_err(|e| e.to_string())?;
-    if (info.width, info.height) != (wd, ht) {
-        return Err(format!("{name}: size {wd}x{ht}, reference {}x{}", info.width, info.height));
-    }
-    // Tolerance: anti-aliasing and font hinting may move a few pixels; a changed layout moves many.
-    let differing = bytes
-        .chunks(4)
-        .zip(want.chunks(4))
-        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
-        .count();
-    let share = differing as f64 / f64::from(wd * ht);
-    if share > 0.005 {
-        let out = std::env::temp_dir().join(format!("{name}.actual.png"));
-        if let Ok(file) = std::fs::File::create(&out) {
-            let mut enc = png::Encoder::new(std::io::BufWriter::new(file), wd, ht);
-            enc.set_color(png::ColorType::Rgba);
-            let _ = enc.write_header().and_then(|mut w| w.write_image_data(&bytes));
+/// `UPDATE_UI_REFERENCE=1` (exactly) rewrites the reference images and texts after a deliberate change.
+fn updating_references() -> bool {
+    std::env::var("UPDATE_UI_REFERENCE").is_ok_and(|v| v == "1")
+}
+
+fn reference_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui-reference")
+}
+
+/// Every text on screen with its place (logical pixels): the words a patient reads, checked exactly, so a changed,
+/// missing or moved word fails however few pixels it covers.
+fn texts_on_screen(w: &KioskWindow) -> String {
+    use i_slint_backend_testing::AccessibleRole::{Button, Text};
+    let mut texts: Vec<(i32, i32, i32, i32, String)> = i_slint_backend_testing::ElementQuery::from_root(w)
+        .match_descendants()
+        .match_predicate(|e| matches!(e.accessible_role(), Some(Text | Button)))
+        .find_all()
+        .into_iter()
+        .filter_map(|e| {
+            let label = e.accessible_label()?.to_string();
+            let (p, size) = (e.absolute_position(), e.size());
+            (!label.trim().is_empty() && size.width > 0.0 && size.height > 0.0).then(|| {
+                (p.y.round() as i32, p.x.round() as i32, size.width.round() as i32, size.height.round() as i32, label)
+            })
+        })
+        .collect();
+    // An element that is also a component's root is found twice.
+    texts.sort();
+    texts.dedup();
+    texts.into_iter().map(|(y, x, wd, ht, label)| format!("{x},{y} {wd}x{ht} {label:?}\n")).collect()
+}
+
+/// Where each text is on screen, in physical pixels (for erasing it from a screenshot): every `Text` element,
+/// the words inside buttons included (those have no accessible label of their own: named by their place).
+fn text_boxes(w: &KioskWindow) -> Vec<(String, [u32; 4])> {
+    let scale = w.window().scale_factor();
+    i_slint_backend_testing::ElementQuery::from_root(w)
+        .match_descendants()
+        .match_type_name("Text")
+        .find_all()
+        .into_iter()
+        .filter_map(|e| {
+            let (p, size) = (e.absolute_position(), e.size());
+            let r = [p.x * scale, p.y * scale, size.width * scale, size.height * scale].map(|v| v.max(0.0) as u32);
+            let name = e.accessible_label().map_or_else(|| format!("text at {},{}", r[0], r[1]), |l| l.to_string());
+            (r[2] > 4 && r[3] > 4).then_some((name, r))
+        })
+        .collect()
+}
+
+/// Pixels differing by more than 40 levels in any channel, counted per cell of a grid of `CELL`-pixel squares: a
+/// changed word changes a large share of the few cells it covers, while anti-aliasing noise spreads thin. The worst
+/// cell's share, and its place.
+const CELL: u32 = 24;
+/// A cell may differ in this share of its pixels (measured: 0 on unchanged screens here; a word is 10 % and more).
+const CELL_TOLERANCE: f64 = 0.04;
+
+fn worst_cell(a: &[u8], b: &[u8], width: u32, height: u32) -> (f64, u32, u32) {
+    let (cols, rows) = (width.div_ceil(CELL), height.div_ceil(CELL));
+    let mut differing = vec![0u32; (cols * rows) as usize];
+    for (i, (pa, pb)) in a.chunks(4).zip(b.chunks(4)).enumerate() {
+        if pa.iter().zip(pb).any(|(x, y)| x.abs_diff(*y) > 40) {
+            let (x, y) = (i as u32 % width, i as u32 / width);
+            differing[((y / CELL) * cols + x / CELL) as usize] += 1;
         }
-        return Err(format!("{name}: {:.2} % of pixels differ (saved {})", share * 100.0, out.display()));
+    }
+    let mut worst = (0.0, 0, 0);
+    for (i, n) in differing.iter().enumerate() {
+        let (cx, cy) = (i as u32 % cols, i as u32 / cols);
+        let cw = CELL.min(width - cx * CELL);
+        let ch = CELL.min(height - cy * CELL);
+        let share = f64::from(*n) / f64::from(cw * ch);
+        if share > worst.0 {
+            worst = (share, cx * CELL, cy * CELL);
+        }
+    }
+    worst
+}
+
+fn rgba_bytes(shot: &slint::SharedPixelBuffer<slint::Rgba8Pixel>) -> Vec<u8> {
+    shot.as_slice().iter().flat_map(|p| [p.r, p.g, p.b, p.a]).collect()
+}
+
+fn write_png(path: &std::path::Path, bytes: &[u8], width: u32, height: u32) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().and_then(|mut w| w.write_image_data(bytes)).map_err(|e| e.to_string())
+}
+
+fn read_png(path: &std::path::Path) -> Result<(Vec<u8>, u32, u32), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("{}: {e} (UPDATE_UI_REFERENCE=1 writes it)", path.display()))?;
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().map_err(|e| e.to_string())?;
+    let mut bytes = vec![0; dec.output_buffer_size()];
+    let info = dec.next_frame(&mut bytes).map_err(|e| e.to_string())?;
+    Ok((bytes, info.width, info.height))
+}
+
+/// Compares a screen with its reference picture (cell by cell) and its reference texts (exactly).
+fn compare_or_update(
+    name: &str,
+    w: &KioskWindow,
+    shot: &slint::SharedPixelBuffer<slint::Rgba8Pixel>,
+) -> Result<(), String> {
+    let dir = reference_dir();
+    let (png_path, txt_path) = (dir.join(format!("{name}.png")), dir.join(format!("{name}.txt")));
+    let (wd, ht) = (shot.width(), shot.height());
+    let bytes = rgba_bytes(shot);
+    let texts = texts_on_screen(w);
+    if updating_references() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        write_png(&png_path, &bytes, wd, ht)?;
+        return std::fs::write(&txt_path, texts).map_err(|e| e.to_string());
+    }
+    let want_texts = std::fs::read_to_string(&txt_path)
+        .map_err(|e| format!("{}: {e} (UPDATE_UI_REFERENCE=1 writes it)", txt_path.display()))?;
+    if texts != want_texts {
+        let changed: Vec<String> = diff_lines(&want_texts, &texts);
+        return Err(format!("{name}: the texts on screen changed:\n{}", changed.join("\n")));
+    }
+    let (want, rw, rh) = read_png(&png_path)?;
+    if (rw, rh) != (wd, ht) {
+        return Err(format!("{name}: size {wd}x{ht}, reference {rw}x{rh}"));
+    }
+    let (share, x, y) = worst_cell(&bytes, &want, wd, ht);
+    if share > CELL_TOLERANCE {
+        let out = std::env::temp_dir().join(format!("{name}.actual.png"));
+        let _ = write_png(&out, &bytes, wd, ht);
+        return Err(format!(
+            "{name}: {:.1} % of the {CELL}x{CELL} pixels at ({x}, {y}) differ (saved {})",
+            share * 100.0,
+            out.display()
+        ));
     }
     Ok(())
 }
 
+/// The lines only in one of two texts, marked `-` (reference) and `+` (now).
+fn diff_lines(want: &str, got: &str) -> Vec<String> {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    let mut out: Vec<String> = w.iter().filter(|l| !g.contains(l)).map(|l| format!("- {l}")).collect();
+    out.extend(g.iter().filter(|l| !w.contains(l)).map(|l| format!("+ {l}")));
+    out
+}
+
+const SCREENS: [(&str, Screen); 9] = [
+    ("welcome", Screen::Welcome),
+    ("checkin", Screen::Checkin),
+    ("confirm", Screen::Confirm),
+    ("waiting", Screen::Waiting),
+    ("incoming", Screen::Incoming),
+    ("incall", Screen::Incall),
+    ("ended", Screen::Ended),
+    ("pin", Screen::Pin),
+    ("technician", Screen::Technician),
+];
+
 #[test]
-fn every_screen_matches_its_reference_image_at_both_sizes_in_english_and_hindi() {
+fn every_screen_matches_its_reference_image_and_texts_at_both_sizes_in_every_language() {
     init_backend();
     let rig = Rig::new(|_| {});
     let ui = rig.ui();
     let w = ui.window();
-    let screens = [
-        ("welcome", Screen::Welcome),
-        ("checkin", Screen::Checkin),
-        ("confirm", Screen::Confirm),
-        ("waiting", Screen::Waiting),
-        ("incoming", Screen::Incoming),
-        ("incall", Screen::Incall),
-        ("ended", Screen::Ended),
-        ("pin", Screen::Pin),
-        ("technician", Screen::Technician),
-    ];
     let mut failures = Vec::new();
-    for (lang, label) in [("en", "English"), ("hi", "हिन्दी")] {
+    for (lang, label) in [("en", "English"), ("hi", "हिन्दी"), ("mr", "मराठी")] {
         w.global::<KioskAdapter>().set_screen(Screen::Welcome);
         press(w, label);
         for (width, height) in [(800, 480), (1920, 1080)] {
             w.window().set_size(slint::PhysicalSize::new(width, height));
-            for (name, screen) in screens {
+            for (name, screen) in SCREENS {
                 fill_for_screenshots(w, screen);
                 let shot = w.window().take_snapshot().expect("snapshot");
                 assert_eq!((shot.width(), shot.height()), (width, height));
-                if let Err(e) = compare_or_update(&format!("{name}-{lang}-{width}x{height}"), &shot) {
+                if let Err(e) = compare_or_update(&format!("{name}-{lang}-{width}x{height}"), w, &shot) {
                     failures.push(e);
                 }
             }
         }
     }
     assert!(failures.is_empty(), "screens changed:\n{}", failures.join("\n"));
+}
+
+/// The picture comparison itself: erasing any single word from a screenshot (painting its box in the colour of its
+/// corner) must be caught by the cell comparison alone, on every screen.
+#[test]
+fn the_picture_comparison_notices_any_single_missing_word() {
+    init_backend();
+    let rig = Rig::new(|_| {});
+    let ui = rig.ui();
+    let w = ui.window();
+    w.window().set_size(slint::PhysicalSize::new(800, 480));
+    let mut missed = Vec::new();
+    let mut checked = 0;
+    for (name, screen) in SCREENS {
+        fill_for_screenshots(w, screen);
+        let shot = w.window().take_snapshot().expect("snapshot");
+        let (wd, ht) = (shot.width(), shot.height());
+        let original = rgba_bytes(&shot);
+        assert_eq!(worst_cell(&original, &original, wd, ht).0, 0.0);
+        for (label, [x, y, bw, bh]) in text_boxes(w) {
+            let mut erased = original.clone();
+            let corner = ((y.min(ht - 1) * wd + x.min(wd - 1)) * 4) as usize;
+            let fill: [u8; 4] = erased[corner..corner + 4].try_into().expect("pixel");
+            for py in y..(y + bh).min(ht) {
+                for px in x..(x + bw).min(wd) {
+                    let i = ((py * wd + px) * 4) as usize;
+                    erased[i..i + 4].copy_from_slice(&fill);
+                }
+            }
+            if erased == original {
+                continue; // a text drawn in its own background's colour, or clipped away
+            }
+            checked += 1;
+            if worst_cell(&erased, &original, wd, ht).0 <= CELL_TOLERANCE {
+                missed.push(format!("{name}: {label:?}"));
+            }
+        }
+    }
+    println!("erased {checked} words one at a time");
+    assert!(checked > 80, "only {checked} words were tried");
+    assert!(missed.is_empty(), "erased words the comparison did not notice:\n{}", missed.join("\n"));
 }
