@@ -191,3 +191,85 @@ async fn scenarios() {
     assert!(!who.must_change_password);
     t.close().await.expect("close t");
 }
+
+#[test]
+fn a_kiosk_stopped_or_killed_mid_call_tells_the_doctor_and_gives_the_appointment_back() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace(
+            "a_kiosk_stopped_or_killed_mid_call_tells_the_doctor_and_gives_the_appointment_back",
+        );
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(stop_and_kill());
+}
+
+/// The systemd notifications a kiosk sends, read from a socket the test holds.
+fn notifications(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sock.recv(&mut buf) {
+        out.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    out
+}
+
+async fn stop_and_kill() {
+    let notify_dir = tempfile::tempdir().expect("dir");
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify.set_nonblocking(true).expect("nonblocking");
+    let mut k = KioskProcess::start_in(support::kiosk::Where {
+        width: 640,
+        height: 360,
+        env: vec![("NOTIFY_SOCKET".into(), notify_path.display().to_string())],
+        ..Default::default()
+    });
+    let (_driver, driver_port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(driver_port, &profiles.path().join("a")).await;
+    login(&a, &k.url, "asha@clinic.in").await;
+
+    // 1. SIGTERM during a connected call (what `systemctl stop` or a restart by the technician does).
+    let first = k.checked_in(k.doctor_a);
+    call_and_accept(&a, &k, first).await;
+    assert_eq!(k.status_of(first), AppointmentStatus::InCall);
+    let (status, took) = k.stop_with(libc::SIGTERM);
+    println!("SIGTERM mid-call: exited with {status} after {took:?}");
+    assert!(status.success(), "a clean exit on SIGTERM: {status}");
+    assert!(took < Duration::from_secs(5), "stopped within 5 s: {took:?}");
+    let said = notifications(&notify);
+    assert!(said.iter().any(|n| n.starts_with("READY=1")), "{said:?}");
+    assert_eq!(said.last().map(String::as_str), Some("STOPPING=1"), "{said:?}");
+    wait_for("the page to say the kiosk is restarting", Duration::from_secs(10), || async {
+        banner(&a).await.contains("The kiosk is restarting")
+    })
+    .await;
+    assert_eq!(js(&a, "window.medimitra.call.id").await, json!(null), "the page left the call");
+    assert_eq!(k.status_of(first), AppointmentStatus::CheckedIn, "the doctor can call again");
+    let records = k.store.read_blocking(|db| db.call_records(first)).expect("records");
+    assert_eq!((records.len(), records[0].end_reason), (1, Some(EndReason::KioskStopping)));
+    assert!(records[0].ended_at.is_some());
+
+    // 2. Back up; the same appointment is called again and connects; then the kiosk is killed (SIGKILL: a crash or
+    // a power cut) and comes back.
+    k.restart();
+    wait_for("the page to find the kiosk again", Duration::from_secs(20), || async {
+        js(&a, "window.medimitra.signal.ready").await == json!(true)
+    })
+    .await;
+    call_and_accept(&a, &k, first).await;
+    let (_, took) = k.stop_with(libc::SIGKILL);
+    println!("SIGKILL mid-call: gone after {took:?}");
+    assert_eq!(k.status_of(first), AppointmentStatus::InCall, "nothing could clean up");
+    k.restart();
+    assert_eq!(k.status_of(first), AppointmentStatus::CheckedIn, "the restart gives the appointment back");
+    let records = k.store.read_blocking(|db| db.call_records(first)).expect("records");
+    assert_eq!((records.len(), records[1].end_reason), (2, Some(EndReason::KioskRestarted)));
+    wait_for("the page to say the kiosk restarted", Duration::from_secs(20), || async {
+        banner(&a).await.contains("The kiosk restarted")
+    })
+    .await;
+    assert_eq!(js(&a, "window.medimitra.call.id").await, json!(null));
+    a.close().await.expect("close");
+}

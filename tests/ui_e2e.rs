@@ -119,6 +119,86 @@ fn the_patient_accepts_on_the_screen_and_sees_the_doctor() {
     let t = Instant::now();
     tick_until("more frames", Duration::from_secs(5), &|| ui.frames_drawn() >= before + 40);
     println!("drawn: {} frames in {:?}", ui.frames_drawn() - before, t.elapsed());
+
+    // The patient's controls must change what reaches the doctor, not only a flag: an element renamed in the
+    // pipeline would otherwise leave Mute silently not muting.
+    let press = |label: &str| {
+        ElementHandle::find_by_accessible_label(w, label)
+            .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+            .unwrap_or_else(|| panic!("no button {label}"))
+            .invoke_accessible_default_action();
+    };
+    // Ticks the UI for `secs` and returns the audio energy per second the doctor received meanwhile.
+    let energy_per_sec = |secs: f64| {
+        let e0 = rt.block_on(received_audio_energy(&page));
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() < secs {
+            ui.tick();
+            std::thread::sleep(Duration::from_millis(33));
+        }
+        (rt.block_on(received_audio_energy(&page)) - e0) / t.elapsed().as_secs_f64()
+    };
+    energy_per_sec(1.0);
+    let unmuted = energy_per_sec(2.0);
+    press("Mute");
+    energy_per_sec(1.0); // what was on its way
+    let muted = energy_per_sec(2.0);
+    press("Unmute");
+    energy_per_sec(1.0);
+    let unmuted_again = energy_per_sec(2.0);
+    println!("audio energy at the doctor per second: {unmuted:.2e}, muted {muted:.2e}, unmuted {unmuted_again:.2e}");
+    assert!(unmuted > 1e-5 && unmuted_again > 1e-5, "the doctor hears the kiosk");
+    assert!(muted < unmuted / 1000.0, "Mute must silence what the doctor hears: {muted} against {unmuted}");
+
+    let luma = || {
+        ui.tick();
+        std::thread::sleep(Duration::from_millis(500));
+        rt.block_on(remote_picture_luma(&page))
+    };
+    let bright = luma();
+    press("Camera off");
+    let mut dark = luma();
+    for _ in 0..10 {
+        if dark < 20.0 {
+            break;
+        }
+        dark = luma();
+    }
+    press("Camera on");
+    let mut back = luma();
+    for _ in 0..10 {
+        if back > bright * 0.8 {
+            break;
+        }
+        back = luma();
+    }
+    println!("picture at the doctor (mean luma): {bright:.0}, camera off {dark:.0}, camera on {back:.0}");
+    assert!(bright > 60.0, "the test picture is bright: {bright}");
+    assert!(dark < 20.0, "Camera off must send black pictures: luma {dark}");
+    assert!(back > bright * 0.8, "Camera on brings the picture back: {back}");
+
+    // The volume steps change what the speaker plays: the peak of the doctor's sound after the volume element.
+    let loudest = |secs: f64| {
+        let t = Instant::now();
+        let mut peak = f64::NEG_INFINITY;
+        while t.elapsed().as_secs_f64() < secs {
+            ui.tick();
+            peak = peak.max(calls.status().speaker_peak_db);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peak
+    };
+    let at_default = loudest(3.0);
+    for _ in 0..3 {
+        press("Quieter");
+    }
+    assert!((calls.media().controls.volume() - 0.2).abs() < 0.01);
+    loudest(0.5);
+    let at_quiet = loudest(3.0);
+    println!("speaker peak: {at_default:.1} dBFS at volume 0.8, {at_quiet:.1} dBFS at 0.2");
+    assert!(at_default > -60.0, "the doctor's sound reaches the speaker path: {at_default} dBFS");
+    assert!(at_default - at_quiet > 9.0, "three steps quieter (0.8 -> 0.2) is 12 dB: {at_default} -> {at_quiet}");
+
     // The patient ends the call from the screen.
     ElementHandle::find_by_accessible_label(w, "End call")
         .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))

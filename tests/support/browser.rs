@@ -34,6 +34,41 @@ pub fn start_chromedriver() -> (KillOnDrop, u16) {
     (proc, port)
 }
 
+/// Runs `body` as the body of an async function in the page and returns what it returns.
+pub async fn js_async(c: &Client, body: &str) -> Value {
+    let script = format!(
+        "const done = arguments[arguments.length - 1]; (async () => {{ {body} }})().then(done, (e) => done('ERR ' + e));"
+    );
+    c.execute_async(&script, vec![]).await.unwrap_or(Value::Null)
+}
+
+/// Audio energy received from the kiosk so far (Chrome's `totalAudioEnergy` of the inbound audio).
+pub async fn received_audio_energy(c: &Client) -> f64 {
+    js_async(
+        c,
+        "const r = await window.medimitra.call.pc.getStats(); let e = 0; \
+         r.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') e = s.totalAudioEnergy || 0; }); return e;",
+    )
+    .await
+    .as_f64()
+    .unwrap_or(f64::NAN)
+}
+
+/// Mean luma (0-255) of the kiosk's picture as the doctor's page shows it now.
+pub async fn remote_picture_luma(c: &Client) -> f64 {
+    js(
+        c,
+        "(() => { const v = document.getElementById('remote-video'); const k = document.createElement('canvas'); \
+         k.width = 64; k.height = 36; const g = k.getContext('2d'); g.drawImage(v, 0, 0, 64, 36); \
+         const d = g.getImageData(0, 0, 64, 36).data; let s = 0; \
+         for (let i = 0; i < d.length; i += 4) s += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]; \
+         return s / (d.length / 4); })()",
+    )
+    .await
+    .as_f64()
+    .unwrap_or(f64::NAN)
+}
+
 pub async fn js(c: &Client, expr: &str) -> Value {
     c.execute(&format!("return ({expr});"), vec![]).await.unwrap_or(Value::Null)
 }

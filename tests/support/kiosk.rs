@@ -110,6 +110,7 @@ pub struct KioskProcess {
     pub stdout: std::sync::mpsc::Receiver<String>,
     netns: Option<String>,
     listen: String,
+    env: Vec<(String, String)>,
 }
 
 impl KioskProcess {
@@ -155,21 +156,41 @@ impl KioskProcess {
             stdout,
             netns,
             listen,
+            env,
         }
     }
 
-    /// Kills the kiosk with SIGKILL (no chance to clean up) and starts it again on the same data and port.
-    pub fn kill_and_restart(&mut self) {
-        let _ = self.proc.0.kill();
-        let _ = self.proc.0.wait();
+    /// Sends `signal` to the kiosk and waits (up to 30 s) for it to exit: its exit status and how long it took.
+    pub fn stop_with(&mut self, signal: i32) -> (std::process::ExitStatus, Duration) {
+        let pid = self.kiosk_pid();
+        let t = Instant::now();
+        // SAFETY: kill sends a signal to the kiosk process this test started.
+        unsafe { libc::kill(pid as i32, signal) };
+        let deadline = t + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.proc.0.try_wait().expect("wait") {
+                return (status, t.elapsed());
+            }
+            assert!(Instant::now() < deadline, "the kiosk did not exit within 30 s of signal {signal}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the kiosk again on the same data, configuration and port (after [`stop_with`](Self::stop_with)).
+    pub fn restart(&mut self) {
         let port = self.url.rsplit(':').next().map(|p| p.trim_end_matches('/').to_string()).unwrap_or_default();
         let listen = match self.listen.rsplit_once(':') {
             Some((host, "0")) => format!("{host}:{port}"),
             _ => self.listen.clone(),
         };
-        let (proc, stdout, _) = spawn_serve(&self.config, &self.data, &listen, self.netns.as_deref(), &[]);
+        let (proc, stdout, _) = spawn_serve(&self.config, &self.data, &listen, self.netns.as_deref(), &self.env);
         self.proc = proc;
         self.stdout = stdout;
+    }
+
+    /// The kiosk's own process id (inside `ip netns exec`, which execs it, the same as the child's).
+    pub fn kiosk_pid(&self) -> u32 {
+        self.proc.0.id()
     }
 
     /// A new checked-in appointment today for `doctor`.

@@ -85,6 +85,8 @@ async function loadAppointments() {
 const signal = {
   ws: null,
   iceServers: [],
+  // Changes with every start of the kiosk: a call of an earlier run cannot be resumed.
+  bootId: null,
   ready: false,
   retry: 0,
   handlers: {},
@@ -97,6 +99,7 @@ const signal = {
       try { m = JSON.parse(ev.data); } catch (_) { return; }
       if (m.type === "welcome") {
         this.iceServers = m.iceServers || [];
+        this.bootId = m.bootId;
         this.ready = true;
         setLink("online");
       }
@@ -138,6 +141,8 @@ const END_MESSAGES = {
   media_failed: "The network could not carry the call. Check the connection and call again.",
   negotiation_failed: "Your browser and the kiosk could not agree on audio and video.",
   not_resumable: "The call could not be resumed; it has ended.",
+  kiosk_stopping: "The kiosk is restarting, so the call ended. The patient stays checked in: call again in a minute.",
+  kiosk_restarted: "The kiosk restarted and the call ended. The patient stays checked in: call again when the kiosk is back.",
 };
 
 const call = {
@@ -191,6 +196,7 @@ const call = {
     this.id = m.callId;
     this.state = m.state;
     sessionStorage.setItem("mm-call", m.callId);
+    sessionStorage.setItem("mm-boot", signal.bootId || "");
     show("call");
     const text = { ringing: "Ringing the patient…", connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…" }[m.state] || m.state;
     this.setStatus(text);
@@ -286,7 +292,13 @@ const call = {
 
   async onWelcome(m) {
     const saved = sessionStorage.getItem("mm-call");
-    if (saved && m.resumableCallId === saved) {
+    const restarted = saved && sessionStorage.getItem("mm-boot") && sessionStorage.getItem("mm-boot") !== m.bootId;
+    if (restarted) {
+      // The kiosk started again since this call began (a crash or a power cut): the call is over.
+      sessionStorage.removeItem("mm-call");
+      if (this.id) this.onEnded({ reason: "kiosk_restarted" });
+      else banner(END_MESSAGES.kiosk_restarted, true);
+    } else if (saved && m.resumableCallId === saved) {
       this.id = saved;
       show("call");
       this.setStatus("Reconnecting…");
@@ -316,6 +328,7 @@ const call = {
     this.sessionId = null;
     this.state = "idle";
     sessionStorage.removeItem("mm-call");
+    sessionStorage.removeItem("mm-boot");
     if (this.local) this.local.getTracks().forEach((t) => t.stop());
     this.local = null;
     $("local-video").srcObject = null;
