@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the project's shell scripts: `source "$(dirname "$0")/../scripts/lib.sh"`.
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -6,6 +7,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # it installed something, 0 when everything was there. Fails when apt does.
 ensure_packages() {
   local missing=() p name want have
+  # shellcheck disable=SC2034 # read by the scripts that source this file
   installed_any=0
   for p in "$@"; do
     name="${p%%=*}"
@@ -22,6 +24,7 @@ ensure_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --allow-downgrades \
     "${missing[@]}" || return 1
+  # shellcheck disable=SC2034
   installed_any=1
 }
 

@@ -109,7 +109,9 @@ pub async fn login(c: &Client, url: &str, email: &str) {
     if c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("#email")).await.is_err() {
         let shown = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
         let title = c.title().await.unwrap_or_default();
-        println!("the web app did not load ({shown}, title {title:?}); loading it again");
+        let page = js(c, "document.documentElement ? document.documentElement.outerHTML.slice(0, 600) : 'no document'").await;
+        let nav = js(c, "JSON.stringify(performance.getEntriesByType('navigation').map(e => [e.name, e.responseStatus, e.transferSize, e.duration]))").await;
+        println!("the web app did not load ({shown}, title {title:?}); page {page}; navigation {nav}; loading it again");
         c.goto(url).await.expect("open the web app again");
         c.wait().for_element(Locator::Css("#email")).await.expect("login form");
     }

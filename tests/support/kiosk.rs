@@ -21,7 +21,10 @@ pub struct Namespace(pub String);
 
 impl Namespace {
     pub fn create() -> Namespace {
-        let name = format!("mme2e{}", std::process::id());
+        // Tests of one binary run in parallel threads: the pid alone does not tell their namespaces apart.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("mme2e{}n{n}", std::process::id());
         let ip = |args: &[&str]| {
             let ok = Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false);
             assert!(ok, "`ip {}` failed: the end-to-end tests need root and iproute2", args.join(" "));
