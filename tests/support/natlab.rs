@@ -40,6 +40,7 @@ impl NatLab {
         let lab = NatLab { prefix: format!("mmnat{}", std::process::id()), owner: true };
         for role in ROLES {
             run("ip", &["netns", "add", &lab.ns(role)]);
+            super::kiosk::without_duplicate_address_detection(&lab.ns(role));
             lab.ip(role, &["link", "set", "lo", "up"]);
         }
         // Links: (side a, its interface, address) <-> (side b, its interface, address).
@@ -92,6 +93,9 @@ impl NatLab {
             "table ip nat {\n chain post { type nat hook postrouting priority 100; oifname \"out\" masquerade random; }\n \
              chain in { type filter hook input priority 0; iifname \"out\" drop; }\n}\n",
         );
+        for role in ROLES {
+            super::kiosk::wait_until_addresses_settle(&lab.ns(role));
+        }
         lab
     }
 
