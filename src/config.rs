@@ -3,6 +3,8 @@
 //! read, so a bad file fails at start-up with the key, the file and the line, never later at first use.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::core::protocol::IceTransportPolicy;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,9 +33,36 @@ pub struct Config {
     pub media: Media,
     pub ui: Ui,
     pub log: Log,
+    pub metrics: Metrics,
     /// STUN/TURN servers handed to both peers of a call. None by default: a kiosk on the clinic LAN needs none, and
     /// tests must never contact outside addresses.
     pub ice_servers: Vec<IceServer>,
+}
+
+/// The Prometheus endpoint, `GET /metrics` on the HTTPS listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Who may read it: `localhost` (requests from the kiosk itself, e.g. a local Prometheus agent), `token`
+    /// (`Authorization: Bearer <token>` from anywhere), or `off`.
+    pub access: MetricsAccess,
+    /// The bearer token when `access = "token"`: at least 32 characters.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    #[default]
+    Localhost,
+    Token,
+    Off,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self { access: MetricsAccess::Localhost, token: String::new() }
+    }
 }
 
 /// The patient's touch UI.
@@ -172,7 +201,7 @@ pub struct Calls {
 
 impl Default for Calls {
     fn default() -> Self {
-        Self { ring_timeout_secs: 45, connect_timeout_secs: 15, reconnect_grace_secs: 30, interrupt_grace_secs: 6 }
+        Self { ring_timeout_secs: 45, connect_timeout_secs: 15, reconnect_grace_secs: 30, interrupt_grace_secs: 20 }
     }
 }
 
@@ -196,8 +225,27 @@ pub struct Media {
     pub min_bitrate_kbps: u32,
     pub start_bitrate_kbps: u32,
     pub max_bitrate_kbps: u32,
-    /// Receive jitter buffer; webrtcbin's default of 200 ms is too long for conversation.
+    /// Receive jitter buffer; webrtcbin's default of 200 ms is too long for conversation. The doctor's video waits
+    /// longer when the round trip needs it for retransmissions to arrive (at most 400 ms).
     pub jitter_latency_ms: u32,
+    /// Offer RED/ULPFEC for video; its protection follows the loss measured (0 % on a clean link).
+    pub video_fec: bool,
+    /// `all`, or `relay` for sites where only TURN works (the page is told to do the same).
+    pub ice_transport_policy: IceTransportPolicy,
+    /// The test picture sent without a camera: `still` (cheap) or `moving` (gives the encoder real work, for
+    /// measurements).
+    pub test_pattern: TestPattern,
+}
+
+/// The test picture a kiosk without a camera sends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TestPattern {
+    /// One frame repeated: almost free to make and to encode.
+    #[default]
+    Still,
+    /// Moving colour bars with a frame counter: as much work for the encoder as a camera.
+    Moving,
 }
 
 impl Default for Media {
@@ -212,9 +260,13 @@ impl Default for Media {
             height: 720,
             framerate: 30,
             min_bitrate_kbps: 300,
-            start_bitrate_kbps: 1500,
+            // Low enough that the first keyframes fit a 1 Mbit/s link; congestion control climbs in seconds.
+            start_bitrate_kbps: 800,
             max_bitrate_kbps: 2500,
             jitter_latency_ms: 60,
+            video_fec: true,
+            ice_transport_policy: IceTransportPolicy::All,
+            test_pattern: TestPattern::Still,
         }
     }
 }
@@ -521,6 +573,9 @@ impl Config {
         if m.jitter_latency_ms > 1000 {
             return fail("media.jitter_latency_ms", "must be at most 1000".into());
         }
+        if self.metrics.access == MetricsAccess::Token && self.metrics.token.chars().count() < 32 {
+            return fail("metrics.token", "must be at least 32 characters when metrics.access is \"token\"".into());
+        }
         for (key, v, ok) in [
             (
                 "media.video_source",
@@ -585,6 +640,9 @@ impl Config {
         }
         if !masked.ui.technician_pin.is_empty() {
             masked.ui.technician_pin = "********".into();
+        }
+        if !masked.metrics.token.is_empty() {
+            masked.metrics.token = "********".into();
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }

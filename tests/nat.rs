@@ -1,7 +1,8 @@
 //! A call across two symmetric NATs: no direct path exists, so media must go through the TURN server from the
 //! kiosk's config (coturn, long-term credentials), which both the kiosk's webrtcbin and the browser use. Then the
-//! kiosk's uplink drops all UDP for a while, as a flaky clinic connection does: the call must notice, set up a fresh
+//! kiosk's uplink drops all UDP for longer than `calls.interrupt_grace_secs`: the call must notice, set up a fresh
 //! media session by itself (webrtcbin has no ICE restart) and carry on once the network is back, same call, no clicks.
+//! (A shorter cut is ridden out on the same session: `tests/network.rs`.)
 //! Runs in namespaces of its own (see `support/natlab.rs`); needs root, coturn and nftables (as CI has).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,6 +46,8 @@ async fn scenario(lab: NatLab) {
             "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
              credential = \"{TURN_PASSWORD}\"\n"
         ),
+        // A cut longer than this is not ridden out on the old session (a shorter one is: tests/network.rs).
+        calls: "interrupt_grace_secs = 4".into(),
         ..Where::default()
     });
     let (_driver, driver_port) = start_chromedriver();

@@ -5,7 +5,10 @@
 //! doctor's socket is let go.
 
 pub mod control;
+mod counters;
 mod flow_watch;
+
+pub use counters::CallCounters;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,7 @@ use crate::core::call::{AppointmentInfo, CallCore, CallSettings, ConnId, Effect,
 use crate::core::media_rules::choose_video_codec;
 use crate::core::protocol::{DoctorMessage, IceServerInfo, KioskMessage, PROTOCOL_VERSION};
 use crate::core::{Actor, CallPhase, CallState, EndReason, ErrorCode};
-use crate::media::{LiveMedia, MediaEngine, MediaEvent, Session};
+use crate::media::{LiveMedia, MediaEngine, MediaEvent, ReceiveStats, SendStats, Session};
 use crate::shutdown::ShutdownSignal;
 use crate::store::{Account, Store};
 use flow_watch::FlowWatch;
@@ -77,6 +80,10 @@ pub struct KioskStatus {
     pub media_sessions: usize,
     /// The media session in progress (`<call>-s<n>`); a new one after each reconnection.
     pub media_session: Option<String>,
+    /// What the kiosk sends now: frame rate, size, bitrate, why it is limited, retransmissions, FEC.
+    pub sending: SendStats,
+    /// What arrives from the doctor now: frame rate, size, loss, NACKs and PLIs sent, freezes.
+    pub receiving: ReceiveStats,
 }
 
 /// How the rest of the program talks to the call service.
@@ -85,6 +92,7 @@ pub struct CallsHandle {
     tx: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<KioskStatus>,
     live: Arc<LiveMedia>,
+    counters: Arc<CallCounters>,
 }
 
 impl CallsHandle {
@@ -105,6 +113,8 @@ impl CallsHandle {
         s.remote_video_size = received.video_size();
         s.speaker_peak_db = received.speaker_peak_db();
         s.send_bitrate_kbps = self.live.sent.video_bitrate_kbps();
+        s.sending = self.live.sent.stats();
+        s.receiving = self.live.received.stats();
         s
     }
 
@@ -116,6 +126,11 @@ impl CallsHandle {
     /// Waits for the next status change.
     pub fn watch(&self) -> watch::Receiver<KioskStatus> {
         self.status.clone()
+    }
+
+    /// What the service has done since the kiosk started.
+    pub fn counters(&self) -> &CallCounters {
+        &self.counters
     }
 }
 
@@ -150,6 +165,7 @@ struct Service {
     record: Option<i64>,
     status: watch::Sender<KioskStatus>,
     flow: FlowWatch,
+    counters: Arc<CallCounters>,
 }
 
 /// Starts the call service on the current tokio runtime. It runs until `shutdown` fires.
@@ -178,6 +194,8 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         video_profiles: media.report.chosen().map(|p| p.name.clone()).collect(),
         media_sessions: 0,
         media_session: None,
+        sending: SendStats::default(),
+        receiving: ReceiveStats::default(),
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let c = &config.calls;
@@ -203,7 +221,9 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         record: None,
         status: status_tx,
         flow: FlowWatch::default(),
+        counters: Arc::new(CallCounters::default()),
     };
+    let counters = svc.counters.clone();
     let mut flow_tick = tokio::time::interval(Duration::from_millis(500));
     flow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let task = tokio::spawn(async move {
@@ -225,7 +245,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         }
         svc.stop().await;
     });
-    CallService { handle: CallsHandle { tx, status: status_rx, live }, task }
+    CallService { handle: CallsHandle { tx, status: status_rx, live, counters }, task }
 }
 
 impl Service {
@@ -273,10 +293,12 @@ impl Service {
             MediaEvent::Candidate { session_id, candidate } => Event::MediaCandidate { session_id, candidate },
             MediaEvent::Connected { session_id } => Event::MediaConnected { session_id },
             MediaEvent::Interrupted { session_id } => {
+                self.counters.interruptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(session = %session_id, "media interrupted");
                 Event::MediaInterrupted { session_id }
             }
             MediaEvent::Failed { session_id, reason } => {
+                self.counters.sessions_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(session = %session_id, %reason, "media session failed");
                 Event::MediaFailed { session_id, reason }
             }
@@ -308,6 +330,7 @@ impl Service {
             ice_servers,
             resumable_call_id: resumable,
             boot_id: self.boot_id.clone(),
+            ice_transport_policy: self.config.media.ice_transport_policy,
         }
     }
 
@@ -375,6 +398,7 @@ impl Service {
                 let started = tokio::task::block_in_place(|| media.start_session(&sid, codec, tx));
                 match started {
                     Ok(s) => {
+                        self.counters.sessions_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(session = %session_id, codec = codec.encoding_name(), "media session started");
                         self.sessions.insert(session_id, s);
                     }
@@ -395,6 +419,11 @@ impl Service {
             Effect::AddRemoteCandidate { session_id, candidate } => {
                 if let Some(s) = self.sessions.get(&session_id) {
                     s.add_remote_candidate(candidate);
+                }
+            }
+            Effect::RefreshPicture { session_id } => {
+                if let Some(s) = self.sessions.get(&session_id) {
+                    s.request_keyframe();
                 }
             }
             Effect::StopMedia { session_id } => {
@@ -451,8 +480,14 @@ impl Service {
 
     fn publish(&self, view: PatientView) {
         match &view {
-            PatientView::Incoming { .. } => tracing::info!("incoming call"),
-            PatientView::Ended { reason } => tracing::info!(%reason, "call ended"),
+            PatientView::Incoming { .. } => {
+                self.counters.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!("incoming call");
+            }
+            PatientView::Ended { reason } => {
+                self.counters.ended(*reason);
+                tracing::info!(%reason, "call ended");
+            }
             _ => {}
         }
         self.status.send_modify(|s| {

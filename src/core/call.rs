@@ -42,7 +42,10 @@ pub struct CallSettings {
     pub reconnect_grace: Duration,
     /// Fresh sessions tried in a row before the call ends as failed.
     pub max_session_attempts: u32,
-    /// How long connected media may stay interrupted (ICE disconnected) before a fresh session replaces it.
+    /// How long connected media may stay interrupted (ICE disconnected, or the doctor's media stalled) before a
+    /// fresh session replaces it. Long on purpose: webrtcbin keeps its ICE/DTLS session through a cut, and media
+    /// resumes on it as soon as packets flow again (a new session would first need signaling and ICE on the just
+    /// returned network). ICE failure (the browser gives up after about 30 s) replaces the session at once.
     pub interrupt_grace: Duration,
 }
 
@@ -53,7 +56,7 @@ impl Default for CallSettings {
             connect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(30),
             max_session_attempts: 4,
-            interrupt_grace: Duration::from_secs(6),
+            interrupt_grace: Duration::from_secs(20),
         }
     }
 }
@@ -156,6 +159,10 @@ pub enum Effect {
         candidate: Option<IceCandidate>,
     },
     StopMedia {
+        session_id: String,
+    },
+    /// Send a keyframe now (media resumed after an interruption).
+    RefreshPicture {
         session_id: String,
     },
     SetAppointmentStatus {
@@ -302,9 +309,15 @@ impl CallCore {
             }
             Event::MediaConnected { session_id } => {
                 if let Some(call) = self.call.as_mut().filter(|c| c.session_id().as_deref() == Some(&session_id)) {
+                    // Back from an interruption on the same session: the browser lost frames meanwhile, so a fresh
+                    // keyframe now saves it detecting that and asking for one.
+                    let resumed = call.phase == CallPhase::Reconnecting && call.ever_connected;
                     call.phase = CallPhase::Connected;
                     call.failures = 0;
                     call.ever_connected = true;
+                    if resumed {
+                        fx.push(Effect::RefreshPicture { session_id: session_id.clone() });
+                    }
                     self.announce(&mut fx);
                 }
             }

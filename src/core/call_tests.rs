@@ -288,7 +288,10 @@ fn interrupted_media_that_comes_back_keeps_its_session() {
         ]
     );
     let fx = core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
-    assert_eq!(fx, vec![state(DOC, Connected), patient(Connected)]);
+    assert_eq!(
+        fx,
+        vec![Effect::RefreshPicture { session_id: "c1-s1".into() }, state(DOC, Connected), patient(Connected)]
+    );
     // The grace timer of that interruption finds the media back and does nothing.
     assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) }).is_empty());
 }
@@ -438,4 +441,13 @@ fn call_ids_carry_the_prefix_of_this_run() {
         codec: Ok(VideoCodec::H264),
     });
     assert_eq!(core.current().map(|(id, _, _)| id.to_string()), Some("c7f3a-1".to_string()));
+}
+
+#[test]
+fn the_first_connection_of_a_session_needs_no_extra_keyframe() {
+    // Its first frame is a keyframe anyway.
+    let mut core = ringing();
+    core.handle(Event::PatientAccept);
+    let fx = core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
+    assert!(!fx.iter().any(|e| matches!(e, Effect::RefreshPicture { .. })));
 }

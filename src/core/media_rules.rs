@@ -130,6 +130,52 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
     Ok(())
 }
 
+/// What the browser's answer agreed to beyond the basics, which the media engine needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerFacts {
+    /// The SSRCs the browser sends its video with (media and retransmission), from its video section's `a=ssrc`.
+    pub video_ssrcs: Vec<u32>,
+    /// The browser sends transport-wide congestion feedback (`a=rtcp-fb:<pt> transport-cc`): Google congestion
+    /// control can estimate; without it the kiosk controls its rate from receiver reports.
+    pub transport_cc: bool,
+    /// Retransmission (`rtx`) was accepted for video: the browser's NACKs can be answered.
+    pub rtx: bool,
+    /// RED and ULPFEC were accepted for video.
+    pub ulpfec: bool,
+}
+
+/// Reads [`AnswerFacts`] from an SDP answer (no validation: [`check_answer`] does that).
+pub fn answer_facts(sdp: &str) -> AnswerFacts {
+    let mut facts = AnswerFacts::default();
+    let mut in_video = false;
+    let (mut red, mut ulpfec) = (false, false);
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_video = m.starts_with("video ");
+            continue;
+        }
+        let Some(a) = line.strip_prefix("a=").filter(|_| in_video) else { continue };
+        if let Some(v) = a.strip_prefix("ssrc:")
+            && let Some(ssrc) = v.split_whitespace().next().and_then(|n| n.parse::<u32>().ok())
+            && !facts.video_ssrcs.contains(&ssrc)
+        {
+            facts.video_ssrcs.push(ssrc);
+        } else if a.starts_with("rtcp-fb:") && a.ends_with(" transport-cc") {
+            facts.transport_cc = true;
+        } else if let Some(map) = a.strip_prefix("rtpmap:") {
+            let name = map.split_whitespace().nth(1).and_then(|e| e.split('/').next()).unwrap_or("");
+            match name.to_ascii_lowercase().as_str() {
+                "rtx" => facts.rtx = true,
+                "red" => red = true,
+                "ulpfec" => ulpfec = true,
+                _ => {}
+            }
+        }
+    }
+    facts.ulpfec = red && ulpfec;
+    facts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +251,20 @@ mod tests {
             let err = check_answer(&sdp, codec).unwrap_err();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+    }
+
+    #[test]
+    fn answer_facts_name_the_browsers_video_ssrcs_and_what_it_accepted() {
+        let chrome = "v=0\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=mid:0\r\n\
+            a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\n\
+            a=fmtp:97 apt=96\r\na=rtpmap:98 red/90000\r\na=rtpmap:99 ulpfec/90000\r\na=ssrc-group:FID 111 222\r\n\
+            a=ssrc:111 cname:x\r\na=ssrc:111 msid:a b\r\na=ssrc:222 cname:x\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtcp-fb:111 transport-cc\r\na=ssrc:333 cname:x\r\n";
+        assert_eq!(
+            answer_facts(chrome),
+            AnswerFacts { video_ssrcs: vec![111, 222], transport_cc: true, rtx: true, ulpfec: true }
+        );
+        let plain = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n";
+        assert_eq!(answer_facts(plain), AnswerFacts::default());
     }
 }

@@ -9,13 +9,16 @@
 
 pub(crate) mod names;
 
+pub mod adaptation;
 mod appointment;
 pub mod call;
 pub mod call_status;
 pub mod error_code;
+pub mod freeze;
 pub mod media_rules;
 mod people;
 pub mod protocol;
+pub mod retransmission;
 pub mod signaling;
 mod validate;
 

@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 use super::call_status::{CallPhase, EndReason};
 use super::error_code::ErrorCode;
 use super::media_rules::VideoCodec;
+use super::names::wire_enum;
+
+wire_enum!(
+    /// Which ICE candidates a call may use (as `RTCPeerConnection`'s `iceTransportPolicy`).
+    #[derive(Default)]
+    IceTransportPolicy {
+        /// Direct paths first, TURN when needed.
+        #[default]
+        All = "all",
+        /// Only the TURN server's relay (sites where nothing else gets through).
+        Relay = "relay",
+    }
+);
 
 /// Bumped on any incompatible change; the page says which version it speaks in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -116,6 +129,8 @@ pub enum KioskMessage {
         resumable_call_id: Option<String>,
         /// Different after every start of the kiosk: a page that finds it changed knows its call did not survive.
         boot_id: String,
+        /// `all`, or `relay` when only the TURN server may carry media (`RTCPeerConnection`'s own option).
+        ice_transport_policy: IceTransportPolicy,
     },
     /// The call's phase changed.
     #[serde(rename = "call:state")]
@@ -226,6 +241,7 @@ mod tests {
                 ice_servers: vec![IceServerInfo { urls: vec!["stun:s".into()], username: None, credential: None }],
                 resumable_call_id: None,
                 boot_id: "b1".into(),
+                ice_transport_policy: IceTransportPolicy::Relay,
             },
             KioskMessage::CallState {
                 call_id: "c1".into(),

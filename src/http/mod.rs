@@ -5,6 +5,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod metrics;
 mod signal;
 pub mod tls;
 mod web;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub calls: Option<crate::calls::CallsHandle>,
     /// Signaling sockets open now: at shutdown the server waits for them to deliver their last message.
     pub(crate) open_sockets: Arc<std::sync::atomic::AtomicUsize>,
+    /// Answers by status class, for `/metrics`.
+    pub(crate) http_counters: Arc<metrics::HttpCounters>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             tls,
             calls: None,
             open_sockets: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            http_counters: Arc::new(metrics::HttpCounters::default()),
         }
     }
 
@@ -85,12 +89,22 @@ impl AppState {
 /// The whole application as a router (also what the tests and the benchmark drive).
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
+    let counters = state.http_counters.clone();
     Router::new()
         .route("/api/signal", axum::routing::get(signal::upgrade))
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .nest("/api", api::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| {
+            let counters = counters.clone();
+            async move {
+                let resp = next.run(req).await;
+                counters.count(resp.status());
+                resp
+            }
+        }))
         .with_state(state)
 }
 

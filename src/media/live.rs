@@ -2,8 +2,12 @@
 //! call status, the touch UI): counters of what arrives from the doctor and what is sent, the patient's controls, and
 //! the newest pictures. Streaming threads only store into it; nothing here blocks them or queues frames.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::core::adaptation::LimitReason;
+use crate::core::freeze::FreezeMeter;
 
 /// One decoded picture, tightly packed RGBA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,66 @@ pub struct ReceivedMedia {
     pub height: AtomicU64,
     /// Peak level on the speaker path (after the volume) over the last 100 ms, in hundredths of a dB (dBFS).
     speaker_peak_centi_db: std::sync::atomic::AtomicI64,
+    /// Freezes of the doctor's picture (fed on the streaming thread, one short lock per frame).
+    freezes: Mutex<FreezeMeter>,
+    /// The session's measurements of what arrives, every half second.
+    stats: Mutex<ReceiveStats>,
+    /// When the session's clock started, for the freeze meter.
+    started: Mutex<Option<std::time::Instant>>,
+}
+
+/// What arrives from the doctor, measured by the kiosk (the counterpart of the browser's inbound statistics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiveStats {
+    /// Decoded video frames per second.
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Video and audio together.
+    pub bitrate_kbps: u32,
+    /// Of the doctor's video packets, lost before repair (percent, last interval).
+    pub loss_percent: f64,
+    /// Retransmission requests (NACK) and keyframe requests (PLI) the kiosk sent for the doctor's video.
+    pub nacks_sent: u64,
+    pub plis_sent: u64,
+    /// Lost packets that retransmission repaired in time.
+    pub packets_repaired: u64,
+    /// Freezes of the doctor's picture as browsers count them, and their total length.
+    pub freeze_count: u64,
+    pub freeze_seconds: f64,
+}
+
+/// What the kiosk sends, measured by the kiosk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendStats {
+    /// Frames the encoder put out per second.
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Video bitrate really sent (kbit/s), retransmissions and FEC included.
+    pub bitrate_kbps: u32,
+    /// The video bitrate congestion control allows (kbit/s).
+    pub target_kbps: u32,
+    /// Why the picture is smaller than the camera's, if it is.
+    pub limit: Option<LimitReason>,
+    /// How the rate is controlled: `transport-cc` (Google congestion control) or `receiver-reports`.
+    pub rate_control: Option<String>,
+    /// Retransmitted packets, and the doctor's retransmission (NACK) and keyframe (PLI) requests received.
+    pub rtx_packets: u64,
+    /// Retransmission requests refused: over the budget, or asked again within a round trip.
+    pub rtx_refused: u64,
+    pub nacks_received: u64,
+    pub plis_received: u64,
+    /// ULPFEC protection now (percent of media packets); 0 when off or not negotiated.
+    pub fec_percent: u32,
+    /// Opus's expected loss, which sets its in-band FEC.
+    pub audio_fec_loss_percent: u32,
+    /// Loss of the kiosk's packets as the doctor's browser reports it (percent).
+    pub loss_percent: f64,
+    /// Round trip to the doctor's browser (ms), from RTCP.
+    pub rtt_ms: Option<u32>,
 }
 
 impl Default for ReceivedMedia {
@@ -56,6 +120,9 @@ impl Default for ReceivedMedia {
             width: AtomicU64::new(0),
             height: AtomicU64::new(0),
             speaker_peak_centi_db: std::sync::atomic::AtomicI64::new(SILENT_CENTI_DB),
+            freezes: Mutex::new(FreezeMeter::default()),
+            stats: Mutex::new(ReceiveStats::default()),
+            started: Mutex::new(None),
         }
     }
 }
@@ -66,6 +133,26 @@ impl ReceivedMedia {
             c.store(0, Ordering::Relaxed);
         }
         self.speaker_peak_centi_db.store(SILENT_CENTI_DB, Ordering::Relaxed);
+        *slot(&self.freezes) = FreezeMeter::default();
+        *slot(&self.stats) = ReceiveStats::default();
+        *slot(&self.started) = Some(std::time::Instant::now());
+    }
+    /// A decoded frame of the doctor's video (streaming thread).
+    pub(crate) fn video_frame(&self) {
+        self.video_frames.fetch_add(1, Ordering::Relaxed);
+        let at = slot(&self.started).get_or_insert_with(std::time::Instant::now).elapsed();
+        slot(&self.freezes).frame(at);
+    }
+    /// The latest measurements, with the freeze totals.
+    pub fn stats(&self) -> ReceiveStats {
+        let mut s = slot(&self.stats).clone();
+        let (count, total) = slot(&self.freezes).totals();
+        s.freeze_count = count;
+        s.freeze_seconds = total.as_secs_f64();
+        s
+    }
+    pub(crate) fn set_stats(&self, stats: ReceiveStats) {
+        *slot(&self.stats) = stats;
     }
     /// Records the speaker path's latest peak (from the session's `level` element).
     pub(crate) fn set_speaker_peak_db(&self, db: f64) {
@@ -98,14 +185,23 @@ const SILENT_CENTI_DB: i64 = -20_000;
 pub struct SentMedia {
     /// The video bitrate congestion control last set on the encoder (kbit/s); 0 before the first estimate.
     pub video_bitrate_kbps: AtomicU64,
+    /// The session's measurements of what is sent, every half second.
+    stats: Mutex<SendStats>,
 }
 
 impl SentMedia {
     fn reset(&self) {
         self.video_bitrate_kbps.store(0, Ordering::Relaxed);
+        *slot(&self.stats) = SendStats::default();
     }
     pub fn video_bitrate_kbps(&self) -> u64 {
         self.video_bitrate_kbps.load(Ordering::Relaxed)
+    }
+    pub fn stats(&self) -> SendStats {
+        slot(&self.stats).clone()
+    }
+    pub(crate) fn set_stats(&self, stats: SendStats) {
+        *slot(&self.stats) = stats;
     }
 }
 

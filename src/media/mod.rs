@@ -11,7 +11,9 @@ mod session;
 mod sources;
 
 pub use device_check::device_check;
-pub use live::{DEFAULT_VOLUME, LiveMedia, PatientControls, Pictures, ReceivedMedia, SentMedia, VideoFrame};
+pub use live::{
+    DEFAULT_VOLUME, LiveMedia, PatientControls, Pictures, ReceiveStats, ReceivedMedia, SendStats, SentMedia, VideoFrame,
+};
 pub use probe::{ProbeOutcome, ProbeReport, probe};
 pub use profile::{BitrateUnit, EncoderProfile, ProfileError};
 pub use ring_tone::RingTone;

@@ -1,7 +1,7 @@
 //! Where capture and playback come from: the camera, microphone and speaker found at start, or test sources that
 //! stand in for them (and say so).
 
-use crate::config::Media;
+use crate::config::{Media, TestPattern};
 
 /// Where capture comes from, decided once at start (and reported, so a kiosk on test sources says so).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +40,17 @@ impl Sources {
         // The test picture is painted once, in I420 (what encoders take), and repeated live by imagefreeze. Measured
         // at 720p30: painting every frame cost 4 % of a core (13 % when left to paint a 64-bit format that
         // videoconvert then converted); repeating one frame costs 0.6 %. Either way the encoder sees a still picture.
-        let test_video = format!(
-            "videotestsrc pattern=smpte num-buffers=1 ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 \
-             ! imagefreeze is-live=true"
-        );
+        let test_video = match m.test_pattern {
+            TestPattern::Still => format!(
+                "videotestsrc pattern=smpte num-buffers=1 ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 \
+                 ! imagefreeze is-live=true"
+            ),
+            // Bars sliding sideways under a ball: every frame differs, with edges and flat areas, as a camera's do.
+            TestPattern::Moving => format!(
+                "videotestsrc is-live=true pattern=smpte horizontal-speed=3 \
+                 ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1"
+            ),
+        };
         let libcamera = gstreamer::ElementFactory::find("libcamerasrc").is_some();
         let (video, video_is_test) = match m.video_source.as_str() {
             "test" => (test_video, true),

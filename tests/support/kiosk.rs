@@ -54,7 +54,15 @@ impl Namespace {
 /// network never meets this.
 pub fn without_duplicate_address_detection(ns: &str) {
     let ok = Command::new("ip")
-        .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
@@ -126,6 +134,10 @@ pub struct Where {
     pub url: Option<String>,
     /// Appended to the kiosk's config file.
     pub extra_config: String,
+    /// Lines added to its `[media]` section.
+    pub media: String,
+    /// Lines added to its `[calls]` section.
+    pub calls: String,
     /// Environment for the kiosk process.
     pub env: Vec<(String, String)>,
 }
@@ -160,7 +172,7 @@ impl KioskProcess {
     }
 
     pub fn start_in(at: Where) -> KioskProcess {
-        let Where { width, height, netns, listen, url, extra_config, env } = at;
+        let Where { width, height, netns, listen, url, extra_config, media, calls, env } = at;
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_path_buf();
         let store = medimitra::store::Store::open_in(&data).expect("store");
@@ -171,7 +183,7 @@ impl KioskProcess {
             &config,
             format!(
                 "[media]\nvideo_source = \"test\"\naudio_source = \"test\"\naudio_sink = \"none\"\nwidth = {width}\n\
-                 height = {height}\n[calls]\nring_timeout_secs = 30\nreconnect_grace_secs = 30\n[auth]\n\
+                 height = {height}\n{media}\n[calls]\nring_timeout_secs = 30\nreconnect_grace_secs = 30\n{calls}\n[auth]\n\
                  max_attempts_per_address = 1000\n{extra_config}"
             ),
         )
@@ -297,10 +309,13 @@ fn spawn_serve(
             let _ = tx.send(line);
         }
     });
-    let proc = KillOnDrop(child);
+    let mut proc = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let printed = loop {
         assert!(Instant::now() < deadline, "the kiosk did not start");
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!("the kiosk exited at start ({status}); its errors are above");
+        }
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
             && let Some(u) = line.strip_prefix("Doctors open: ")
         {

@@ -14,6 +14,7 @@
 pub mod browser;
 pub mod kiosk;
 pub mod natlab;
+pub mod netlab;
 pub mod seed;
 pub mod server;
 

@@ -87,6 +87,8 @@ const signal = {
   iceServers: [],
   // Changes with every start of the kiosk: a call of an earlier run cannot be resumed.
   bootId: null,
+  // "relay" where the kiosk's site lets only TURN through: the page uses the relay too.
+  iceTransportPolicy: "all",
   ready: false,
   retry: 0,
   handlers: {},
@@ -100,6 +102,7 @@ const signal = {
       if (m.type === "welcome") {
         this.iceServers = m.iceServers || [];
         this.bootId = m.bootId;
+        this.iceTransportPolicy = m.iceTransportPolicy || "all";
         this.ready = true;
         setLink("online");
       }
@@ -206,7 +209,7 @@ const call = {
   async onOffer(m) {
     this.closePeer();
     this.sessionId = m.sessionId;
-    const pc = new RTCPeerConnection({ iceServers: signal.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: signal.iceServers, iceTransportPolicy: signal.iceTransportPolicy });
     this.pc = pc;
     pc.ontrack = (ev) => {
       const v = $("remote-video");
@@ -251,6 +254,8 @@ const call = {
       }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
+      // For support and tests: the descriptions of the session in use.
+      this.sdp = { offer: m.sdp, answer: pc.localDescription.sdp };
       signal.send({ type: "sdp:answer", sessionId: m.sessionId, sdp: pc.localDescription.sdp });
       for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
       this.startStats();
@@ -356,7 +361,16 @@ const call = {
   async readStats() {
     if (!this.pc) return;
     const report = await this.pc.getStats();
-    const s = { framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0, height: 0, fps: 0, route: null };
+    const s = {
+      framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0,
+      height: 0, fps: 0, route: null, localCandidates: [], remoteCandidates: [],
+      // Loss repair as the browser sees it: what reached it repaired, what it asked for.
+      retransmittedReceived: 0, fecReceived: 0, nacksSent: 0, plisSent: 0, freezeCount: 0, freezeSeconds: 0,
+      audioEnergy: 0, concealedSamples: 0,
+      // What the browser sends the kiosk.
+      retransmittedSent: 0, nacksReceived: 0, plisReceived: 0, sentWidth: 0, sentHeight: 0, sentFps: 0,
+      qualityLimitation: null,
+    };
     report.forEach((r) => {
       // The candidate pair carrying the call: both ends' candidate types tell direct from relayed.
       if (r.type === "transport" && r.selectedCandidatePairId) {
@@ -374,11 +388,34 @@ const call = {
           s.width = r.frameWidth || 0;
           s.height = r.frameHeight || 0;
           s.fps = r.framesPerSecond || 0;
+          s.retransmittedReceived = r.retransmittedPacketsReceived || 0;
+          s.fecReceived = r.fecPacketsReceived || 0;
+          s.nacksSent = r.nackCount || 0;
+          s.plisSent = r.pliCount || 0;
+          s.freezeCount = r.freezeCount || 0;
+          s.freezeSeconds = r.totalFreezesDuration || 0;
+          s.videoLost = r.packetsLost || 0;
+          s.videoReceived = r.packetsReceived || 0;
         } else if (r.kind === "audio") {
           s.audioPacketsReceived = r.packetsReceived || 0;
+          s.audioEnergy = r.totalAudioEnergy || 0;
+          s.concealedSamples = r.concealedSamples || 0;
         }
       } else if (r.type === "outbound-rtp") {
         s.bytesOut += r.bytesSent || 0;
+        if (r.kind === "video") {
+          s.retransmittedSent = r.retransmittedPacketsSent || 0;
+          s.nacksReceived = r.nackCount || 0;
+          s.plisReceived = r.pliCount || 0;
+          s.sentWidth = r.frameWidth || 0;
+          s.sentHeight = r.frameHeight || 0;
+          s.sentFps = r.framesPerSecond || 0;
+          s.qualityLimitation = r.qualityLimitationReason || null;
+        }
+      } else if (r.type === "local-candidate") {
+        s.localCandidates.push(r.candidateType);
+      } else if (r.type === "remote-candidate") {
+        s.remoteCandidates.push(r.candidateType);
       } else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) {
         s.rtt = r.currentRoundTripTime;
       }
@@ -400,6 +437,9 @@ const call = {
     $("stat-loss").textContent = total ? `${((100 * s.lost) / total).toFixed(1)} %` : "–";
     $("stat-rtt").textContent = s.rtt !== null ? `${Math.round(s.rtt * 1000)} ms` : "–";
     $("stat-video").textContent = s.width ? `${s.width}×${s.height} @ ${Math.round(s.fps)} fps` : "–";
+    $("stat-repair").textContent =
+      `${s.retransmittedReceived} retransmitted, ${s.fecReceived} FEC; asked ${s.nacksSent} NACK, ${s.plisSent} PLI`;
+    $("stat-freezes").textContent = `${s.freezeCount} (${s.freezeSeconds.toFixed(1)} s)`;
   },
 };
 

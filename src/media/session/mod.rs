@@ -3,11 +3,23 @@
 //! frees its threads and sockets.
 //!
 //! ```text
-//! camera ─ convert ─ scale/rate ─ encoder ─ payloader (+TWCC) ─┐
-//! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc ─ rtpopuspay ─────────┼─ webrtcbin ─ pad-added ─ decodebin ─┬─ video ─ appsink
-//!                                                              │   └ request-aux-sender: rtpgccbwe  └─ audio ─┐
-//! silence ─ audiomixer ─ webrtcechoprobe ─ speaker ◀───────────────────────────────────────────────────────────┘
+//! camera ─ convert ─ scale/rate ─ [self view] ─ leaky queue ─ ladder (scale, rate, caps) ─ encoder ─ payloader ─┐
+//! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc (in-band FEC) ─ rtpopuspay ─────────────────────────────────────────────┤
+//!            webrtcbin: video transceiver with NACK/RTX (and RED/ULPFEC), aux sender rtpgccbwe, ◀──────────────┘
+//!                       its rtpbin's jitter buffers set for retransmission, pad-added ─ decodebin ─┬─ video ─ appsink
+//!                                                                                                  └─ audio ─┐
+//! silence ─ audiomixer ─ volume ─ level ─ webrtcechoprobe ─ speaker ◀────────────────────────────────────────┘
 //! ```
+//!
+//! Loss repair: the browser's NACKs are answered from webrtcbin's `rtprtxsend` (500 packets of history); the kiosk
+//! NACKs the doctor's lost video packets (jitter buffers, [`tuning`]) and asks for keyframes on loss, rate-limited
+//! ([`remote`]); Opus carries in-band FEC, and RED/ULPFEC protects video when the browser accepts it. The
+//! [`monitor`] reads the statistics every half second and adapts the picture (a resolution and frame-rate ladder),
+//! the rate (when the browser sends no transport-wide feedback), the protection and the jitter buffer's wait.
+
+mod monitor;
+mod remote;
+mod tuning;
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -17,9 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::live::element;
-use super::{BitrateUnit, EncoderProfile, LiveMedia, MediaError, MediaEvent, Sources, VideoFrame};
-use crate::config::{IceServer, Media};
+use super::{EncoderProfile, LiveMedia, MediaError, MediaEvent, Sources, VideoFrame};
+use crate::config::{IceServer, IceTransportPolicy, Media};
+use crate::core::adaptation::ladder;
+use crate::core::media_rules::answer_facts;
 use crate::core::protocol::IceCandidate;
+use tuning::Tuning;
 
 const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// The `level` element on the speaker path (what the patient hears, after the volume).
@@ -45,6 +60,11 @@ pub struct Session {
     /// Remote candidates that arrived before the answer was applied.
     pending: Arc<Mutex<Option<Vec<IceCandidate>>>>,
     bus_task: Option<std::thread::JoinHandle<()>>,
+    encoder: gst::Element,
+    tuning: Arc<Tuning>,
+    /// Ends the monitor thread.
+    stop_monitor: Arc<AtomicBool>,
+    monitor: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The elements of a session's pipeline that are configured after it is built.
@@ -52,7 +72,15 @@ struct Parts {
     webrtc: gst::Element,
     encoder: gst::Element,
     payloader: gst::Element,
+    audio_payloader: gst::Element,
+    opus: gst::Element,
+    ladder: gst::Element,
 }
+
+/// The name of the capsfilter that sets the picture's rung on the ladder.
+const LADDER: &str = "ladder";
+/// The payload size: room for SRTP, TURN and tunnel headers within common MTUs (as libwebrtc and webrtcsink).
+const MTU: u32 = 1200;
 
 fn build_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Build(e.to_string())
@@ -91,27 +119,77 @@ fn webrtcbin_ice_urls(servers: &[IceServer]) -> (Option<String>, Vec<String>) {
 impl Session {
     /// Builds the pipeline, configures it, starts it and asks webrtcbin for an offer (reported as an event).
     pub(super) fn start(spec: SessionSpec) -> Result<Session, MediaError> {
-        let pipeline = build_pipeline(&spec)?;
+        let settings = &spec.settings;
+        let rungs = ladder(settings.width, settings.height, settings.framerate);
+        let first_rung = crate::core::adaptation::Ladder::new(
+            rungs.clone(),
+            settings.start_bitrate_kbps.saturating_sub(tuning::AUDIO_KBPS),
+        )
+        .rung();
+        let pipeline = build_pipeline(&spec, monitor::rung_caps(first_rung))?;
         let parts = find_parts(&pipeline)?;
+        let tuning = Arc::new(Tuning::new(
+            &parts.encoder,
+            spec.profile.bitrate_unit,
+            &spec.profile.bitrate_property,
+            (settings.min_bitrate_kbps, settings.max_bitrate_kbps),
+            settings.jitter_latency_ms,
+        ));
         attach_self_view(&pipeline, &spec.live);
         spec.live.controls.attach(&pipeline);
-        configure_ice_servers(&parts.webrtc, &spec.ice_servers);
-        configure_transceivers(&parts, &spec.profile)?;
-        connect_congestion_control(&parts, &spec);
+        configure_ice(&parts.webrtc, &spec.ice_servers, settings.ice_transport_policy);
+        configure_transceivers(&parts, &spec.profile, settings.video_fec)?;
+        configure_encoder(&parts.encoder, &spec.profile, settings.start_bitrate_kbps);
+        tuning::count_encoded_frames(&parts.encoder, &tuning);
+        tuning::connect_congestion_control(
+            &parts.webrtc,
+            &tuning,
+            &spec.live,
+            (settings.min_bitrate_kbps, settings.max_bitrate_kbps, settings.start_bitrate_kbps),
+        );
+        tuning::connect_jitterbuffers(&parts.webrtc, &tuning);
+        tuning::catch_rtx_sender(&parts.webrtc, &tuning);
         connect_ice_signals(&parts.webrtc, &spec.session_id, &spec.events);
         connect_remote_streams(&pipeline, &parts.webrtc, &spec.live);
         let bus_task = spawn_bus_thread(&pipeline, &spec)?;
+        let stop_monitor = Arc::new(AtomicBool::new(false));
+        let monitor = monitor::spawn(
+            monitor::Handles {
+                webrtc: parts.webrtc.downgrade(),
+                ladder: parts.ladder.downgrade(),
+                opus: parts.opus.downgrade(),
+                video_payloader: parts.payloader.downgrade(),
+                audio_payloader: parts.audio_payloader.downgrade(),
+            },
+            tuning.clone(),
+            spec.live.clone(),
+            monitor::Limits {
+                rungs,
+                start_kbps: settings.start_bitrate_kbps,
+                min_kbps: settings.min_bitrate_kbps,
+                max_kbps: settings.max_bitrate_kbps,
+                video_fec: settings.video_fec,
+            },
+            stop_monitor.clone(),
+        )
+        .map_err(build_error)?;
+        let payloaders = [parts.payloader.clone(), parts.audio_payloader.clone()];
         let session = Session {
             id: spec.session_id.clone(),
             pipeline,
             webrtc: parts.webrtc,
             pending: Arc::new(Mutex::new(Some(Vec::new()))),
             bus_task: Some(bus_task),
+            encoder: parts.encoder.clone(),
+            tuning,
+            stop_monitor,
+            monitor: Some(monitor),
         };
         session
             .pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
+        wait_for_ssrcs(&payloaders);
         session.create_offer(spec.events);
         Ok(session)
     }
@@ -154,6 +232,9 @@ impl Session {
     pub fn apply_answer(&self, sdp: &str) -> Result<(), MediaError> {
         let msg = gstreamer_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
             .map_err(|e| MediaError::BadAnswer(e.to_string()))?;
+        // Before webrtcbin sees the answer: its jitter buffers appear with the first packets, and the handler that
+        // turns retransmission on for them needs to know which SSRCs are the doctor's video.
+        self.tuning.set_facts(answer_facts(sdp));
         let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
         let promise = gst::Promise::new();
         self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
@@ -183,12 +264,27 @@ impl Session {
         add_candidate(&self.webrtc, &c);
     }
 
+    /// Asks the video encoder for a keyframe now (as a browser's PLI would).
+    pub fn request_keyframe(&self) {
+        // What GstVideo's upstream force-key-unit event is: a custom upstream event named GstForceKeyUnit.
+        let event = gst::event::CustomUpstream::new(
+            gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
+        );
+        if let Some(pad) = self.encoder.static_pad("src") {
+            pad.send_event(event);
+        }
+    }
+
     /// Stops the pipeline and its bus thread. Blocks until GStreamer has torn everything down.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
+        self.stop_monitor.store(true, Ordering::Relaxed);
+        if let Some(t) = self.monitor.take() {
+            let _ = t.join();
+        }
         // The bus goes flushing once the pipeline reaches NULL, dropping anything posted after: stop its thread
         // first.
         if let Some(t) = self.bus_task.take() {
@@ -208,7 +304,7 @@ impl Drop for Session {
 }
 
 /// The pipeline of one session, from its text description (see the diagram at the top of this file).
-fn build_pipeline(spec: &SessionSpec) -> Result<gst::Pipeline, MediaError> {
+fn build_pipeline(spec: &SessionSpec, first_rung: gst::Caps) -> Result<gst::Pipeline, MediaError> {
     let (settings, profile, sources) = (&spec.settings, &spec.profile, &spec.sources);
     let (w, h, f) = (settings.width, settings.height, settings.framerate);
     let desc = format!(
@@ -216,10 +312,12 @@ fn build_pipeline(spec: &SessionSpec) -> Result<gst::Pipeline, MediaError> {
          {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
-           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 ! queue ! webrtc. \
+           ! videoscale ! videorate drop-only=true skip-to-first=true ! capsfilter name={ladder} caps=\"{rung}\" \
+           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 mtu={mtu} ! queue ! webrtc. \
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
-           ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert ! opusenc bitrate=32000 frame-size=20 \
-           ! rtpopuspay pt=111 ! queue ! webrtc. \
+           ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
+           ! opusenc name=aenc bitrate=32000 frame-size=20 audio-type=voice inband-fec=true packet-loss-percentage=0 \
+           ! rtpopuspay name=apay pt=111 mtu={mtu} ! queue ! webrtc. \
          audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! audiomixer name=playmix ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! volume name={speaker} ! level name={level} interval=100000000 \
@@ -230,6 +328,9 @@ fn build_pipeline(spec: &SessionSpec) -> Result<gst::Pipeline, MediaError> {
         mic = element::MIC_VOLUME,
         speaker = element::SPEAKER_VOLUME,
         level = SPEAKER_LEVEL,
+        ladder = LADDER,
+        rung = first_rung,
+        mtu = MTU,
         convert = profile.convert,
         encoder = profile.encoder,
         encoder_caps = profile.encoder_caps,
@@ -253,11 +354,32 @@ fn build_pipeline(spec: &SessionSpec) -> Result<gst::Pipeline, MediaError> {
     Ok(pipeline)
 }
 
+/// webrtcbin writes a stream's `a=ssrc` lines (and, for video, the `ssrc-group:FID` with its retransmission SSRC)
+/// into the offer only when the payloader's caps are already there. Without them the browser cannot tell the
+/// retransmission stream apart and drops every retransmitted packet (seen: 17,000 retransmissions sent, none
+/// counted by Chrome, and a retransmission storm of 8 Mbit/s on a 1 Mbit/s link). So the offer waits for the first
+/// caps of both payloaders: about one encoded frame, at most 3 s.
+fn wait_for_ssrcs(payloaders: &[gst::Element]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let ready = || payloaders.iter().all(|p| p.static_pad("src").is_some_and(|pad| pad.current_caps().is_some()));
+    while !ready() {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("the offer goes out before every stream's caps are known: retransmission may not work");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn find_parts(pipeline: &gst::Pipeline) -> Result<Parts, MediaError> {
+    let find = |name: &str| pipeline.by_name(name).ok_or_else(|| build_error(format!("no element {name}")));
     Ok(Parts {
-        webrtc: pipeline.by_name("webrtc").ok_or_else(|| build_error("no webrtcbin"))?,
-        encoder: pipeline.by_name("venc").ok_or_else(|| build_error("no encoder"))?,
-        payloader: pipeline.by_name("vpay").ok_or_else(|| build_error("no payloader"))?,
+        webrtc: find("webrtc")?,
+        encoder: find("venc")?,
+        payloader: find("vpay")?,
+        audio_payloader: find("apay")?,
+        opus: find("aenc")?,
+        ladder: find(LADDER)?,
     })
 }
 
@@ -286,7 +408,10 @@ fn attach_self_view(pipeline: &gst::Pipeline, live: &Arc<LiveMedia>) {
     );
 }
 
-fn configure_ice_servers(webrtc: &gst::Element, servers: &[IceServer]) {
+fn configure_ice(webrtc: &gst::Element, servers: &[IceServer], policy: IceTransportPolicy) {
+    if policy == IceTransportPolicy::Relay {
+        webrtc.set_property("ice-transport-policy", gst_webrtc::WebRTCICETransportPolicy::Relay);
+    }
     let (stun, turns) = webrtcbin_ice_urls(servers);
     if let Some(s) = stun {
         webrtc.set_property("stun-server", s);
@@ -297,8 +422,10 @@ fn configure_ice_servers(webrtc: &gst::Element, servers: &[IceServer]) {
 }
 
 /// Video and audio transceivers, both sendrecv, with the codecs the kiosk offers. The video payloader stamps the
-/// transport-wide CC header extension, and the offer asks the browser for its feedback.
-fn configure_transceivers(parts: &Parts, profile: &EncoderProfile) -> Result<(), MediaError> {
+/// transport-wide CC header extension, and the offer asks the browser for its feedback. Video offers
+/// retransmission (an `rtx` payload; webrtcbin answers the browser's NACKs from it) and, when `video_fec`, RED and
+/// ULPFEC (at 0 % until the monitor measures loss); audio says it decodes Opus in-band FEC.
+fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bool) -> Result<(), MediaError> {
     let mut video_caps: gst::Caps =
         profile.rtp_caps.parse().map_err(|_| build_error(format!("rtp_caps of {}", profile.name)))?;
     if let Ok(ext) = gst::ElementFactory::make("rtphdrexttwcc").build()
@@ -316,10 +443,10 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile) -> Result<(),
             s.set("rtcp-fb-nack-pli", true);
         }
     }
-    let audio_caps: gst::Caps =
-        "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2"
-            .parse()
-            .map_err(|_| build_error("audio caps"))?;
+    let audio_caps: gst::Caps = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,\
+         encoding-params=(string)2,useinbandfec=(string)1"
+        .parse()
+        .map_err(|_| build_error("audio caps"))?;
     for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
         let t = parts
             .webrtc
@@ -327,39 +454,23 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile) -> Result<(),
             .ok_or_else(|| build_error(format!("no transceiver {index}")))?;
         t.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
         t.set_property("codec-preferences", &caps);
+        if index == 0 {
+            t.set_property("do-nack", true);
+            if video_fec {
+                t.set_property("fec-type", gst_webrtc::WebRTCFECType::UlpRed);
+                t.set_property("fec-percentage", 0u32);
+            }
+        }
     }
     Ok(())
 }
 
-/// Google congestion control (rtpgccbwe) as webrtcbin's aux sender; the encoder's bitrate follows its estimate.
-fn connect_congestion_control(parts: &Parts, spec: &SessionSpec) {
-    let settings = &spec.settings;
-    let (min, max, start) = (settings.min_bitrate_kbps, settings.max_bitrate_kbps, settings.start_bitrate_kbps);
-    let profile = &spec.profile;
-    set_bitrate(&parts.encoder, profile.bitrate_unit, &profile.bitrate_property, start);
-    let enc_weak = parts.encoder.downgrade();
-    let live = spec.live.clone();
-    let unit = profile.bitrate_unit;
-    let prop = profile.bitrate_property.clone();
-    parts.webrtc.connect("request-aux-sender", false, move |_| {
-        let gcc = gst::ElementFactory::make("rtpgccbwe").build().ok()?;
-        gcc.set_property("min-bitrate", min * 1000);
-        gcc.set_property("max-bitrate", max * 1000);
-        gcc.set_property("estimated-bitrate", start * 1000);
-        let enc_weak = enc_weak.clone();
-        let prop = prop.clone();
-        let live = live.clone();
-        gcc.connect_notify(Some("estimated-bitrate"), move |gcc, _| {
-            let bps: u32 = gcc.property("estimated-bitrate");
-            if let Some(enc) = enc_weak.upgrade() {
-                let kbps = (bps / 1000).clamp(min, max);
-                tracing::debug!(kbps, "congestion control sets the video bitrate");
-                live.sent.video_bitrate_kbps.store(u64::from(kbps), Ordering::Relaxed);
-                set_bitrate(&enc, unit, &prop, kbps);
-            }
-        });
-        Some(gcc.to_value())
-    });
+/// Keyframes on request at most twice a second (a burst of PLIs costs one keyframe), and the start bitrate.
+fn configure_encoder(encoder: &gst::Element, profile: &EncoderProfile, start_kbps: u32) {
+    if encoder.find_property("min-force-key-unit-interval").is_some() {
+        encoder.set_property("min-force-key-unit-interval", gst::ClockTime::from_mseconds(500).nseconds());
+    }
+    tuning::set_bitrate(encoder, profile.bitrate_unit, &profile.bitrate_property, start_kbps);
 }
 
 /// Trickled candidates, end of gathering and the connection state, reported as [`MediaEvent`]s.
@@ -418,7 +529,7 @@ fn connect_remote_streams(pipeline: &gst::Pipeline, webrtc: &gst::Element, live:
             return;
         }
         if let Some(pipeline) = pipe_weak.upgrade()
-            && let Err(e) = link_remote(&pipeline, pad, &live)
+            && let Err(e) = remote::link_remote(&pipeline, pad, &live)
         {
             tracing::warn!(error = %e, "cannot play the doctor's media");
         }
@@ -461,130 +572,4 @@ fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std:
 
 fn add_candidate(webrtc: &gst::Element, c: &IceCandidate) {
     webrtc.emit_by_name::<()>("add-ice-candidate", &[&c.sdp_m_line_index, &c.candidate]);
-}
-
-fn set_bitrate(encoder: &gst::Element, unit: BitrateUnit, property: &str, kbps: u32) {
-    match unit {
-        BitrateUnit::Kbps => encoder.set_property_from_str(property, &kbps.to_string()),
-        BitrateUnit::Bps => encoder.set_property_from_str(property, &(u64::from(kbps) * 1000).to_string()),
-        BitrateUnit::V4l2Controls => {
-            let mut s = encoder
-                .property::<Option<gst::Structure>>(property)
-                .unwrap_or_else(|| gst::Structure::new_empty("controls"));
-            s.set("video_bitrate", (kbps * 1000) as i32);
-            encoder.set_property(property, s);
-        }
-    }
-}
-
-/// Plays one stream the doctor sends: video to the appsink (counted; the touch UI draws it), audio to the speaker
-/// mixer that also feeds the echo canceller's probe.
-fn link_remote(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
-    let decodebin = gst::ElementFactory::make("decodebin").build()?;
-    pipeline.add(&decodebin)?;
-    decodebin.sync_state_with_parent()?;
-    let sink = decodebin.static_pad("sink").ok_or_else(|| glib::bool_error!("decodebin has no sink"))?;
-    pad.link(&sink).map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    let pipe_weak = pipeline.downgrade();
-    let live = live.clone();
-    decodebin.connect_pad_added(move |_, dpad| {
-        let Some(pipeline) = pipe_weak.upgrade() else { return };
-        let is_video =
-            dpad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video"))).unwrap_or(false);
-        let result = if is_video { link_video(&pipeline, dpad, &live) } else { link_audio(&pipeline, dpad, &live) };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot link the doctor's stream");
-        }
-    });
-    Ok(())
-}
-
-fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
-    let queue = gst::ElementFactory::make("queue")
-        .property_from_str("leaky", "downstream")
-        .property("max-size-buffers", 2u32)
-        .build()?;
-    // Converting every decoded frame to RGBA costs a few percent of a core at 720p: only when the UI draws them.
-    let want_rgba = live.pictures.wanted();
-    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
-    let caps = if want_rgba {
-        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
-    } else {
-        gst::Caps::new_any()
-    };
-    let sink = gstreamer_app::AppSink::builder().caps(&caps).max_buffers(2).drop(true).sync(false).build();
-    let live = live.clone();
-    sink.set_callbacks(
-        gstreamer_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some(st) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned()))
-                    && let (Ok(w), Ok(h)) = (st.get::<i32>("width"), st.get::<i32>("height"))
-                {
-                    live.received.width.store(w as u64, Ordering::Relaxed);
-                    live.received.height.store(h as u64, Ordering::Relaxed);
-                }
-                live.received.video_frames.fetch_add(1, Ordering::Relaxed);
-                if want_rgba {
-                    let (w, h) = (
-                        live.received.width.load(Ordering::Relaxed) as u32,
-                        live.received.height.load(Ordering::Relaxed) as u32,
-                    );
-                    let len = w as usize * h as usize * 4;
-                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
-                        && map.len() >= len
-                    {
-                        live.pictures.offer_doctor(VideoFrame { width: w, height: h, rgba: map[..len].to_vec() });
-                    }
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
-    pipeline.add_many(elements)?;
-    gst::Element::link_many(elements)?;
-    for e in elements {
-        e.sync_state_with_parent()?;
-    }
-    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
-    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    Ok(())
-}
-
-fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
-    let mixer = pipeline.by_name("playmix").ok_or_else(|| glib::bool_error!("no mixer"))?;
-    let convert = gst::ElementFactory::make("audioconvert").build()?;
-    let resample = gst::ElementFactory::make("audioresample").build()?;
-    let caps = gst::ElementFactory::make("capsfilter")
-        .property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", 48000i32)
-                .field("channels", 1i32)
-                .build(),
-        )
-        .build()?;
-    let elements = [&convert, &resample, &caps];
-    pipeline.add_many(elements)?;
-    gst::Element::link_many(elements)?;
-    let counts = live.clone();
-    if let Some(p) = caps.static_pad("src") {
-        p.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            counts.received.audio_buffers.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    }
-    let mixpad = mixer.request_pad_simple("sink_%u").ok_or_else(|| glib::bool_error!("no mixer pad"))?;
-    caps.static_pad("src")
-        .ok_or_else(|| glib::bool_error!("no src"))?
-        .link(&mixpad)
-        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    for e in elements {
-        e.sync_state_with_parent()?;
-    }
-    pad.link(&convert.static_pad("sink").ok_or_else(|| glib::bool_error!("no sink"))?)
-        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    Ok(())
 }

@@ -1,0 +1,240 @@
+//! How the kiosk's video adapts to the network and to its own CPU, as pure rules: a resolution and frame-rate
+//! ladder with hysteresis (like libwebrtc's "balanced" degradation: resolution first, frame rate only at the bottom),
+//! a loss-based rate control for peers that send no transport-wide congestion feedback, and the protection levels
+//! (Opus in-band FEC, video ULPFEC) and the jitter buffer's latency derived from what RTCP measures. The media
+//! engine feeds measurements in every half second and carries out the decisions.
+
+use std::time::Duration;
+
+use super::names::wire_enum;
+
+/// One step of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// The video bitrate (kbit/s) below which this rung is too big.
+    pub min_kbps: u32,
+}
+
+/// The ladder for a camera of `width`×`height` at `fps`: the standard 16:9 rungs that fit, the camera's own size on
+/// top. Frame rate stays at the camera's down to 640×360 (what a viewer misses first is motion, then detail).
+pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {
+    const STANDARD: [Rung; 5] = [
+        Rung { width: 1280, height: 720, fps: 30, min_kbps: 1100 },
+        Rung { width: 960, height: 540, fps: 30, min_kbps: 650 },
+        Rung { width: 640, height: 360, fps: 30, min_kbps: 350 },
+        Rung { width: 480, height: 270, fps: 20, min_kbps: 220 },
+        Rung { width: 320, height: 180, fps: 15, min_kbps: 0 },
+    ];
+    let mut rungs: Vec<Rung> = STANDARD
+        .iter()
+        .filter(|r| r.width <= width && r.height <= height)
+        .map(|r| Rung { fps: r.fps.min(fps.max(1)), ..*r })
+        .collect();
+    let fits_standard = rungs.first().is_some_and(|r| r.width == width && r.height == height);
+    if !fits_standard {
+        let above = STANDARD.iter().rev().find(|r| r.width >= width).map_or(1100, |r| r.min_kbps);
+        rungs.insert(0, Rung { width, height, fps: fps.max(1), min_kbps: above });
+    }
+    rungs
+}
+
+wire_enum!(
+    /// Why the kiosk sends less than its camera could.
+    LimitReason {
+        /// Not limited: the top of the ladder.
+        None = "none",
+        /// The network's estimated capacity.
+        Bandwidth = "bandwidth",
+        /// The encoder could not keep up (a busy CPU).
+        Cpu = "cpu",
+    }
+);
+
+/// One half-second of measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptInput {
+    /// The video bitrate available (kbit/s): congestion control's estimate less audio and FEC.
+    pub video_kbps: u32,
+    /// Frames the encoder put out per second over the last interval.
+    pub encoded_fps: f64,
+}
+
+/// What the ladder decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptDecision {
+    pub rung: Rung,
+    /// Whether the rung changed with this input (the caller then changes the picture it encodes).
+    pub changed: bool,
+    pub limit: LimitReason,
+}
+
+/// Hysteresis: down when the budget has been short for this long (at once when it is far short).
+const DOWN_AFTER: Duration = Duration::from_millis(1000);
+/// Up when the budget has covered the next rung with a margin for this long.
+const UP_AFTER: Duration = Duration::from_secs(4);
+const UP_MARGIN: f64 = 1.25;
+/// The encoder is starving when it puts out less than this share of the rung's frame rate...
+const CPU_STARVED: f64 = 0.8;
+/// ...for this long.
+const CPU_AFTER: Duration = Duration::from_secs(3);
+/// After a step down for CPU, no step up for this long.
+const CPU_HOLD: Duration = Duration::from_secs(30);
+
+/// The ladder's state: where it stands and for how long conditions have held.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    rungs: Vec<Rung>,
+    current: usize,
+    limit: LimitReason,
+    short_since: Option<Duration>,
+    roomy_since: Option<Duration>,
+    starving_since: Option<Duration>,
+    cpu_hold_until: Option<Duration>,
+}
+
+impl Ladder {
+    /// Starts on the highest rung that `start_kbps` affords.
+    pub fn new(rungs: Vec<Rung>, start_kbps: u32) -> Ladder {
+        let rungs = if rungs.is_empty() { vec![Rung { width: 320, height: 180, fps: 15, min_kbps: 0 }] } else { rungs };
+        let current = rungs.iter().position(|r| start_kbps >= r.min_kbps).unwrap_or(rungs.len() - 1);
+        let limit = if current == 0 { LimitReason::None } else { LimitReason::Bandwidth };
+        Ladder {
+            rungs,
+            current,
+            limit,
+            short_since: None,
+            roomy_since: None,
+            starving_since: None,
+            cpu_hold_until: None,
+        }
+    }
+
+    pub fn rung(&self) -> Rung {
+        self.rungs[self.current]
+    }
+
+    pub fn limit(&self) -> LimitReason {
+        self.limit
+    }
+
+    /// Takes the measurements of one interval ending at `now` (time since the session started).
+    pub fn update(&mut self, now: Duration, input: AdaptInput) -> AdaptDecision {
+        let before = self.current;
+        let rung = self.rungs[self.current];
+        let affordable = self.rungs.iter().position(|r| input.video_kbps >= r.min_kbps).unwrap_or(self.rungs.len() - 1);
+
+        // The encoder's health: a rung whose frame rate it cannot reach is a rung too high.
+        let starving = input.encoded_fps < f64::from(rung.fps) * CPU_STARVED;
+        let starving_since = if starving { *self.starving_since.get_or_insert(now) } else { now };
+        if !starving {
+            self.starving_since = None;
+        }
+        if starving && now.saturating_sub(starving_since) >= CPU_AFTER && self.current + 1 < self.rungs.len() {
+            self.step_to(self.current + 1, LimitReason::Cpu);
+            self.cpu_hold_until = Some(now + CPU_HOLD);
+            self.starving_since = None;
+        } else if affordable > self.current {
+            // Short of bandwidth: down after a while, or at once when the budget is under 70 % of the rung's need.
+            let since = *self.short_since.get_or_insert(now);
+            let far_short = f64::from(input.video_kbps) < f64::from(rung.min_kbps) * 0.7;
+            if far_short || now.saturating_sub(since) >= DOWN_AFTER {
+                self.step_to(affordable, LimitReason::Bandwidth);
+            }
+        } else {
+            self.short_since = None;
+            let held = self.cpu_hold_until.is_some_and(|t| now < t);
+            let up = self.current.checked_sub(1).map(|i| self.rungs[i]);
+            match up {
+                Some(up) if !held && !starving && f64::from(input.video_kbps) >= f64::from(up.min_kbps) * UP_MARGIN => {
+                    let since = *self.roomy_since.get_or_insert(now);
+                    if now.saturating_sub(since) >= UP_AFTER {
+                        self.step_to(self.current - 1, LimitReason::Bandwidth);
+                    }
+                }
+                _ => self.roomy_since = None,
+            }
+        }
+        if self.current == 0 {
+            self.limit = LimitReason::None;
+        }
+        AdaptDecision { rung: self.rungs[self.current], changed: self.current != before, limit: self.limit }
+    }
+
+    fn step_to(&mut self, index: usize, why: LimitReason) {
+        self.current = index.min(self.rungs.len() - 1);
+        self.limit = why;
+        self.short_since = None;
+        self.roomy_since = None;
+    }
+}
+
+/// Rate control from RTCP receiver reports, for peers that send no transport-wide feedback (so Google congestion
+/// control has nothing to estimate from): multiplicative decrease on loss over 10 %, hold between 2 and 10 %, grow
+/// 5 % per second below, never above 1.5× what is really sent.
+#[derive(Debug, Clone)]
+pub struct ReportRateControl {
+    kbps: f64,
+    min_kbps: f64,
+    max_kbps: f64,
+    last_change: Option<Duration>,
+}
+
+impl ReportRateControl {
+    pub fn new(start_kbps: u32, min_kbps: u32, max_kbps: u32) -> Self {
+        Self {
+            kbps: f64::from(start_kbps),
+            min_kbps: f64::from(min_kbps),
+            max_kbps: f64::from(max_kbps),
+            last_change: None,
+        }
+    }
+
+    /// Takes one receiver report: the fraction lost (0–1) since the last one and the bitrate sent meanwhile.
+    pub fn on_report(&mut self, now: Duration, fraction_lost: f64, sent_kbps: f64) -> u32 {
+        let since = self.last_change.map_or(Duration::MAX, |t| now.saturating_sub(t));
+        if fraction_lost > 0.10 && since >= Duration::from_secs(1) {
+            self.kbps *= 1.0 - 0.5 * fraction_lost.min(1.0);
+            self.last_change = Some(now);
+        } else if fraction_lost < 0.02 && since >= Duration::from_secs(1) {
+            let ceiling = if sent_kbps > 0.0 { sent_kbps * 1.5 } else { self.max_kbps };
+            self.kbps = (self.kbps * 1.05).min(ceiling.max(self.kbps));
+            self.last_change = Some(now);
+        }
+        self.kbps = self.kbps.clamp(self.min_kbps, self.max_kbps);
+        self.kbps.round() as u32
+    }
+}
+
+/// Opus's expected packet loss (percent), which makes it spend bits on in-band FEC: a margin above the loss seen,
+/// at least 5 while loss was seen lately, none on a clean link.
+pub fn opus_loss_percent(loss_fraction: f64, lossy_lately: bool) -> u32 {
+    let pct = (loss_fraction * 150.0).round() as u32;
+    match (pct, lossy_lately) {
+        (0, false) => 0,
+        (p, _) => p.clamp(5, 25),
+    }
+}
+
+/// ULPFEC protection for video (percent of media packets), from the loss left after retransmission can act: none
+/// below 1 % loss; more when the round trip is too long for retransmissions to arrive in time.
+pub fn video_fec_percent(loss_fraction: f64, rtt: Duration) -> u32 {
+    let loss_pct = loss_fraction * 100.0;
+    if loss_pct < 1.0 {
+        return 0;
+    }
+    let factor = if rtt > Duration::from_millis(150) { 4.0 } else { 2.5 };
+    ((loss_pct * factor).round() as u32).clamp(5, 40)
+}
+
+/// The receive jitter buffer for the doctor's video: long enough for a retransmission to arrive (a round trip and
+/// some), never shorter than the configured floor, at most 400 ms.
+pub fn video_jitter_latency(rtt: Duration, floor: Duration) -> Duration {
+    (rtt + Duration::from_millis(40)).clamp(floor, Duration::from_millis(400).max(floor))
+}
+
+#[cfg(test)]
+#[path = "adaptation_tests.rs"]
+mod tests;

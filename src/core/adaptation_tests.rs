@@ -1,0 +1,147 @@
+//! The adaptation rules, one behaviour per test.
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn hd() -> Ladder {
+    Ladder::new(ladder(1280, 720, 30), 2000)
+}
+
+fn input(video_kbps: u32) -> AdaptInput {
+    AdaptInput { video_kbps, encoded_fps: 30.0 }
+}
+
+#[test]
+fn the_ladder_fits_the_camera() {
+    let l = ladder(1280, 720, 30);
+    let sizes: Vec<_> = l.iter().map(|r| (r.width, r.height, r.fps)).collect();
+    assert_eq!(sizes, [(1280, 720, 30), (960, 540, 30), (640, 360, 30), (480, 270, 20), (320, 180, 15)]);
+    let small = ladder(640, 360, 25);
+    assert_eq!(small[0], Rung { width: 640, height: 360, fps: 25, min_kbps: 350 });
+    assert_eq!(small.len(), 3);
+    let odd = ladder(800, 600, 30);
+    assert_eq!((odd[0].width, odd[0].height), (800, 600), "the camera's own size on top");
+    assert!(odd[0].min_kbps >= odd[1].min_kbps);
+}
+
+#[test]
+fn it_starts_on_the_rung_the_start_bitrate_affords() {
+    assert_eq!(Ladder::new(ladder(1280, 720, 30), 800).rung().width, 960);
+    assert_eq!(Ladder::new(ladder(1280, 720, 30), 2500).rung().width, 1280);
+    assert_eq!(Ladder::new(ladder(1280, 720, 30), 100).rung().width, 320);
+}
+
+#[test]
+fn a_short_dip_does_not_step_down_but_a_lasting_one_does() {
+    let mut l = hd();
+    assert!(!l.update(ms(0), input(1000)).changed, "just under 1100: wait");
+    assert!(!l.update(ms(500), input(1050)).changed);
+    let d = l.update(ms(1000), input(1000));
+    assert!(d.changed);
+    assert_eq!((d.rung.width, d.limit), (960, LimitReason::Bandwidth));
+}
+
+#[test]
+fn a_budget_far_short_steps_down_at_once_to_what_it_affords() {
+    let mut l = hd();
+    let d = l.update(ms(0), input(300));
+    assert_eq!((d.rung.width, d.rung.fps, d.changed), (480, 20, true));
+}
+
+#[test]
+fn stepping_up_needs_a_margin_held_for_seconds() {
+    let mut l = Ladder::new(ladder(1280, 720, 30), 400);
+    assert_eq!(l.rung().width, 640);
+    // 700 affords 960x540 (650) but not with the 25 % margin: stay.
+    for t in 0..20 {
+        assert!(!l.update(ms(t * 500), input(700)).changed);
+    }
+    // 900 has the margin; after 4 s one step up, not two.
+    let mut ups = Vec::new();
+    for t in 20..40 {
+        let d = l.update(ms(t * 500), input(900));
+        if d.changed {
+            ups.push((t, d.rung.width));
+        }
+    }
+    assert_eq!(ups, [(28, 960)]);
+}
+
+#[test]
+fn an_encoder_that_cannot_keep_up_steps_down_and_stays_down_for_a_while() {
+    let mut l = hd();
+    let slow = AdaptInput { video_kbps: 2500, encoded_fps: 18.0 };
+    for t in 0..6 {
+        assert!(!l.update(ms(t * 500), slow).changed, "3 s of starving first");
+    }
+    let d = l.update(ms(3000), slow);
+    assert_eq!((d.rung.width, d.limit, d.changed), (960, LimitReason::Cpu, true));
+    // Healthy again at the lower rung, with plenty of bandwidth: no step up while the hold lasts.
+    for t in 7..60 {
+        let d = l.update(ms(t * 500), input(2500));
+        assert!(!d.changed, "held at {t}");
+        assert_eq!(d.limit, LimitReason::Cpu);
+    }
+    let mut up = None;
+    for t in 60..80 {
+        if l.update(ms(t * 500), input(2500)).changed {
+            up = Some(t);
+            break;
+        }
+    }
+    assert_eq!(up, Some(74), "4 s of room after the 30 s hold");
+    assert_eq!(l.limit(), LimitReason::None);
+}
+
+#[test]
+fn the_top_rung_is_not_limited() {
+    let mut l = hd();
+    assert_eq!(l.update(ms(0), input(2500)).limit, LimitReason::None);
+}
+
+#[test]
+fn report_rate_control_backs_off_on_loss_and_grows_slowly() {
+    let mut c = ReportRateControl::new(1000, 300, 2500);
+    assert_eq!(c.on_report(ms(0), 0.20, 1000.0), 900, "20 % loss: 10 % less");
+    assert_eq!(c.on_report(ms(500), 0.20, 1000.0), 900, "at most once a second");
+    assert_eq!(c.on_report(ms(1500), 0.05, 900.0), 900, "hold between 2 and 10 %");
+    assert_eq!(c.on_report(ms(2500), 0.0, 900.0), 945);
+    // Never above 1.5x what is really sent.
+    let mut c = ReportRateControl::new(1000, 300, 2500);
+    for t in 0..30 {
+        c.on_report(Duration::from_secs(t), 0.0, 400.0);
+    }
+    assert_eq!(c.on_report(Duration::from_secs(31), 0.0, 400.0), 1000);
+    let mut c = ReportRateControl::new(400, 300, 2500);
+    for t in 0..10 {
+        c.on_report(Duration::from_secs(t), 0.9, 400.0);
+    }
+    assert_eq!(c.on_report(Duration::from_secs(11), 0.9, 400.0), 300, "the floor holds");
+}
+
+#[test]
+fn opus_protects_once_loss_is_seen() {
+    assert_eq!(opus_loss_percent(0.0, false), 0);
+    assert_eq!(opus_loss_percent(0.0, true), 5);
+    assert_eq!(opus_loss_percent(0.03, true), 5);
+    assert_eq!(opus_loss_percent(0.08, true), 12);
+    assert_eq!(opus_loss_percent(0.5, true), 25);
+}
+
+#[test]
+fn video_fec_grows_with_loss_and_round_trip() {
+    assert_eq!(video_fec_percent(0.005, ms(50)), 0);
+    assert_eq!(video_fec_percent(0.03, ms(50)), 8);
+    assert_eq!(video_fec_percent(0.03, ms(300)), 12);
+    assert_eq!(video_fec_percent(0.5, ms(300)), 40);
+}
+
+#[test]
+fn the_jitter_buffer_waits_a_round_trip_for_retransmissions() {
+    assert_eq!(video_jitter_latency(ms(5), ms(60)), ms(60));
+    assert_eq!(video_jitter_latency(ms(150), ms(60)), ms(190));
+    assert_eq!(video_jitter_latency(ms(900), ms(60)), ms(400));
+}

@@ -1,0 +1,79 @@
+//! Which of the browser's retransmission requests the kiosk serves, like libwebrtc's sender: a packet is resent at
+//! most once per round trip, and retransmissions together stay within a share of the target bitrate. Without this,
+//! a link that drops a burst (a queue overflowing on a capped uplink) gets a storm: every NACK is served at once,
+//! the extra traffic overflows the queue again, and the browser NACKs what it lost (seen: 35 Mbit/s of
+//! retransmissions on a 1 Mbit/s link).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Retransmissions may take this share of the video's target bitrate.
+const SHARE: f64 = 0.35;
+/// The size retransmitted packets are counted at (the payloaders' MTU).
+const PACKET_BYTES: f64 = 1200.0;
+/// Tokens never pile up beyond this many seconds of budget.
+const BURST_SECS: f64 = 0.25;
+
+#[derive(Debug, Clone, Default)]
+pub struct RetransmissionLimiter {
+    tokens: f64,
+    last: Option<Duration>,
+    /// When each recently resent sequence number went out.
+    resent: HashMap<u16, Duration>,
+}
+
+impl RetransmissionLimiter {
+    /// Whether to resend packet `seqnum` now (`now` on any monotonic base), given the round trip and the video's
+    /// target bitrate. A refused request costs nothing; the browser asks again if it still needs the packet.
+    pub fn allow(&mut self, now: Duration, seqnum: u16, rtt: Duration, target_kbps: u32) -> bool {
+        let rate = f64::from(target_kbps) * 1000.0 * SHARE / 8.0 / PACKET_BYTES;
+        let elapsed = self.last.map_or(BURST_SECS, |t| now.saturating_sub(t).as_secs_f64());
+        self.last = Some(now);
+        self.tokens = (self.tokens + elapsed * rate).min((rate * BURST_SECS).max(1.0));
+        if self.resent.len() > 4096 {
+            self.resent.retain(|_, t| now.saturating_sub(*t) < Duration::from_secs(2));
+        }
+        let again_after = rtt.max(Duration::from_millis(50));
+        if self.resent.get(&seqnum).is_some_and(|t| now.saturating_sub(*t) < again_after) {
+            return false;
+        }
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        self.resent.insert(seqnum, now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_packet_is_resent_at_most_once_per_round_trip() {
+        let mut l = RetransmissionLimiter::default();
+        assert!(l.allow(ms(0), 7, ms(80), 1000));
+        assert!(!l.allow(ms(40), 7, ms(80), 1000), "asked again within the round trip");
+        assert!(l.allow(ms(100), 7, ms(80), 1000), "asked again after it: the resend was lost too");
+        assert!(l.allow(ms(100), 8, ms(80), 1000), "another packet");
+    }
+
+    #[test]
+    fn retransmissions_stay_within_their_share_of_the_bitrate() {
+        // 1000 kbit/s: 35 % is 350 kbit/s, about 36 packets per second.
+        let mut l = RetransmissionLimiter::default();
+        let mut served = 0;
+        for i in 0..1000u16 {
+            // 1000 requests for different packets within one second.
+            if l.allow(ms(u64::from(i)), i, ms(40), 1000) {
+                served += 1;
+            }
+        }
+        assert!((30..=50).contains(&served), "{served} served in one second");
+    }
+}

@@ -1,0 +1,159 @@
+//! The doctor's streams as they appear on webrtcbin: decoded, the video counted and handed to the screen's picture
+//! slot, the audio mixed into the speaker path (which also feeds the echo canceller's probe). The decoders are set
+//! up to ask for keyframes on loss (rate-limited PLI) and to conceal lost audio with Opus's in-band FEC.
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::super::{LiveMedia, VideoFrame};
+
+/// The least time between two keyframe requests (PLI) the kiosk sends for the doctor's video.
+const MIN_KEYFRAME_REQUEST_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(500);
+
+/// Plays one stream the doctor sends: video to the appsink (counted; the touch UI draws it), audio to the speaker
+/// mixer that also feeds the echo canceller's probe.
+pub(super) fn link_remote(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    live: &Arc<LiveMedia>,
+) -> Result<(), glib::BoolError> {
+    let decodebin = gst::ElementFactory::make("decodebin").build()?;
+    pipeline.add(&decodebin)?;
+    decodebin.sync_state_with_parent()?;
+    let sink = decodebin.static_pad("sink").ok_or_else(|| glib::bool_error!("decodebin has no sink"))?;
+    pad.link(&sink).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    decodebin.connect("deep-element-added", false, |args| {
+        if let Some(element) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
+            tune_decoder(&element);
+        }
+        None
+    });
+    let pipe_weak = pipeline.downgrade();
+    let live = live.clone();
+    decodebin.connect_pad_added(move |_, dpad| {
+        let Some(pipeline) = pipe_weak.upgrade() else { return };
+        let is_video =
+            dpad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video"))).unwrap_or(false);
+        let result = if is_video { link_video(&pipeline, dpad, &live) } else { link_audio(&pipeline, dpad, &live) };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot link the doctor's stream");
+        }
+    });
+    Ok(())
+}
+
+/// Sets up an element decodebin made for the doctor's streams:
+/// - video decoders ask for a keyframe when frames are lost (GstVideoDecoder's automatic sync-point requests go
+///   upstream as PLI), at most one request per [`MIN_KEYFRAME_REQUEST_INTERVAL`], and drop corrupted frames (the
+///   picture holds instead of smearing, as browsers do). The depayloaders' own `request-keyframe` is left off: it
+///   sends an unthrottled FIR for every gap;
+/// - `opusdec` conceals lost packets and decodes the in-band FEC the browser sends.
+fn tune_decoder(element: &gst::Element) {
+    let has = |name: &str| element.find_property(name).is_some();
+    if has("automatic-request-sync-points") {
+        element.set_property("automatic-request-sync-points", true);
+        if has("min-force-key-unit-interval") {
+            element.set_property("min-force-key-unit-interval", MIN_KEYFRAME_REQUEST_INTERVAL.nseconds());
+        }
+        if has("discard-corrupted-frames") {
+            element.set_property("discard-corrupted-frames", true);
+        }
+    }
+    if has("use-inband-fec") && has("plc") {
+        element.set_property("plc", true);
+        element.set_property("use-inband-fec", true);
+    }
+}
+
+fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
+    let queue = gst::ElementFactory::make("queue")
+        .property_from_str("leaky", "downstream")
+        .property("max-size-buffers", 2u32)
+        .build()?;
+    // Converting every decoded frame to RGBA costs a few percent of a core at 720p: only when the UI draws them.
+    let want_rgba = live.pictures.wanted();
+    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
+    let caps = if want_rgba {
+        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
+    } else {
+        gst::Caps::new_any()
+    };
+    let sink = gstreamer_app::AppSink::builder().caps(&caps).max_buffers(2).drop(true).sync(false).build();
+    let live = live.clone();
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(st) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned()))
+                    && let (Ok(w), Ok(h)) = (st.get::<i32>("width"), st.get::<i32>("height"))
+                {
+                    live.received.width.store(w as u64, Ordering::Relaxed);
+                    live.received.height.store(h as u64, Ordering::Relaxed);
+                }
+                live.received.video_frame();
+                if want_rgba {
+                    let (w, h) = (
+                        live.received.width.load(Ordering::Relaxed) as u32,
+                        live.received.height.load(Ordering::Relaxed) as u32,
+                    );
+                    let len = w as usize * h as usize * 4;
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
+                        && map.len() >= len
+                    {
+                        live.pictures.offer_doctor(VideoFrame { width: w, height: h, rgba: map[..len].to_vec() });
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
+    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    Ok(())
+}
+
+fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
+    let mixer = pipeline.by_name("playmix").ok_or_else(|| glib::bool_error!("no mixer"))?;
+    let convert = gst::ElementFactory::make("audioconvert").build()?;
+    let resample = gst::ElementFactory::make("audioresample").build()?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 48000i32)
+                .field("channels", 1i32)
+                .build(),
+        )
+        .build()?;
+    let elements = [&convert, &resample, &caps];
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    let counts = live.clone();
+    if let Some(p) = caps.static_pad("src") {
+        p.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counts.received.audio_buffers.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let mixpad = mixer.request_pad_simple("sink_%u").ok_or_else(|| glib::bool_error!("no mixer pad"))?;
+    caps.static_pad("src")
+        .ok_or_else(|| glib::bool_error!("no src"))?
+        .link(&mixpad)
+        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    pad.link(&convert.static_pad("sink").ok_or_else(|| glib::bool_error!("no sink"))?)
+        .map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    Ok(())
+}

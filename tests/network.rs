@@ -1,0 +1,199 @@
+//! Calls on the links rural clinics have, in the NAT lab (`support/natlab.rs`: the kiosk and the doctor behind
+//! their own symmetric NATs, coturn between them) with the kiosk's link shaped (`support/netlab.rs`: tbf and the
+//! NFQUEUE impairer, both directions). Behaviour, not timing: retransmissions and retransmission requests really
+//! flow under loss, the picture steps down a capped uplink and back up, a 10 s cut is ridden out on the same media
+//! session, the relay-only policy uses nothing but the relay. Needs root, coturn, nftables, iptables and python3.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use medimitra::calls::KioskStatus;
+use medimitra::core::adaptation::LimitReason;
+use medimitra::core::{AppointmentStatus, CallPhase};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::KillOnDrop;
+use support::browser::*;
+use support::kiosk::{KioskProcess, Where, rerun_inside};
+use support::natlab::*;
+use support::netlab::{Shaping, profile};
+
+const LAB: &str = "MM_NETLAB";
+
+type Scenario = fn(NatLab) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Runs `scenario` as the doctor, inside the doctor's namespace of a fresh lab.
+fn in_lab(name: &str, scenario: Scenario) {
+    let Ok(prefix) = std::env::var(LAB) else {
+        let lab = NatLab::create();
+        return rerun_inside(&lab.ns("d"), name, &[(LAB, &lab.prefix)]);
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(scenario(NatLab::existing(&prefix)));
+}
+
+fn kiosk_in(lab: &NatLab, width: u32, height: u32, media: &str) -> KioskProcess {
+    KioskProcess::start_in(Where {
+        width,
+        height,
+        netns: Some(lab.ns("k")),
+        listen: Some(format!("0.0.0.0:{HTTPS_PORT}")),
+        url: Some(format!("https://{KIOSK_PUBLIC}:{HTTPS_PORT}/")),
+        extra_config: format!(
+            "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
+             credential = \"{TURN_PASSWORD}\"\n"
+        ),
+        media: format!("test_pattern = \"moving\"\n{media}"),
+        ..Where::default()
+    })
+}
+
+async fn page_stats(c: &fantoccini::Client) -> Value {
+    js(c, "window.medimitra.call.stats").await
+}
+
+fn n(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(0.0)
+}
+
+/// Waits until the kiosk's status satisfies `cond`, printing what it sends now and then.
+async fn until_kiosk(
+    k: &KioskProcess,
+    what: &str,
+    limit: Duration,
+    cond: impl Fn(&KioskStatus) -> bool,
+) -> KioskStatus {
+    let start = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let s = k.kiosk_status();
+        if cond(&s) {
+            return s;
+        }
+        if last_print.elapsed() > Duration::from_secs(5) {
+            println!("  waiting for {what}: sending {:?}", s.sending);
+            last_print = Instant::now();
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[test]
+fn loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_and_a_cut_keeps_the_session() {
+    in_lab("loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_and_a_cut_keeps_the_session", |lab| {
+        Box::pin(shaped_call(lab))
+    });
+}
+
+async fn shaped_call(lab: NatLab) {
+    let dir = tempfile::tempdir().expect("dir");
+    let _turn = KillOnDrop(lab.start_turn(dir.path()));
+    let k = kiosk_in(&lab, 1280, 720, "");
+    let (_driver, port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(port, &profiles.path().join("a")).await;
+    let id = k.checked_in(k.doctor_a);
+    login(&a, &k.url, "asha@clinic.in").await;
+    call_and_accept(&a, &k, id).await;
+
+    // 1. On a clean link congestion control climbs and the picture reaches the camera's size.
+    let s = until_kiosk(&k, "1280x720 on a clean link", Duration::from_secs(40), |s| s.sending.width == 1280).await;
+    println!("clean: {:?}", s.sending);
+    assert_eq!(s.sending.limit, Some(LimitReason::None));
+
+    // 2. 3 % loss, 40 ms each way, 1 Mbit/s: lost packets are retransmitted to the browser, and the kiosk asks for
+    // the doctor's lost packets.
+    let before_page = page_stats(&a).await;
+    let before = k.kiosk_status();
+    let shaping = Shaping::kiosk_link(&lab, profile("40ms-3pct-1mbit"), dir.path());
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after_page = page_stats(&a).await;
+    let after = k.kiosk_status();
+    println!(
+        "lossy: kiosk sending {:?}\n       kiosk receiving {:?}\n       page {after_page}",
+        after.sending, after.receiving
+    );
+    println!("impairers: {:?}", shaping.impaired(dir.path()));
+    let retransmitted = n(&after_page, "retransmittedReceived") - n(&before_page, "retransmittedReceived");
+    assert!(retransmitted > 0.0, "the browser received retransmissions: {after_page}");
+    assert!(after.sending.rtx_packets > 0 && after.sending.nacks_received > 0, "{:?}", after.sending);
+    assert!(after.receiving.nacks_sent > before.receiving.nacks_sent, "the kiosk NACKs the doctor's video");
+    assert!(n(&after_page, "nacksReceived") > n(&before_page, "nacksReceived"), "the browser got the kiosk's NACKs");
+    assert!(after.sending.width < 1280, "1 Mbit/s cannot carry 720p: {:?}", after.sending);
+    drop(shaping);
+
+    // 3. The uplink capped to 300 kbit/s: the picture steps down; the cap lifted: back up.
+    let mut shaping = Shaping::kiosk_link(&lab, profile("clean"), dir.path());
+    until_kiosk(&k, "recovery from the lossy link", Duration::from_secs(60), |s| s.sending.width >= 640).await;
+    shaping.cap_uplink(Some(300));
+    let down = until_kiosk(&k, "a step down on the capped uplink", Duration::from_secs(30), |s| {
+        s.sending.width <= 480 && s.sending.limit == Some(LimitReason::Bandwidth)
+    })
+    .await;
+    println!("capped: {:?}", down.sending);
+    shaping.cap_uplink(None);
+    let up = until_kiosk(&k, "a step back up", Duration::from_secs(60), |s| s.sending.width >= 640).await;
+    println!("uncapped: {:?}", up.sending);
+
+    // 4. A 10 s cut of everything: the call and its media session survive, and media flows both ways afterwards.
+    let session = k.kiosk_status().media_session;
+    shaping.cut();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let frames = (k.kiosk_status().remote_video_frames, n(&page_stats(&a).await, "framesDecoded"));
+    shaping.restore();
+    let back = Instant::now();
+    let (mut at_kiosk, mut at_page) = (None, None);
+    while at_kiosk.is_none() || at_page.is_none() {
+        assert!(back.elapsed() < Duration::from_secs(30), "no video both ways 30 s after the cut");
+        if at_kiosk.is_none() && k.kiosk_status().remote_video_frames > frames.0 + 10 {
+            at_kiosk = Some(back.elapsed());
+        }
+        if at_page.is_none() && n(&page_stats(&a).await, "framesDecoded") > frames.1 + 10.0 {
+            at_page = Some(back.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "cut of 10 s: doctor's video at the kiosk {at_kiosk:?}, kiosk's video at the doctor {at_page:?} after the network returned"
+    );
+    let s = k.kiosk_status();
+    assert_eq!(s.media_session, session, "the same media session carries the call after the cut");
+    assert_eq!(s.phase, Some(CallPhase::Connected));
+    drop(shaping);
+
+    end_from_page(&a, &k).await;
+    assert_eq!(k.status_of(id), AppointmentStatus::Completed);
+    a.close().await.expect("close");
+}
+
+#[test]
+fn the_relay_only_policy_uses_only_the_turn_relay() {
+    in_lab("the_relay_only_policy_uses_only_the_turn_relay", |lab| Box::pin(relay_only(lab)));
+}
+
+async fn relay_only(lab: NatLab) {
+    let dir = tempfile::tempdir().expect("dir");
+    let _turn = KillOnDrop(lab.start_turn(dir.path()));
+    let k = kiosk_in(&lab, 640, 360, "ice_transport_policy = \"relay\"");
+    let (_driver, port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(port, &profiles.path().join("a")).await;
+    let id = k.checked_in(k.doctor_a);
+    login(&a, &k.url, "asha@clinic.in").await;
+    assert_eq!(js(&a, "window.medimitra.signal.iceTransportPolicy").await, Value::from("relay"));
+    call_and_accept(&a, &k, id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = page_stats(&a).await;
+    println!("relay only: {s}");
+    let types = |key: &str| -> Vec<String> {
+        s[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let (local, remote) = (types("localCandidates"), types("remoteCandidates"));
+    assert!(!local.is_empty() && local.iter().all(|t| t == "relay"), "the page gathered only relay: {local:?}");
+    assert!(!remote.is_empty() && remote.iter().all(|t| t == "relay"), "the kiosk offered only relay: {remote:?}");
+    end_from_page(&a, &k).await;
+    a.close().await.expect("close");
+}
