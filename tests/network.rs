@@ -197,3 +197,97 @@ async fn relay_only(lab: NatLab) {
     end_from_page(&a, &k).await;
     a.close().await.expect("close");
 }
+
+/// The kiosk's process in a CPU cgroup (v1 `cpu` controller) with a quota, as a busy or slow device would be.
+struct CpuLimit(std::path::PathBuf);
+
+/// The cgroup v1 `cpu` hierarchy. `ip netns exec` gives this process a fresh /sys without the cgroup mounts, so
+/// the hierarchy is mounted again here (the same hierarchy: the quota applies machine-wide); the mounts live only
+/// in this process's mount namespace.
+const CPU_CGROUPS: &str = "/sys/fs/cgroup/cpu";
+
+fn mount_cpu_cgroups() {
+    if std::path::Path::new(CPU_CGROUPS).join("cgroup.procs").exists() {
+        return;
+    }
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new(args[0]).args(&args[1..]).status().is_ok_and(|s| s.success());
+        assert!(ok, "`{}` failed", args.join(" "));
+    };
+    run(&["mount", "-t", "tmpfs", "cgroups", "/sys/fs/cgroup"]);
+    std::fs::create_dir_all(CPU_CGROUPS).expect("mount point");
+    run(&["mount", "-t", "cgroup", "-o", "cpu", "cgroup", CPU_CGROUPS]);
+}
+
+impl CpuLimit {
+    fn apply(pid: u32, percent_of_a_core: u32) -> CpuLimit {
+        mount_cpu_cgroups();
+        let dir = std::path::PathBuf::from(format!("{CPU_CGROUPS}/medimitra-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a cpu cgroup (needs root and the cgroup v1 cpu controller)");
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").expect("period");
+        std::fs::write(dir.join("cpu.cfs_quota_us"), (percent_of_a_core * 1000).to_string()).expect("quota");
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move the kiosk into the cgroup");
+        CpuLimit(dir)
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        // The processes go back to the root group before the group can go.
+        if let Ok(pids) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
+            for pid in pids.lines() {
+                let _ = std::fs::write(format!("{CPU_CGROUPS}/cgroup.procs"), pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames() {
+    if std::env::var(support::kiosk::INSIDE).is_err() {
+        return support::kiosk::rerun_inside_namespace(
+            "a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames",
+        );
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(cpu_starved());
+}
+
+async fn cpu_starved() {
+    let k = KioskProcess::start_in(Where {
+        width: 1280,
+        height: 720,
+        media: "test_pattern = \"moving\"\nstart_bitrate_kbps = 2000".into(),
+        ..Where::default()
+    });
+    let (_driver, port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(port, &profiles.path().join("a")).await;
+    let id = k.checked_in(k.doctor_a);
+    login(&a, &k.url, "asha@clinic.in").await;
+    call_and_accept(&a, &k, id).await;
+    let s = until_kiosk(&k, "1280x720", Duration::from_secs(40), |s| s.sending.width == 1280).await;
+    println!("unlimited: {:?}", s.sending);
+    let quota: u32 = std::env::var("MM_CPU_QUOTA").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let _limit = CpuLimit::apply(k.kiosk_pid(), quota);
+    let down = until_kiosk(&k, "a step down for CPU", Duration::from_secs(30), |s| {
+        s.sending.width < 1280 && s.sending.limit == Some(LimitReason::Cpu)
+    })
+    .await;
+    println!("starved ({quota} % of a core): {:?}", down.sending);
+    // Settled: the frame rate holds at the lower rung.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut fps = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fps.push(k.kiosk_status().sending.fps);
+    }
+    let s = k.kiosk_status();
+    println!("settled: {:?}; fps {fps:?}", s.sending);
+    let mean = fps.iter().sum::<f64>() / fps.len() as f64;
+    assert!(mean >= 15.0, "the frame rate holds at 15 or more: {fps:?}");
+    end_from_page(&a, &k).await;
+    a.close().await.expect("close");
+}

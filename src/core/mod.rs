@@ -14,6 +14,7 @@ mod appointment;
 pub mod call;
 pub mod call_status;
 pub mod error_code;
+pub mod frame_stamp;
 pub mod freeze;
 pub mod media_rules;
 mod people;
