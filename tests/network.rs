@@ -23,31 +23,24 @@ const LAB: &str = "MM_NETLAB";
 
 type Scenario = fn(NatLab) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
+/// One call at a time: each test's kiosk, browser and impairer need both cores, and two of them side by side starve
+/// each other's encoders (which is what the ladder reacts to) and make the numbers meaningless.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs `scenario` as the doctor, inside the doctor's namespace of a fresh lab.
 fn in_lab(name: &str, scenario: Scenario) {
     let Ok(prefix) = std::env::var(LAB) else {
+        let _turn = one_at_a_time();
         let lab = NatLab::create();
         return rerun_inside(&lab.ns("d"), name, &[(LAB, &lab.prefix)]);
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(scenario(NatLab::existing(&prefix)));
-}
-
-fn kiosk_in(lab: &NatLab, width: u32, height: u32, media: &str) -> KioskProcess {
-    KioskProcess::start_in(Where {
-        width,
-        height,
-        netns: Some(lab.ns("k")),
-        listen: Some(format!("0.0.0.0:{HTTPS_PORT}")),
-        url: Some(format!("https://{KIOSK_PUBLIC}:{HTTPS_PORT}/")),
-        extra_config: format!(
-            "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
-             credential = \"{TURN_PASSWORD}\"\n"
-        ),
-        media: format!("test_pattern = \"moving\"\n{media}"),
-        ..Where::default()
-    })
 }
 
 async fn page_stats(c: &fantoccini::Client) -> Value {
@@ -91,7 +84,7 @@ fn loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_and_a_cut_keep
 async fn shaped_call(lab: NatLab) {
     let dir = tempfile::tempdir().expect("dir");
     let _turn = KillOnDrop(lab.start_turn(dir.path()));
-    let k = kiosk_in(&lab, 1280, 720, "");
+    let k = kiosk_in_lab(&lab, 1280, 720, "");
     let (_driver, port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let a = browser(port, &profiles.path().join("a")).await;
@@ -177,7 +170,7 @@ fn the_relay_only_policy_uses_only_the_turn_relay() {
 async fn relay_only(lab: NatLab) {
     let dir = tempfile::tempdir().expect("dir");
     let _turn = KillOnDrop(lab.start_turn(dir.path()));
-    let k = kiosk_in(&lab, 640, 360, "ice_transport_policy = \"relay\"");
+    let k = kiosk_in_lab(&lab, 640, 360, "ice_transport_policy = \"relay\"");
     let (_driver, port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");
     let a = browser(port, &profiles.path().join("a")).await;
@@ -246,6 +239,7 @@ impl Drop for CpuLimit {
 #[test]
 fn a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames() {
     if std::env::var(support::kiosk::INSIDE).is_err() {
+        let _turn = one_at_a_time();
         return support::kiosk::rerun_inside_namespace(
             "a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames",
         );

@@ -104,7 +104,7 @@ async fn the_page_must_say_hello_in_a_version_the_kiosk_speaks() {
     assert!(boot_id.as_str().is_some_and(|b| b.len() == 8), "{boot_id}");
     assert_eq!(
         welcome,
-        json!({"type": "welcome", "version": 1, "clinic": "Medi-Mitra Clinic", "iceServers": [{"urls": ["stun:stun.clinic.example:3478"]}], "resumableCallId": null, "bootId": null})
+        json!({"type": "welcome", "version": 1, "clinic": "Medi-Mitra Clinic", "iceServers": [{"urls": ["stun:stun.clinic.example:3478"]}], "iceTransportPolicy": "all", "resumableCallId": null, "bootId": null})
     );
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(next(&mut ws).await.unwrap(), json!({"type": "pong"}));

@@ -36,8 +36,12 @@ impl NatLab {
         NatLab { prefix: prefix.to_string(), owner: false }
     }
 
+    /// A fresh lab; its namespaces are named after this process and a per-process count, so labs made by tests
+    /// running side by side never share (or delete) each other's namespaces.
     pub fn create() -> NatLab {
-        let lab = NatLab { prefix: format!("mmnat{}", std::process::id()), owner: true };
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lab = NatLab { prefix: format!("mmnat{}n{n}", std::process::id()), owner: true };
         for role in ROLES {
             run("ip", &["netns", "add", &lab.ns(role)]);
             super::kiosk::without_duplicate_address_detection(&lab.ns(role));
@@ -51,10 +55,11 @@ impl NatLab {
             ("nd", "out", "198.18.2.2/24", "i", "tod", "198.18.2.1/24"),
         ];
         for (a, ia, aa, b, ib, ab) in links {
-            let tmp = format!("{}x", lab.prefix);
-            run("ip", &["-n", &lab.ns(a), "link", "add", ia, "type", "veth", "peer", "name", &tmp]);
-            run("ip", &["-n", &lab.ns(a), "link", "set", &tmp, "netns", &lab.ns(b)]);
-            lab.ip(b, &["link", "set", &tmp, "name", ib]);
+            // Made inside the lab's own namespaces, so a fixed name cannot clash (and stays under 15 bytes).
+            let tmp = "mmveth";
+            run("ip", &["-n", &lab.ns(a), "link", "add", ia, "type", "veth", "peer", "name", tmp]);
+            run("ip", &["-n", &lab.ns(a), "link", "set", tmp, "netns", &lab.ns(b)]);
+            lab.ip(b, &["link", "set", tmp, "name", ib]);
             lab.ip(a, &["addr", "add", aa, "dev", ia]);
             lab.ip(b, &["addr", "add", ab, "dev", ib]);
             lab.ip(a, &["link", "set", ia, "up"]);
@@ -154,6 +159,55 @@ impl NatLab {
             .spawn()
             .expect("turnserver: the NAT tests need coturn")
     }
+}
+
+/// The real kiosk in the lab's kiosk namespace, `width`×`height`, with the lab's TURN server, the moving (stamped)
+/// test picture and `media` lines added to its `[media]` section.
+pub fn kiosk_in_lab(lab: &NatLab, width: u32, height: u32, media: &str) -> super::kiosk::KioskProcess {
+    super::kiosk::KioskProcess::start_in(super::kiosk::Where {
+        width,
+        height,
+        netns: Some(lab.ns("k")),
+        listen: Some(format!("0.0.0.0:{HTTPS_PORT}")),
+        url: Some(format!("https://{KIOSK_PUBLIC}:{HTTPS_PORT}/")),
+        extra_config: format!(
+            "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
+             credential = \"{TURN_PASSWORD}\"\n"
+        ),
+        media: format!("test_pattern = \"moving\"\n{media}"),
+        ..super::kiosk::Where::default()
+    })
+}
+
+/// Forwards a new port on this namespace's loopback to `port` on the loopback of namespace `ns` (for a
+/// chromedriver started there): each connection is made from a thread that has entered `ns`. Returns the new port.
+pub fn forward_into(ns: &str, port: u16) -> u16 {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("forwarding listener");
+    let local = listener.local_addr().expect("address").port();
+    let ns_path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut down) = conn else { continue };
+            let ns_path = ns_path.clone();
+            std::thread::spawn(move || {
+                let Ok(handle) = std::fs::File::open(&ns_path) else { return };
+                // SAFETY: setns on this thread only; the file descriptor is open for the call.
+                if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return;
+                }
+                let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return };
+                let (Ok(mut up2), Ok(mut down2)) = (up.try_clone(), down.try_clone()) else { return };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up2, &mut down2);
+                    let _ = down2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut down, &mut up);
+                let _ = up.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    local
 }
 
 impl Drop for NatLab {
