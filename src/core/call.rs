@@ -161,7 +161,8 @@ pub enum Effect {
     StopMedia {
         session_id: String,
     },
-    /// Send a keyframe now (media resumed after an interruption).
+    /// A fresh keyframe both ways now (media resumed after an interruption): the kiosk sends one and asks the
+    /// doctor's browser for one, so neither side waits to notice its broken picture.
     RefreshPicture {
         session_id: String,
     },
@@ -211,6 +212,9 @@ struct Call {
     /// Whether the current session's media is running (and so needs stopping).
     media_running: bool,
     ever_connected: bool,
+    /// Whether the current session has connected: its connect timer no longer applies (an interruption of a
+    /// session that connected has its own grace).
+    session_connected: bool,
 }
 
 impl Call {
@@ -315,6 +319,7 @@ impl CallCore {
                     call.phase = CallPhase::Connected;
                     call.failures = 0;
                     call.ever_connected = true;
+                    call.session_connected = true;
                     if resumed {
                         fx.push(Effect::RefreshPicture { session_id: session_id.clone() });
                     }
@@ -409,6 +414,7 @@ impl CallCore {
             interruptions: 0,
             media_running: false,
             ever_connected: false,
+            session_connected: false,
         };
         fx.push(Effect::StartTimer { call_id: call.id.clone(), timer: Timer::Ring, after: self.settings.ring_timeout });
         self.call = Some(call);
@@ -438,6 +444,7 @@ impl CallCore {
         }
         call.attempt += 1;
         call.media_running = true;
+        call.session_connected = false;
         if call.phase != CallPhase::Connecting {
             call.phase = CallPhase::Reconnecting;
         }
@@ -531,6 +538,7 @@ impl CallCore {
             Timer::Reconnect if call.conn.is_none() => self.end(EndReason::DoctorLost, fx),
             Timer::Connect(n)
                 if n == call.attempt
+                    && !call.session_connected
                     && matches!(call.phase, CallPhase::Connecting | CallPhase::Reconnecting)
                     && call.conn.is_some() =>
             {

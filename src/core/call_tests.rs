@@ -309,6 +309,18 @@ fn media_interrupted_for_longer_than_the_grace_gets_a_fresh_session() {
 }
 
 #[test]
+fn the_connect_timer_of_a_session_that_connected_does_not_replace_it_during_an_interruption() {
+    // Seen in the network bench: a cut 12 s into a session; its 15 s connect timer fired while the media was
+    // interrupted and replaced a session that had connected long before, while the network was still down.
+    let mut core = connected();
+    core.handle(Event::MediaInterrupted { session_id: "c1-s1".into() });
+    assert!(core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Connect(1) }).is_empty());
+    // The interruption's own grace still applies.
+    let fx = core.handle(Event::TimerFired { call_id: "c1".into(), timer: Timer::Interrupted(1, 1) });
+    assert_eq!(fx, session_1_replaced());
+}
+
+#[test]
 fn interruptions_outside_a_connected_session_are_ignored() {
     // While ringing, for a stale session, or before the session ever connected.
     let mut core = ringing();
