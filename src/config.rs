@@ -235,6 +235,9 @@ pub struct Media {
     /// The test picture sent without a camera: `still` (cheap) or `moving` (gives the encoder real work, for
     /// measurements).
     pub test_pattern: TestPattern,
+    /// `balanced` (the picture steps down a resolution ladder on a slow link or a busy CPU) or
+    /// `maintain-resolution` (the camera's size always; for measurements of equal work).
+    pub degradation_preference: crate::core::adaptation::DegradationPreference,
 }
 
 /// The test picture a kiosk without a camera sends.
@@ -244,7 +247,8 @@ pub enum TestPattern {
     /// One frame repeated: almost free to make and to encode.
     #[default]
     Still,
-    /// Moving colour bars with a frame counter: as much work for the encoder as a camera.
+    /// Moving colour bars: as much work for the encoder as a camera. Each frame carries its capture time in a
+    /// band across the top (`core::frame_stamp`), so the far end can measure glass-to-glass delay.
     Moving,
 }
 
@@ -267,6 +271,7 @@ impl Default for Media {
             video_fec: true,
             ice_transport_policy: IceTransportPolicy::All,
             test_pattern: TestPattern::Still,
+            degradation_preference: crate::core::adaptation::DegradationPreference::Balanced,
         }
     }
 }

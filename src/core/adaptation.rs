@@ -42,6 +42,30 @@ pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {
 }
 
 wire_enum!(
+    /// What gives way when the link or the CPU cannot carry the camera's picture (as WebRTC's
+    /// `RTCDegradationPreference`).
+    #[derive(Default)]
+    DegradationPreference {
+        /// Resolution and frame rate step down the ladder together.
+        #[default]
+        Balanced = "balanced",
+        /// The camera's size always; only the bitrate (and so the quality, then the frame rate) gives way. For
+        /// measurements that compare equal work.
+        MaintainResolution = "maintain-resolution",
+    }
+);
+
+impl DegradationPreference {
+    /// The rungs the ladder may use under this preference.
+    pub fn rungs(self, mut rungs: Vec<Rung>) -> Vec<Rung> {
+        if self == DegradationPreference::MaintainResolution {
+            rungs.truncate(1);
+        }
+        rungs
+    }
+}
+
+wire_enum!(
     /// Why the kiosk sends less than its camera could.
     LimitReason {
         /// Not limited: the top of the ladder.

@@ -15,6 +15,18 @@ fn input(video_kbps: u32) -> AdaptInput {
 }
 
 #[test]
+fn maintain_resolution_keeps_the_camera_size_at_any_bitrate() {
+    let rungs = DegradationPreference::MaintainResolution.rungs(ladder(1280, 720, 30));
+    let mut l = Ladder::new(rungs, 300);
+    assert_eq!((l.rung().width, l.rung().height), (1280, 720));
+    for t in 0..100 {
+        l.update(ms(t * 500), AdaptInput { video_kbps: 200, encoded_fps: 10.0 });
+    }
+    assert_eq!((l.rung().width, l.rung().height), (1280, 720));
+    assert_eq!(DegradationPreference::Balanced.rungs(ladder(1280, 720, 30)).len(), 5);
+}
+
+#[test]
 fn the_ladder_fits_the_camera() {
     let l = ladder(1280, 720, 30);
     let sizes: Vec<_> = l.iter().map(|r| (r.width, r.height, r.fps)).collect();
