@@ -56,7 +56,11 @@ pub struct ReceivedMedia {
     stats: Mutex<ReceiveStats>,
     /// When the session's clock started, for the freeze meter.
     started: Mutex<Option<std::time::Instant>>,
+    /// The latest glass-to-glass delay read from a stamped picture (ms); `NO_DELAY` when none.
+    glass_to_glass_ms: AtomicU64,
 }
+
+const NO_DELAY: u64 = u64::MAX;
 
 /// What arrives from the doctor, measured by the kiosk (the counterpart of the browser's inbound statistics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +82,9 @@ pub struct ReceiveStats {
     /// Freezes of the doctor's picture as browsers count them, and their total length.
     pub freeze_count: u64,
     pub freeze_seconds: f64,
+    /// From the doctor's camera to the kiosk's screen (ms), when the doctor's picture carries capture times (a
+    /// measurement's test source; see `core::frame_stamp`). The latest frame's.
+    pub glass_to_glass_ms: Option<u32>,
 }
 
 /// What the kiosk sends, measured by the kiosk.
@@ -112,6 +119,57 @@ pub struct SendStats {
     pub rtt_ms: Option<u32>,
 }
 
+impl ReceiveStats {
+    /// One line for people (the technician screen): what arrives from the doctor.
+    pub fn summary(&self) -> String {
+        if self.width == 0 && self.fps == 0.0 {
+            return "nothing (no call)".into();
+        }
+        format!(
+            "{}×{} @ {:.0} fps, {} kbit/s, loss {:.1} %; asked {} NACK, {} PLI; {} repaired; {} freezes ({:.1} s)",
+            self.width,
+            self.height,
+            self.fps,
+            self.bitrate_kbps,
+            self.loss_percent,
+            self.nacks_sent,
+            self.plis_sent,
+            self.packets_repaired,
+            self.freeze_count,
+            self.freeze_seconds
+        )
+    }
+}
+
+impl SendStats {
+    /// One line for people (the technician screen): what the kiosk sends and why it is limited.
+    pub fn summary(&self) -> String {
+        if self.width == 0 && self.fps == 0.0 {
+            return "nothing (no call)".into();
+        }
+        let limit = match self.limit {
+            Some(LimitReason::Bandwidth) => "limited by bandwidth",
+            Some(LimitReason::Cpu) => "limited by the CPU",
+            Some(LimitReason::None) | None => "not limited",
+        };
+        let rtt = self.rtt_ms.map_or("–".to_string(), |r| format!("{r} ms"));
+        format!(
+            "{}×{} @ {:.0} fps, {} of {} kbit/s, {limit}; loss {:.1} %, RTT {rtt}; {} retransmitted for {} NACK, {} PLI; \
+             FEC {} %",
+            self.width,
+            self.height,
+            self.fps,
+            self.bitrate_kbps,
+            self.target_kbps,
+            self.loss_percent,
+            self.rtx_packets,
+            self.nacks_received,
+            self.plis_received,
+            self.fec_percent
+        )
+    }
+}
+
 impl Default for ReceivedMedia {
     fn default() -> Self {
         Self {
@@ -123,6 +181,7 @@ impl Default for ReceivedMedia {
             freezes: Mutex::new(FreezeMeter::default()),
             stats: Mutex::new(ReceiveStats::default()),
             started: Mutex::new(None),
+            glass_to_glass_ms: AtomicU64::new(NO_DELAY),
         }
     }
 }
@@ -136,6 +195,7 @@ impl ReceivedMedia {
         *slot(&self.freezes) = FreezeMeter::default();
         *slot(&self.stats) = ReceiveStats::default();
         *slot(&self.started) = Some(std::time::Instant::now());
+        self.glass_to_glass_ms.store(NO_DELAY, Ordering::Relaxed);
     }
     /// A decoded frame of the doctor's video (streaming thread).
     pub(crate) fn video_frame(&self) {
@@ -149,7 +209,13 @@ impl ReceivedMedia {
         let (count, total) = slot(&self.freezes).totals();
         s.freeze_count = count;
         s.freeze_seconds = total.as_secs_f64();
+        let g2g = self.glass_to_glass_ms.load(Ordering::Relaxed);
+        s.glass_to_glass_ms = (g2g != NO_DELAY).then_some(g2g as u32);
         s
+    }
+    /// A stamped picture arrived `ms` after its capture (streaming thread).
+    pub(crate) fn set_glass_to_glass_ms(&self, ms: u32) {
+        self.glass_to_glass_ms.store(u64::from(ms), Ordering::Relaxed);
     }
     pub(crate) fn set_stats(&self, stats: ReceiveStats) {
         *slot(&self.stats) = stats;
@@ -345,5 +411,32 @@ mod tests {
         }
         assert_eq!(pictures.take_doctor().map(|f| f.rgba), Some(vec![3; 4]));
         assert_eq!(pictures.take_doctor(), None);
+    }
+
+    #[test]
+    fn summaries_say_what_flows_and_why_it_is_limited() {
+        let sent = SendStats {
+            fps: 29.6,
+            width: 640,
+            height: 360,
+            bitrate_kbps: 612,
+            target_kbps: 650,
+            limit: Some(LimitReason::Bandwidth),
+            rtx_packets: 40,
+            nacks_received: 12,
+            plis_received: 1,
+            fec_percent: 10,
+            loss_percent: 2.5,
+            rtt_ms: Some(90),
+            ..SendStats::default()
+        };
+        assert_eq!(
+            sent.summary(),
+            "640×360 @ 30 fps, 612 of 650 kbit/s, limited by bandwidth; loss 2.5 %, RTT 90 ms; 40 retransmitted for \
+             12 NACK, 1 PLI; FEC 10 %"
+        );
+        let got = ReceiveStats { fps: 25.0, width: 320, height: 180, bitrate_kbps: 300, ..ReceiveStats::default() };
+        assert!(got.summary().starts_with("320×180 @ 25 fps, 300 kbit/s, loss 0.0 %"), "{}", got.summary());
+        assert_eq!(SendStats::default().summary(), "nothing (no call)");
     }
 }

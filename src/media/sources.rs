@@ -8,6 +8,8 @@ use crate::config::{Media, TestPattern};
 pub struct Sources {
     pub video: String,
     pub video_is_test: bool,
+    /// The test picture carries each frame's capture time (`core::frame_stamp`).
+    pub stamp_frames: bool,
     pub audio: String,
     pub audio_is_test: bool,
     pub audio_sink: String,
@@ -71,6 +73,7 @@ impl Sources {
             "auto" if has_capture_device("pcmC", 'p') => "autoaudiosink".to_string(),
             _ => "fakesink sync=true".to_string(),
         };
-        Sources { video, video_is_test, audio, audio_is_test, audio_sink }
+        let stamp_frames = video_is_test && m.test_pattern == TestPattern::Moving;
+        Sources { video, video_is_test, stamp_frames, audio, audio_is_test, audio_sink }
     }
 }

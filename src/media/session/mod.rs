@@ -19,6 +19,7 @@
 
 mod monitor;
 mod remote;
+mod stamp;
 mod tuning;
 
 use gstreamer as gst;
@@ -120,7 +121,7 @@ impl Session {
     /// Builds the pipeline, configures it, starts it and asks webrtcbin for an offer (reported as an event).
     pub(super) fn start(spec: SessionSpec) -> Result<Session, MediaError> {
         let settings = &spec.settings;
-        let rungs = ladder(settings.width, settings.height, settings.framerate);
+        let rungs = settings.degradation_preference.rungs(ladder(settings.width, settings.height, settings.framerate));
         let first_rung = crate::core::adaptation::Ladder::new(
             rungs.clone(),
             settings.start_bitrate_kbps.saturating_sub(tuning::AUDIO_KBPS),
@@ -136,6 +137,11 @@ impl Session {
             settings.jitter_latency_ms,
         ));
         attach_self_view(&pipeline, &spec.live);
+        if spec.sources.stamp_frames
+            && let Some(camera) = pipeline.by_name(element::CAMERA_BALANCE)
+        {
+            stamp::stamp_outgoing(&camera);
+        }
         spec.live.controls.attach(&pipeline);
         configure_ice(&parts.webrtc, &spec.ice_servers, settings.ice_transport_policy);
         configure_transceivers(&parts, &spec.profile, settings.video_fec)?;
@@ -264,14 +270,20 @@ impl Session {
         add_candidate(&self.webrtc, &c);
     }
 
-    /// Asks the video encoder for a keyframe now (as a browser's PLI would).
+    /// Asks the video encoder for a keyframe now (as a browser's PLI would), and the doctor's browser for one (a
+    /// PLI: the same event sent upstream from the doctor's picture reaches rtpsession, which turns it into one).
     pub fn request_keyframe(&self) {
         // What GstVideo's upstream force-key-unit event is: a custom upstream event named GstForceKeyUnit.
-        let event = gst::event::CustomUpstream::new(
-            gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
-        );
+        let event = || {
+            gst::event::CustomUpstream::new(
+                gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
+            )
+        };
         if let Some(pad) = self.encoder.static_pad("src") {
-            pad.send_event(event);
+            pad.send_event(event());
+        }
+        if let Some(pad) = self.pipeline.by_name(remote::DOCTOR_VIDEO).and_then(|sink| sink.static_pad("sink")) {
+            pad.send_event(event());
         }
     }
 

@@ -310,6 +310,7 @@ impl Monitor {
             packets_repaired: repaired,
             freeze_count: 0,
             freeze_seconds: 0.0,
+            glass_to_glass_ms: None,
         });
         self.previous = Previous {
             at: Some(now),

@@ -10,6 +10,9 @@ use std::sync::atomic::Ordering;
 
 use super::super::{LiveMedia, VideoFrame};
 
+/// The appsink that receives the doctor's decoded video.
+pub(super) const DOCTOR_VIDEO: &str = "doctor-video";
+
 /// The least time between two keyframe requests (PLI) the kiosk sends for the doctor's video.
 const MIN_KEYFRAME_REQUEST_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
@@ -81,7 +84,8 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -
     } else {
         gst::Caps::new_any()
     };
-    let sink = gstreamer_app::AppSink::builder().caps(&caps).max_buffers(2).drop(true).sync(false).build();
+    let sink =
+        gstreamer_app::AppSink::builder().name(DOCTOR_VIDEO).caps(&caps).max_buffers(2).drop(true).sync(false).build();
     let live = live.clone();
     sink.set_callbacks(
         gstreamer_app::AppSinkCallbacks::builder()
@@ -94,6 +98,9 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -
                     live.received.height.store(h as u64, Ordering::Relaxed);
                 }
                 live.received.video_frame();
+                if let Some(ms) = super::stamp::glass_to_glass(&sample) {
+                    live.received.set_glass_to_glass_ms(ms);
+                }
                 if want_rgba {
                     let (w, h) = (
                         live.received.width.load(Ordering::Relaxed) as u32,
