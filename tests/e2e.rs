@@ -65,8 +65,21 @@ async fn scenarios() {
     .await;
     assert_eq!(k.status_of(first), AppointmentStatus::InCall);
     assert_eq!(js(&a, "document.getElementById('call-status').textContent").await, json!("Connected"));
+    // The doctor's panel says what is received and what is sent, and whether the sending is limited.
+    wait_for("the panel's video lines", Duration::from_secs(10), || async {
+        let got = js(
+            &a,
+            "document.getElementById('stat-video').textContent + ' | ' + \
+                          document.getElementById('stat-sent-video').textContent",
+        )
+        .await;
+        let text = got.as_str().unwrap_or("").to_string();
+        text.contains(" fps |") && text.contains(" fps, ") && text.contains("limited")
+    })
+    .await;
 
     // 2. The doctor ends it: the appointment is completed and the call recorded.
+    let first_call_id = js(&a, "window.medimitra.call.id").await;
     end_from_page(&a, &k).await;
     assert_eq!(k.status_of(first), AppointmentStatus::Completed);
     let records = k.store.read_blocking(|db| db.call_records(first)).expect("records");
@@ -76,6 +89,19 @@ async fn scenarios() {
     // 3. The kiosk ends it.
     let second = k.checked_in(k.doctor_a);
     call_and_accept(&a, &k, second).await;
+    // The kiosk's `call:ended` for the call the doctor just ended can arrive after the next call has begun (a
+    // doctor who ends and calls the next patient at once; seen in the network bench, where the page then sent no
+    // camera): it must not touch the new call.
+    let stale = json!({ "type": "call:ended", "callId": first_call_id, "reason": "doctor_ended" });
+    a.execute("window.medimitra.signal.handlers['call:ended'](arguments[0]); return true;", vec![stale])
+        .await
+        .expect("deliver the stale message");
+    let frames = k.kiosk_status().remote_video_frames;
+    wait_for("the doctor's video still arriving at the kiosk", Duration::from_secs(5), || async {
+        k.kiosk_status().remote_video_frames > frames + 15
+    })
+    .await;
+    assert_eq!(js(&a, "document.getElementById('call-status').textContent").await, json!("Connected"));
     assert!(k.control(ControlCommand::End).ok);
     wait_for("the page to show the patient ended", Duration::from_secs(10), || async {
         banner(&a).await.contains("The patient ended the call")
@@ -271,5 +297,50 @@ async fn stop_and_kill() {
     })
     .await;
     assert_eq!(js(&a, "window.medimitra.call.id").await, json!(null));
+    a.close().await.expect("close");
+}
+
+#[test]
+fn glass_to_glass_delay_is_measured_both_ways() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace("glass_to_glass_delay_is_measured_both_ways");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(glass_to_glass());
+}
+
+/// The kiosk's moving test picture carries capture times that the page reads from the decoded video; the page's
+/// stamped camera (`measure.js`) carries them the other way and the kiosk reads them from its decoded pictures.
+async fn glass_to_glass() {
+    let k = KioskProcess::start_in(support::kiosk::Where {
+        width: 640,
+        height: 360,
+        media: "test_pattern = \"moving\"\n".into(),
+        ..Default::default()
+    });
+    let (_driver, driver_port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(driver_port, &profiles.path().join("a")).await;
+    let id = k.checked_in(k.doctor_a);
+    login(&a, &k.url, "asha@clinic.in").await;
+    inject_measure(&a).await;
+    assert_eq!(js(&a, "window.mmMeasure.useStampedCamera()").await, json!(true));
+    assert_eq!(js(&a, "window.mmMeasure.watch(document.getElementById('remote-video'))").await, json!(true));
+    call_and_accept(&a, &k, id).await;
+    wait_for("stamped pictures read at both ends", Duration::from_secs(20), || async {
+        js(&a, "window.mmMeasure.samples.length > 10").await == json!(true)
+            && k.kiosk_status().receiving.glass_to_glass_ms.is_some()
+    })
+    .await;
+    let page = js(&a, "window.mmMeasure.take()").await;
+    let kiosk_ms = k.kiosk_status().receiving.glass_to_glass_ms.expect("kiosk's reading");
+    let page_ms = page["median"].as_u64().expect("page's median");
+    println!("glass to glass: kiosk -> page {page_ms} ms, page -> kiosk {kiosk_ms} ms");
+    // Delays, not garbage (a misread stamp gives any 32-bit value). Not a latency target: with the other browser
+    // tests running beside it on two cores the first seconds of a call can lag by a second or more; the delays
+    // themselves are measured by the network bench.
+    assert!(page_ms < 5000 && kiosk_ms < 5000, "kiosk -> page {page_ms} ms, page -> kiosk {kiosk_ms} ms");
+    end_from_page(&a, &k).await;
     a.close().await.expect("close");
 }

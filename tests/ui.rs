@@ -344,6 +344,7 @@ fn the_technician_screen_needs_the_pin() {
     assert!(lines.contains("Video encoder: software-"), "{lines}");
     assert!(lines.contains("Camera: none (test picture)"), "{lines}");
     assert!(lines.contains("AB:CD"), "{lines}");
+    assert!(lines.contains("Sending: nothing (no call)\nReceiving: nothing (no call)"), "{lines}");
     assert_eq!(tech.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
     assert!(tech.get_qr().size().width > 0, "the URL as a QR code");
     press(w, "Close");

@@ -367,11 +367,11 @@ impl Service {
             DoctorMessage::Candidate { session_id, candidate } => {
                 Event::DoctorCandidate { conn, session_id, candidate }
             }
-            DoctorMessage::SessionFailed { session_id, reason } => Event::DoctorSessionFailed {
-                conn,
-                session_id,
-                reason: reason.unwrap_or_else(|| "the browser reported failure".into()),
-            },
+            DoctorMessage::SessionFailed { session_id, reason } => {
+                let reason = reason.unwrap_or_else(|| "the browser reported failure".into());
+                tracing::info!(session = %session_id, %reason, "the doctor's browser reports the media session failed");
+                Event::DoctorSessionFailed { conn, session_id, reason }
+            }
         };
         self.event(event).await;
     }

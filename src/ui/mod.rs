@@ -119,6 +119,7 @@ impl Screens {
         }
         controllers::welcome::tick(self);
         controllers::call::tick(self);
+        controllers::technician::tick(self);
         // Screens a patient may walk away from return to Welcome and forget them.
         let screen = self.window.global::<KioskAdapter>().get_screen();
         let idle = self.since.get().elapsed() >= Duration::from_secs(self.ctx.config.ui.return_to_welcome_secs.into());

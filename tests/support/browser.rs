@@ -13,12 +13,19 @@ use super::{KillOnDrop, PASSWORD, wait_for};
 
 /// chromedriver on a port it picks itself (`--port=0`; it prints the port once it listens), and its port.
 pub fn start_chromedriver() -> (KillOnDrop, u16) {
-    let mut child = Command::new("chromedriver")
-        .arg("--port=0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver");
+    chromedriver(Command::new("chromedriver"))
+}
+
+/// chromedriver (and the browsers it starts) inside network namespace `ns`; its port is on that namespace's
+/// loopback (see `natlab::forward_into`).
+pub fn start_chromedriver_in(ns: &str) -> (KillOnDrop, u16) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "chromedriver"]);
+    chromedriver(cmd)
+}
+
+fn chromedriver(mut cmd: Command) -> (KillOnDrop, u16) {
+    let mut child = cmd.arg("--port=0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("chromedriver");
     let out = child.stdout.take().expect("chromedriver's output");
     let proc = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -32,6 +39,15 @@ pub fn start_chromedriver() -> (KillOnDrop, u16) {
     });
     let port = rx.recv_timeout(Duration::from_secs(20)).ok().flatten().expect("chromedriver says its port");
     (proc, port)
+}
+
+/// Glass-to-glass helpers for a page (`measure.js`): `window.mmMeasure`.
+pub const MEASURE_JS: &str = include_str!("measure.js");
+
+/// Installs `window.mmMeasure` in the page now loaded.
+pub async fn inject_measure(c: &Client) {
+    let installed = c.execute("return eval(arguments[0]);", vec![json!(MEASURE_JS)]).await.expect("inject measure.js");
+    assert_eq!(installed, json!(true));
 }
 
 /// Runs `body` as the body of an async function in the page and returns what it returns.
@@ -74,6 +90,11 @@ pub async fn js(c: &Client, expr: &str) -> Value {
 }
 
 pub async fn browser(driver_port: u16, profile: &Path) -> Client {
+    browser_with(driver_port, profile, "--use-fake-device-for-media-stream").await
+}
+
+/// A browser whose fake camera is set by `fake_device` (e.g. `--use-fake-device-for-media-stream=fps=30`).
+pub async fn browser_with(driver_port: u16, profile: &Path, fake_device: &str) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -81,7 +102,7 @@ pub async fn browser(driver_port: u16, profile: &Path) -> Client {
             "binary": "/usr/bin/chromium",
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                fake_device, "--use-fake-ui-for-media-stream",
                 "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run",
                 format!("--user-data-dir={}", profile.display()),

@@ -140,6 +140,9 @@ pub struct Where {
     pub calls: String,
     /// Environment for the kiosk process.
     pub env: Vec<(String, String)>,
+    /// An X display (e.g. Xvfb's) for the touch UI in a winit window with the software renderer; headless
+    /// without one.
+    pub display: Option<String>,
 }
 
 /// A running `medimitra serve --headless` with accounts, a patient and appointments.
@@ -172,7 +175,11 @@ impl KioskProcess {
     }
 
     pub fn start_in(at: Where) -> KioskProcess {
-        let Where { width, height, netns, listen, url, extra_config, media, calls, env } = at;
+        let Where { width, height, netns, listen, url, extra_config, media, calls, mut env, display } = at;
+        if let Some(d) = display {
+            env.push(("DISPLAY".into(), d));
+            env.push(("MEDIMITRA_UI_BACKEND".into(), "winit-software".into()));
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_path_buf();
         let store = medimitra::store::Store::open_in(&data).expect("store");
@@ -272,7 +279,7 @@ impl KioskProcess {
     }
 }
 
-/// Starts `medimitra serve --headless` and waits for the URL it prints.
+/// Starts `medimitra serve` (`--headless` unless `env` names a `DISPLAY`) and waits for the URL it prints.
 fn spawn_serve(
     config: &std::path::Path,
     data: &std::path::Path,
@@ -293,7 +300,9 @@ fn spawn_serve(
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .args(["serve", "--headless", "--listen", listen])
+        .arg("serve")
+        .args(if env.iter().any(|(k, _)| k == "DISPLAY") { None } else { Some("--headless") })
+        .args(["--listen", listen])
         .env("RUST_LOG", std::env::var("KIOSK_LOG").unwrap_or_else(|_| "warn,medimitra=info".into()))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())

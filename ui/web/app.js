@@ -159,6 +159,8 @@ const call = {
   state: "idle",
   stats: {},
   timing: null,
+  // The call this page last ended itself: the kiosk's late word of that end is not about the next call.
+  lastEndedId: null,
 
   capabilities() {
     const caps = (window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities("video")) || { codecs: [] };
@@ -281,12 +283,15 @@ const call = {
   },
 
   onEnded(m) {
+    // The end of a call other than this one (the one the doctor just ended, its message late) changes nothing.
+    if (m.callId && ((this.id && m.callId !== this.id) || (!this.id && m.callId === this.lastEndedId))) return;
     banner(END_MESSAGES[m.reason] || `The call ended (${m.reason}).`, m.reason !== "doctor_ended");
     this.cleanup();
   },
 
   end() {
     if (this.id) signal.send({ type: "call:end", callId: this.id, reason: "doctor" });
+    this.lastEndedId = this.id;
     this.cleanup();
     banner(END_MESSAGES.doctor_ended);
   },
@@ -437,6 +442,9 @@ const call = {
     $("stat-loss").textContent = total ? `${((100 * s.lost) / total).toFixed(1)} %` : "–";
     $("stat-rtt").textContent = s.rtt !== null ? `${Math.round(s.rtt * 1000)} ms` : "–";
     $("stat-video").textContent = s.width ? `${s.width}×${s.height} @ ${Math.round(s.fps)} fps` : "–";
+    // What this browser sends, and why it sends less than its camera could (bandwidth, cpu; none).
+    const limit = s.qualityLimitation && s.qualityLimitation !== "none" ? `limited by ${s.qualityLimitation}` : "not limited";
+    $("stat-sent-video").textContent = s.sentWidth ? `${s.sentWidth}×${s.sentHeight} @ ${Math.round(s.sentFps)} fps, ${limit}` : "–";
     $("stat-repair").textContent =
       `${s.retransmittedReceived} retransmitted, ${s.fecReceived} FEC; asked ${s.nacksSent} NACK, ${s.plisSent} PLI`;
     $("stat-freezes").textContent = `${s.freezeCount} (${s.freezeSeconds.toFixed(1)} s)`;

@@ -12,6 +12,18 @@ use super::super::{KioskAdapter, Screen, Screens, TechnicianAdapter, model, qr_i
 pub(crate) struct Technician {
     pin_failures: Cell<u32>,
     locked_until: Cell<Option<Instant>>,
+    /// When the screen's lines were last filled: they are refreshed every second while it shows.
+    filled_at: Cell<Option<Instant>>,
+}
+
+/// Refreshes the technician screen's lines (the call's sending and receiving figures change) once a second.
+pub(crate) fn tick(s: &Screens) {
+    if s.window.global::<KioskAdapter>().get_screen() != Screen::Technician {
+        return;
+    }
+    if s.technician.filled_at.get().is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        fill(s);
+    }
 }
 
 const MAX_PIN_FAILURES: u32 = 5;
@@ -39,7 +51,7 @@ pub(crate) fn wire(s: &Rc<Screens>) {
         let locked = t.locked_until.get().is_some_and(|until| now < until);
         if !locked && model::pin_matches(&s.ctx.config.ui.technician_pin, &pin) {
             t.pin_failures.set(0);
-            fill(&s);
+            open(&s);
             s.show(Screen::Technician);
             return;
         }
@@ -86,11 +98,20 @@ fn fill(s: &Screens) {
             s.ctx.fingerprint.as_deref().unwrap_or("(files from the configuration)")
         ),
         format!("Call: {}", status.call),
+        format!("Sending: {}", status.sending.summary()),
+        format!("Receiving: {}", status.receiving.summary()),
         format!("Version: {}", env!("CARGO_PKG_VERSION")),
     ];
+    s.technician.filled_at.set(Some(Instant::now()));
     let g = s.window.global::<TechnicianAdapter>();
     g.set_lines(lines.join("\n").into());
     g.set_errors(crate::logring::recent().join("\n").into());
+}
+
+/// The screen as it opens: its lines, and the doctor's URL with its QR code (these do not change).
+fn open(s: &Screens) {
+    fill(s);
+    let g = s.window.global::<TechnicianAdapter>();
     g.set_doctor_url(s.ctx.doctor_url.as_str().into());
     if let Some(img) = qr_image(&s.ctx.doctor_url) {
         g.set_qr(img);
