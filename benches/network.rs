@@ -1,0 +1,711 @@
+//! `cargo bench --bench network`: calls on shaped links, the kiosk ↔ Chromium beside Chromium ↔ Chromium in the
+//! same run, in the NAT lab (`tests/support/natlab.rs`: both ends behind symmetric NATs, coturn between them; the
+//! "kiosk side" — the kiosk, or a Chromium in the kiosk's namespace — has its link shaped by `netlab` with each
+//! profile of `netlab::PROFILES`, both directions).
+//!
+//! Per profile and pair: a measured call (BENCH_CALL_SECS, default 60 s, from the moment media flows both ways) and,
+//! for the kiosk, BENCH_EXTRA_CALLS (default 3) short calls that count towards call success and set-up time. On the
+//! clean link also: time to video both ways after a 10 s cut, and glass-to-glass delay both ways (stamped pictures,
+//! `core::frame_stamp` and `tests/support/measure.js`).
+//!
+//! Pictures: the kiosk sends its moving 1280×720 test picture (H.264, `software-x264`); the Chromiums send their fake
+//! camera at 1280×720@30 and prefer H.264 as well. Receive figures come from the receiver: Chromium's `inbound-rtp`
+//! statistics (`framesDecoded`, `totalFreezesDuration`, …) and the kiosk's own (`call status` → `receiving`, its
+//! freeze meter counts freezes as Chromium does). The browsers' SDP and candidates are relayed by this harness
+//! (trickle, as the old web app's Socket.IO did); the kiosk uses its own signaling.
+//!
+//! Environment: BENCH_CALL_SECS, BENCH_EXTRA_CALLS, BENCH_PROFILES (comma-separated names, default all),
+//! BENCH_OUT (JSON results, default target/bench-network.json). Without `--bench` (a smoke run under `cargo test
+//! --benches`) one clean profile with 8 s calls.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use fantoccini::Client;
+use medimitra::calls::control::ControlCommand;
+use medimitra::core::CallState;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::KillOnDrop;
+use support::browser::*;
+use support::kiosk::{INSIDE, KioskProcess};
+use support::natlab::*;
+use support::netlab::{LinkProfile, PROFILES, Shaping};
+
+const LAB: &str = "MM_NETLAB";
+/// Chromium's fake camera at 30 fps (its default is 20).
+const FAKE_CAMERA: &str = "--use-fake-device-for-media-stream=fps=30";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The harness's helpers in every page: a receiver's video statistics, and a browser-to-browser call.
+const BENCH_JS: &str = r#"
+// Every peer connection's ICE state changes, timed (Unix ms), for the notes.
+if (!window.mmIceLog) {
+  window.mmIceLog = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    pc.addEventListener("iceconnectionstatechange", () => window.mmIceLog.push([Date.now(), pc.iceConnectionState]));
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+}
+// The doctor's page's signaling messages and camera requests, timed, for the notes of a failed call.
+window.mmMsgLog = [];
+if (window.medimitra && !window.mmWrapped) {
+  window.mmWrapped = true;
+  const h = window.medimitra.signal.handlers;
+  for (const k of Object.keys(h)) {
+    const f = h[k];
+    h[k] = (m) => { window.mmMsgLog.push([Date.now() % 100000, k, JSON.stringify(m).slice(0, 60)]); return f(m); };
+  }
+  const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (c) => {
+    window.mmMsgLog.push([Date.now() % 100000, "getUserMedia"]);
+    try { const s = await gum(c); window.mmMsgLog.push([Date.now() % 100000, "camera ok"]); return s; }
+    catch (e) { window.mmMsgLog.push([Date.now() % 100000, "camera failed " + e.name + " " + e.message]); throw e; }
+  };
+}
+window.mmBench = {
+  async inbound(pc) {
+    if (!pc) return null;
+    const r = await pc.getStats();
+    let v = null;
+    r.forEach((x) => { if (x.type === "inbound-rtp" && x.kind === "video") v = x; });
+    if (!v) return null;
+    return {
+      frames: v.framesDecoded || 0, freezeSeconds: v.totalFreezesDuration || 0, width: v.frameWidth || 0,
+      height: v.frameHeight || 0, bytes: v.bytesReceived || 0, lost: v.packetsLost || 0,
+      received: v.packetsReceived || 0, rtx: v.retransmittedPacketsReceived || 0, fec: v.fecPacketsReceived || 0,
+      jbDelay: v.jitterBufferDelay || 0, jbEmitted: v.jitterBufferEmittedCount || 0,
+    };
+  },
+};
+window.b2b = {
+  pc: null, cands: [],
+  async peer(iceServers) {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720, frameRate: 30 } });
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+    this.stream = stream;
+    this.cands = [];
+    pc.onicecandidate = (e) => { if (e.candidate) this.cands.push(e.candidate.toJSON()); };
+    stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind === "video") {
+        const caps = RTCRtpReceiver.getCapabilities("video").codecs;
+        t.setCodecPreferences([...caps.filter((c) => c.mimeType === "video/H264"), ...caps.filter((c) => c.mimeType !== "video/H264")]);
+      }
+    }
+    pc.ontrack = (ev) => {
+      if (ev.track.kind !== "video") return;
+      let v = document.getElementById("b2b-remote");
+      if (!v) {
+        v = document.createElement("video");
+        v.id = "b2b-remote"; v.muted = true; v.autoplay = true; v.playsInline = true;
+        document.body.append(v);
+      }
+      v.srcObject = new MediaStream([ev.track]);
+      if (window.mmMeasure && window.mmMeasure.watching) window.mmMeasure.watch(v);
+    };
+    return pc;
+  },
+  async offer(iceServers) {
+    const pc = await this.peer(iceServers);
+    await pc.setLocalDescription(await pc.createOffer());
+    return pc.localDescription.sdp;
+  },
+  async answer(iceServers, sdp) {
+    const pc = await this.peer(iceServers);
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    return pc.localDescription.sdp;
+  },
+  async accept(sdp) { await this.pc.setRemoteDescription({ type: "answer", sdp }); return true; },
+  take() { return this.cands.splice(0); },
+  async add(list) { for (const c of list) { try { await this.pc.addIceCandidate(c); } catch (e) {} } return true; },
+  hangup() {
+    if (this.pc) this.pc.close();
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.pc = null;
+    const v = document.getElementById("b2b-remote");
+    if (v) v.remove();
+    return true;
+  },
+};
+true
+"#;
+
+async fn inject(c: &Client) {
+    let ok = c.execute("return eval(arguments[0]);", vec![json!(BENCH_JS)]).await.expect("inject the bench's helpers");
+    assert_eq!(ok, json!(true));
+    inject_measure(c).await;
+}
+
+/// One reading of a video receiver, cumulative counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reading {
+    at: f64,
+    frames: f64,
+    freeze_s: f64,
+    width: u32,
+    height: u32,
+    bytes: f64,
+    lost: f64,
+    received: f64,
+    repaired: f64,
+    fec: f64,
+}
+
+/// Who receives a direction's video.
+#[derive(Clone, Copy)]
+enum Receiver<'a> {
+    /// The doctor's web app (its peer connection is `window.medimitra.call.pc`).
+    DoctorPage(&'a Client),
+    /// A page's browser-to-browser peer.
+    B2bPage(&'a Client),
+    /// The kiosk, from its call status.
+    Kiosk(&'a KioskProcess),
+}
+
+async fn read(r: Receiver<'_>, t0: Instant) -> Option<Reading> {
+    let at = t0.elapsed().as_secs_f64();
+    let page = |v: Value| -> Option<Reading> {
+        let n = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        (!v.is_null() && v.is_object()).then(|| Reading {
+            at,
+            frames: n("frames"),
+            freeze_s: n("freezeSeconds"),
+            width: n("width") as u32,
+            height: n("height") as u32,
+            bytes: n("bytes"),
+            lost: n("lost"),
+            received: n("received"),
+            repaired: n("rtx"),
+            fec: n("fec"),
+        })
+    };
+    match r {
+        Receiver::DoctorPage(c) => {
+            page(js_async(c, "return await window.mmBench.inbound(window.medimitra.call.pc);").await)
+        }
+        Receiver::B2bPage(c) => page(js_async(c, "return await window.mmBench.inbound(window.b2b.pc);").await),
+        Receiver::Kiosk(k) => {
+            let s = k.kiosk_status();
+            Some(Reading {
+                at,
+                frames: s.remote_video_frames as f64,
+                freeze_s: s.receiving.freeze_seconds,
+                width: s.receiving.width,
+                height: s.receiving.height,
+                // The kiosk reports rates, not byte counts: integrate its bitrate over the reading interval.
+                bytes: s.receiving.bitrate_kbps as f64,
+                lost: s.receiving.loss_percent,
+                received: 0.0,
+                repaired: s.receiving.packets_repaired as f64,
+                fec: 0.0,
+            })
+        }
+    }
+}
+
+/// What one direction of one call delivered.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Direction {
+    fps_median: f64,
+    fps_p10: f64,
+    frozen_s_per_min: f64,
+    /// The resolution shown most of the time.
+    resolution: String,
+    kbps: f64,
+    loss_pct: f64,
+    retransmitted: f64,
+    fec: f64,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn summarise(rs: &[Reading], kiosk: bool) -> Direction {
+    let (Some(first), Some(last)) = (rs.first(), rs.last()) else { return Direction::default() };
+    let secs = (last.at - first.at).max(0.001);
+    let fps: Vec<f64> = rs.windows(2).map(|w| (w[1].frames - w[0].frames) / (w[1].at - w[0].at).max(0.001)).collect();
+    let mut sizes: Vec<(u32, u32)> = rs.iter().filter(|r| r.width > 0).map(|r| (r.width, r.height)).collect();
+    sizes.sort();
+    let mode = sizes
+        .chunk_by(|a, b| a == b)
+        .max_by_key(|c| c.len())
+        .map_or("-".to_string(), |c| format!("{}x{}", c[0].0, c[0].1));
+    let (kbps, loss_pct) = if kiosk {
+        // Rates as the kiosk reports them each half second: their mean.
+        let n = rs.len() as f64;
+        (rs.iter().map(|r| r.bytes).sum::<f64>() / n, rs.iter().map(|r| r.lost).sum::<f64>() / n)
+    } else {
+        let lost = last.lost - first.lost;
+        let got = last.received - first.received;
+        (
+            (last.bytes - first.bytes) * 8.0 / 1000.0 / secs,
+            if lost + got > 0.0 { 100.0 * lost / (lost + got) } else { 0.0 },
+        )
+    };
+    Direction {
+        fps_median: percentile(&fps, 0.5),
+        fps_p10: percentile(&fps, 0.1),
+        frozen_s_per_min: (last.freeze_s - first.freeze_s) / secs * 60.0,
+        resolution: mode,
+        kbps,
+        loss_pct,
+        retransmitted: last.repaired - first.repaired,
+        fec: last.fec - first.fec,
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct CallResult {
+    profile: String,
+    pair: String,
+    ok: bool,
+    setup_s: Option<f64>,
+    measured_s: f64,
+    /// Kiosk side → doctor side.
+    to_doctor: Option<Direction>,
+    /// Doctor side → kiosk side.
+    to_kiosk: Option<Direction>,
+    cut_recovery_s: Option<f64>,
+    /// Each direction's return after the cut: (to the doctor side, to the kiosk side), seconds.
+    cut_recovery_each_s: (Option<f64>, Option<f64>),
+    note: String,
+}
+
+/// Waits until both receivers have decoded at least `more` frames beyond `base`; the time taken, or `None` after
+/// `limit`.
+async fn until_frames(a: Receiver<'_>, b: Receiver<'_>, base: (f64, f64), more: f64, limit: Duration) -> Option<f64> {
+    match until_each(a, b, base, more, limit).await {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    }
+}
+
+/// When each receiver had decoded `more` frames beyond its `base` (seconds from now), within `limit`.
+async fn until_each(
+    a: Receiver<'_>,
+    b: Receiver<'_>,
+    base: (f64, f64),
+    more: f64,
+    limit: Duration,
+) -> (Option<f64>, Option<f64>) {
+    let t = Instant::now();
+    let (mut ta, mut tb) = (None, None);
+    while t.elapsed() < limit && (ta.is_none() || tb.is_none()) {
+        if ta.is_none() && read(a, t).await.is_some_and(|r| r.frames >= base.0 + more) {
+            ta = Some(t.elapsed().as_secs_f64());
+        }
+        if tb.is_none() && read(b, t).await.is_some_and(|r| r.frames >= base.1 + more) {
+            tb = Some(t.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (ta, tb)
+}
+
+/// Reads both receivers every second for `secs`; then, if `cut` is given, cuts the link for 10 s and times the
+/// video's return both ways.
+async fn measure(
+    to_doctor: Receiver<'_>,
+    to_kiosk: Receiver<'_>,
+    secs: u64,
+    cut: Option<&Shaping>,
+    r: &mut CallResult,
+) {
+    let t0 = Instant::now();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..=secs {
+        let next = t0.elapsed() + Duration::from_secs(1);
+        if let Some(x) = read(to_doctor, t0).await {
+            a.push(x);
+        }
+        if let Some(x) = read(to_kiosk, t0).await {
+            b.push(x);
+        }
+        tokio::time::sleep(next.saturating_sub(t0.elapsed())).await;
+    }
+    let kiosk_receives = matches!(to_kiosk, Receiver::Kiosk(_));
+    let (da, db) = (summarise(&a, false), summarise(&b, kiosk_receives));
+    // Both ways alive at the end: frames in the last 5 s.
+    let alive = |v: &[Reading]| v.len() >= 2 && v[v.len() - 1].frames > v[v.len().saturating_sub(6)].frames;
+    r.ok = alive(&a) && alive(&b);
+    if !r.ok {
+        r.note = format!("video stopped: to the doctor side {}, to the kiosk side {}", alive(&a), alive(&b));
+    }
+    r.measured_s = t0.elapsed().as_secs_f64();
+    r.to_doctor = Some(da);
+    r.to_kiosk = Some(db);
+    if let Some(shaping) = cut {
+        let unix_ms =
+            || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        r.note.push_str(&format!("cut at {}; ", unix_ms()));
+        shaping.cut();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let t = Instant::now();
+        let base =
+            (read(to_doctor, t).await.map_or(0.0, |x| x.frames), read(to_kiosk, t).await.map_or(0.0, |x| x.frames));
+        r.note.push_str(&format!("restored at {}; ", unix_ms()));
+        shaping.restore();
+        // Timed from the moment the network returns.
+        let each = until_each(to_doctor, to_kiosk, base, 2.0, Duration::from_secs(40)).await;
+        r.cut_recovery_each_s = each;
+        let back = match each {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        };
+        r.cut_recovery_s = back;
+        if back.is_none() {
+            r.note.push_str("video did not come back within 40 s of the cut's end; ");
+        }
+    }
+}
+
+/// A kiosk ↔ doctor's page call: the doctor calls, the patient accepts at once.
+async fn kiosk_call(
+    k: &KioskProcess,
+    doctor: &Client,
+    profile: &LinkProfile,
+    secs: u64,
+    cut: Option<&Shaping>,
+) -> CallResult {
+    let mut r = CallResult { profile: profile.name.into(), pair: "kiosk<->chromium".into(), ..Default::default() };
+    let id = k.checked_in(k.doctor_a);
+    js(doctor, "(window.mmMsgLog = []) && true").await;
+    js(doctor, &format!("window.medimitra.call.start({id}, 'Meena') && true")).await;
+    let rang = wait_until(Duration::from_secs(15), || async { k.kiosk_status().call == CallState::Incoming }).await;
+    if !rang {
+        r.note = "the kiosk did not ring".into();
+        return r;
+    }
+    let t = Instant::now();
+    k.control(ControlCommand::Accept);
+    let (page, kiosk) = (Receiver::DoctorPage(doctor), Receiver::Kiosk(k));
+    r.setup_s =
+        until_frames(page, kiosk, (0.0, 0.0), 1.0, Duration::from_secs(20)).await.map(|_| t.elapsed().as_secs_f64());
+    if r.setup_s.is_none() {
+        let page = js(
+            doctor,
+            "(() => { const c = window.medimitra.call; return { state: c.state, pc: c.pc && c.pc.connectionState, \
+             ice: c.pc && c.pc.iceConnectionState, frames: c.stats.framesDecoded, camera: !!c.local, \
+             sent: c.stats.bytesOut, banner: document.getElementById('banner').textContent, \
+             log: window.mmMsgLog.slice(-12) }; })()",
+        )
+        .await;
+        r.note = format!("no media both ways within 20 s of the accept: page {page}, kiosk {:?}", k.kiosk_status());
+    } else {
+        let session = k.kiosk_status().media_session;
+        measure(page, kiosk, secs, cut, &mut r).await;
+        if k.kiosk_status().media_session != session {
+            r.note.push_str("a new media session replaced the first; ");
+        }
+        if k.kiosk_status().call != CallState::InCall {
+            r.ok = false;
+            r.note.push_str("the call did not last; ");
+        }
+    }
+    if cut.is_some() {
+        r.note.push_str(&format!("ICE states at the page: {}; ", js(doctor, "window.mmIceLog.splice(0)").await));
+    }
+    let _ = js(doctor, "document.getElementById('end').click() || true").await;
+    wait_until(Duration::from_secs(15), || async { k.kiosk_status().media_sessions == 0 }).await;
+    r
+}
+
+async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn ice_servers() -> Value {
+    json!([{ "urls": format!("turn:{TURN_ADDR}:3478"), "username": TURN_USER, "credential": TURN_PASSWORD }])
+}
+
+/// A Chromium ↔ Chromium call: `ks` (in the kiosk's namespace) offers, `ds` (the doctor's) answers; the harness
+/// relays the descriptions and trickles the candidates both ways.
+async fn browser_call(ks: &Client, ds: &Client, profile: &LinkProfile, secs: u64, cut: Option<&Shaping>) -> CallResult {
+    let mut r = CallResult { profile: profile.name.into(), pair: "chromium<->chromium".into(), ..Default::default() };
+    let t = Instant::now();
+    negotiate(ks, ds).await;
+    let (to_doctor, to_kiosk) = (Receiver::B2bPage(ds), Receiver::B2bPage(ks));
+    // Trickle until media flows both ways (bounded), then keep passing late candidates while measuring.
+    let limit = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < limit {
+        trickle(ks, ds).await;
+        let (a, b) = (read(to_doctor, t).await, read(to_kiosk, t).await);
+        if a.is_some_and(|x| x.frames >= 1.0) && b.is_some_and(|x| x.frames >= 1.0) {
+            r.setup_s = Some(t.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if r.setup_s.is_none() {
+        r.note = "no media both ways within 20 s of the offer".into();
+    } else {
+        trickle(ks, ds).await;
+        measure(to_doctor, to_kiosk, secs, cut, &mut r).await;
+    }
+    for c in [ks, ds] {
+        js(c, "window.b2b.hangup()").await;
+    }
+    r
+}
+
+/// `ks` offers, `ds` answers, the harness carries the descriptions.
+async fn negotiate(ks: &Client, ds: &Client) {
+    let offer = js_async(ks, &format!("return await window.b2b.offer({});", ice_servers())).await;
+    let answer = ds
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             window.b2b.answer(arguments[0], arguments[1]).then(done, (e) => done('ERR ' + e));",
+            vec![ice_servers(), offer],
+        )
+        .await
+        .expect("answer");
+    ks.execute_async(
+        "const done = arguments[arguments.length - 1]; window.b2b.accept(arguments[0]).then(done, (e) => done('ERR ' + e));",
+        vec![answer],
+    )
+    .await
+    .expect("accept");
+}
+
+async fn trickle(a: &Client, b: &Client) {
+    for (from, to) in [(a, b), (b, a)] {
+        let list = js(from, "window.b2b.take()").await;
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            to.execute_async(
+                "const done = arguments[arguments.length - 1]; window.b2b.add(arguments[0]).then(done, () => done(false));",
+                vec![list],
+            )
+            .await
+            .expect("add candidates");
+        }
+    }
+}
+
+/// Glass-to-glass delays (ms, medians) both ways over `secs` of a call in progress: (kiosk side → doctor side,
+/// doctor side → kiosk side). The kiosk's own readings are sampled every 100 ms.
+async fn glass_to_glass(to_doctor: &Client, kiosk_side: Result<&Client, &KioskProcess>, secs: u64) -> (f64, f64) {
+    js(to_doctor, "window.mmMeasure.take()").await;
+    if let Ok(c) = kiosk_side {
+        js(c, "window.mmMeasure.take()").await;
+    }
+    let mut kiosk_samples = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if let Err(k) = kiosk_side
+            && let Some(ms) = k.kiosk_status().receiving.glass_to_glass_ms
+        {
+            kiosk_samples.push(f64::from(ms));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = js(to_doctor, "window.mmMeasure.take()").await["median"].as_f64().unwrap_or(f64::NAN);
+    let jb = js_async(
+        to_doctor,
+        "const pc = window.b2b.pc || window.medimitra.call.pc; const s = await window.mmBench.inbound(pc); \
+         return s && s.jbEmitted ? 1000 * s.jbDelay / s.jbEmitted : null;",
+    )
+    .await;
+    println!("  (the doctor side's jitter buffer held frames {jb} ms on average over the call)");
+    let b = match kiosk_side {
+        Ok(c) => js(c, "window.mmMeasure.take()").await["median"].as_f64().unwrap_or(f64::NAN),
+        Err(_) => percentile(&kiosk_samples, 0.5),
+    };
+    (a, b)
+}
+
+fn dir_cells(d: &Option<Direction>) -> String {
+    match d {
+        Some(d) => format!(
+            "{:>5.1} {:>5.1} {:>6.1} {:>9} {:>6.0} {:>5.1} {:>6.0} {:>5.0}",
+            d.fps_median, d.fps_p10, d.frozen_s_per_min, d.resolution, d.kbps, d.loss_pct, d.retransmitted, d.fec
+        ),
+        None => "-".into(),
+    }
+}
+
+fn main() {
+    let Ok(prefix) = std::env::var(LAB) else {
+        let lab = NatLab::create();
+        let status = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("d")])
+            .arg(std::env::current_exe().expect("bench binary"))
+            .args(std::env::args().skip(1))
+            .env(LAB, &lab.prefix)
+            .env(INSIDE, "1")
+            .status()
+            .expect("run inside the lab");
+        drop(lab);
+        std::process::exit(status.code().unwrap_or(1));
+    };
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let secs = if smoke { 8 } else { env_num("BENCH_CALL_SECS", 60) };
+    let extra = if smoke { 1 } else { env_num("BENCH_EXTRA_CALLS", 3) };
+    let wanted: Option<Vec<String>> =
+        std::env::var("BENCH_PROFILES").ok().map(|v| v.split(',').map(str::to_string).collect());
+    let profiles: Vec<LinkProfile> = PROFILES
+        .iter()
+        .copied()
+        .filter(
+            |p| if smoke { p.name == "clean" } else { wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == p.name)) },
+        )
+        .collect();
+    let out = std::env::var("BENCH_OUT")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-network.json").to_string());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::var_os("KIOSK_LOG").is_none() {
+        // SAFETY: set before any thread is started.
+        unsafe { std::env::set_var("KIOSK_LOG", "warn") };
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let lab = NatLab::existing(&prefix);
+        let dir = tempfile::tempdir().expect("dir");
+        let _turn = KillOnDrop(lab.start_turn(dir.path()));
+        let k = kiosk_in_lab(&lab, 1280, 720, "");
+        let profiles_dir = tempfile::tempdir().expect("browser profiles");
+        let (_dd, dport) = start_chromedriver();
+        let (_kd, kport_inside) = start_chromedriver_in(&lab.ns("k"));
+        let kport = forward_into(&lab.ns("k"), kport_inside);
+        let doctor = browser_with(dport, &profiles_dir.path().join("d"), FAKE_CAMERA).await;
+        let kiosk_side = browser_with(kport, &profiles_dir.path().join("k"), FAKE_CAMERA).await;
+        login(&doctor, &k.url, "asha@clinic.in").await;
+        inject(&doctor).await;
+        // The kiosk-side Chromium needs a secure origin for its camera: the kiosk's own page over loopback.
+        kiosk_side.goto(&format!("https://127.0.0.1:{HTTPS_PORT}/")).await.expect("kiosk-side page");
+        inject(&kiosk_side).await;
+
+        let mut results: Vec<CallResult> = Vec::new();
+        let mut g2g = Vec::new();
+        for p in &profiles {
+            println!("== {}", p.name);
+            let shaping = Shaping::kiosk_link(&lab, *p, dir.path());
+            let cut = (p.name == "clean").then_some(&shaping);
+            let r = kiosk_call(&k, &doctor, p, secs, cut).await;
+            println!(
+                "  kiosk:    ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
+                r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
+            );
+            results.push(r);
+            for _ in 0..extra {
+                let r = kiosk_call(&k, &doctor, p, 3, None).await;
+                println!("  kiosk (short): ok {} setup {:?} {}", r.ok, r.setup_s, r.note);
+                results.push(r);
+            }
+            let r = browser_call(&kiosk_side, &doctor, p, secs, cut).await;
+            println!(
+                "  browsers: ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
+                r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
+            );
+            results.push(r);
+            if p.name == "clean" {
+                // Glass to glass: stamped cameras on the pages (the kiosk's moving picture is always stamped).
+                for c in [&doctor, &kiosk_side] {
+                    js(c, "window.mmMeasure.useStampedCamera()").await;
+                }
+                js(&doctor, "window.mmMeasure.watch(document.getElementById('remote-video'))").await;
+                let id = k.checked_in(k.doctor_a);
+                call_and_accept(&doctor, &k, id).await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let (a, b) = glass_to_glass(&doctor, Err(&k), 10).await;
+                println!("  glass to glass, kiosk <-> chromium: to the doctor {a} ms, to the kiosk {b} ms");
+                g2g.push(json!({"pair": "kiosk<->chromium", "to_doctor_ms": a, "to_kiosk_ms": b}));
+                end_from_page(&doctor, &k).await;
+                let (a, b) = browser_g2g(&kiosk_side, &doctor).await;
+                println!("  glass to glass, chromium <-> chromium: to the doctor {a} ms, to the kiosk {b} ms");
+                g2g.push(json!({"pair": "chromium<->chromium", "to_doctor_ms": a, "to_kiosk_ms": b}));
+                // Back to the fake cameras for the next profiles.
+                for c in [&doctor, &kiosk_side] {
+                    js(c, "window.mmMeasure.stop()").await;
+                }
+            }
+            drop(shaping);
+        }
+        report(&results, &g2g, secs);
+        let doc = json!({ "call_secs": secs, "calls": results, "glass_to_glass": g2g });
+        if let Err(e) = std::fs::write(&out, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            println!("could not write {out}: {e}");
+        } else {
+            println!("results: {out}");
+        }
+    });
+}
+
+/// A browser pair call held open while the delays are read.
+async fn browser_g2g(ks: &Client, ds: &Client) -> (f64, f64) {
+    // The pages' pictures are read from the moment the peers show them.
+    for c in [ks, ds] {
+        js(c, "(window.mmMeasure.watching = true)").await;
+    }
+    negotiate(ks, ds).await;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        trickle(ks, ds).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = glass_to_glass(ds, Ok(ks), 10).await;
+    for c in [ks, ds] {
+        js(c, "window.b2b.hangup()").await;
+    }
+    d
+}
+
+fn report(results: &[CallResult], g2g: &[Value], secs: u64) {
+    println!();
+    println!("network bench: {secs} s measured per call; receive figures from the receiver");
+    println!(
+        "{:<28} {:<20} {:<10} {:>5} {:>5} {:>6} {:>9} {:>6} {:>5} {:>6} {:>5}",
+        "profile", "pair", "direction", "fps", "p10", "frz/m", "res", "kbit/s", "loss%", "rtx", "fec"
+    );
+    for r in results.iter().filter(|r| r.measured_s > (secs as f64) * 0.9) {
+        for (dir, d) in [("to doctor", &r.to_doctor), ("to kiosk", &r.to_kiosk)] {
+            println!("{:<28} {:<20} {:<10} {}", r.profile, r.pair, dir, dir_cells(d));
+        }
+        if let Some(c) = r.cut_recovery_s {
+            println!("{:<28} {:<20} video both ways {c:.2} s after a 10 s cut", r.profile, r.pair);
+        }
+    }
+    for pair in ["kiosk<->chromium", "chromium<->chromium"] {
+        let calls: Vec<&CallResult> = results.iter().filter(|r| r.pair == pair).collect();
+        let ok = calls.iter().filter(|r| r.ok).count();
+        let setups: Vec<f64> = calls.iter().filter_map(|r| r.setup_s).collect();
+        println!(
+            "{pair}: {ok} of {} calls succeeded; set-up (accept or offer -> media both ways) median {:.2} s, p95 {:.2} s",
+            calls.len(),
+            percentile(&setups, 0.5),
+            percentile(&setups, 0.95)
+        );
+    }
+    for g in g2g {
+        println!("glass to glass {g}");
+    }
+}
