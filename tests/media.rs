@@ -126,3 +126,59 @@ fn fifty_sessions_in_one_process_leave_no_threads_or_descriptors_behind() {
     assert!(after.0 <= warm.0 + 2, "file descriptors grew from {} to {}", warm.0, after.0);
     assert!(after.1 <= warm.1 + 2, "threads grew from {} to {}", warm.1, after.1);
 }
+
+/// The ladder moves the picture between rungs while a moving picture flows into the encoder, as the session's monitor
+/// does on a lossy link: no step may stop the chain (before `caps-change-mode=delayed` one of the first ~60 steps
+/// did, with `not-negotiated`, and the session failed), and the last step is what leaves the stage.
+#[test]
+fn the_ladder_steps_any_way_while_frames_flow_without_stopping_the_picture() {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use medimitra::core::adaptation::{Rung, ladder as rungs};
+    use medimitra::media::ladder;
+    gst::init().expect("gstreamer");
+    let all: Vec<Rung> = rungs(1280, 720, 30);
+    assert!(all.len() >= 4, "{all:?}");
+    let desc = format!(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=3 \
+         ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+         ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream ! {} \
+         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast threads=2 \
+         ! video/x-h264,profile=(string)constrained-baseline,level=(string)3.1 ! fakesink sync=false",
+        ladder::stage(all[2])
+    );
+    let pipeline = gst::parse::launch(&desc).expect("pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
+    let filter = pipeline.by_name(ladder::NAME).expect("the ladder's capsfilter");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut failure = None;
+    // Every pair of rungs in both directions, again and again, 30 ms apart (a frame at 30 fps).
+    for step in 0..300usize {
+        let rung = all[(step * 7 + step / 3) % all.len()];
+        filter.set_property("caps", ladder::caps(rung));
+        if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(30), &[gst::MessageType::Error]) {
+            failure = Some(format!("step {step} to {rung:?}: {msg:?}"));
+            break;
+        }
+    }
+    let last = all[all.len() - 1];
+    filter.set_property("caps", ladder::caps(last));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut out = None;
+    while failure.is_none() && Instant::now() < deadline {
+        out = filter.static_pad("src").and_then(|p| p.current_caps());
+        let s = out.as_ref().and_then(|c| c.structure(0).map(|s| (s.get::<i32>("width"), s.get::<i32>("height"))));
+        if s == Some((Ok(last.width as i32), Ok(last.height as i32))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pipeline.set_state(gst::State::Null).expect("stopped");
+    assert_eq!(failure, None);
+    let out = out.expect("caps after the last step");
+    let s = out.structure(0).expect("structure");
+    assert_eq!(
+        (s.get::<i32>("width"), s.get::<i32>("height"), s.get::<gst::Fraction>("framerate")),
+        (Ok(last.width as i32), Ok(last.height as i32), Ok(gst::Fraction::new(last.fps as i32, 1)))
+    );
+}

@@ -17,7 +17,7 @@ pub use live::{
 pub use probe::{ProbeOutcome, ProbeReport, probe};
 pub use profile::{BitrateUnit, EncoderProfile, ProfileError};
 pub use ring_tone::RingTone;
-pub use session::Session;
+pub use session::{Session, ladder};
 pub use sources::Sources;
 
 use std::path::Path;

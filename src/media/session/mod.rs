@@ -17,6 +17,7 @@
 //! [`monitor`] reads the statistics every half second and adapts the picture (a resolution and frame-rate ladder),
 //! the rate (when the browser sends no transport-wide feedback), the protection and the jitter buffer's wait.
 
+pub mod ladder;
 mod monitor;
 mod remote;
 mod stamp;
@@ -32,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use super::live::element;
 use super::{EncoderProfile, LiveMedia, MediaError, MediaEvent, Sources, VideoFrame};
 use crate::config::{IceServer, IceTransportPolicy, Media};
-use crate::core::adaptation::ladder;
 use crate::core::media_rules::answer_facts;
 use crate::core::protocol::IceCandidate;
 use tuning::Tuning;
@@ -78,8 +78,6 @@ struct Parts {
     ladder: gst::Element,
 }
 
-/// The name of the capsfilter that sets the picture's rung on the ladder.
-const LADDER: &str = "ladder";
 /// The payload size: room for SRTP, TURN and tunnel headers within common MTUs (as libwebrtc and webrtcsink).
 const MTU: u32 = 1200;
 
@@ -121,13 +119,17 @@ impl Session {
     /// Builds the pipeline, configures it, starts it and asks webrtcbin for an offer (reported as an event).
     pub(super) fn start(spec: SessionSpec) -> Result<Session, MediaError> {
         let settings = &spec.settings;
-        let rungs = settings.degradation_preference.rungs(ladder(settings.width, settings.height, settings.framerate));
+        let rungs = settings.degradation_preference.rungs(crate::core::adaptation::ladder(
+            settings.width,
+            settings.height,
+            settings.framerate,
+        ));
         let first_rung = crate::core::adaptation::Ladder::new(
             rungs.clone(),
             settings.start_bitrate_kbps.saturating_sub(tuning::AUDIO_KBPS),
         )
         .rung();
-        let pipeline = build_pipeline(&spec, monitor::rung_caps(first_rung))?;
+        let pipeline = build_pipeline(&spec, first_rung)?;
         let parts = find_parts(&pipeline)?;
         let tuning = Arc::new(Tuning::new(
             &parts.encoder,
@@ -316,7 +318,7 @@ impl Drop for Session {
 }
 
 /// The pipeline of one session, from its text description (see the diagram at the top of this file).
-fn build_pipeline(spec: &SessionSpec, first_rung: gst::Caps) -> Result<gst::Pipeline, MediaError> {
+fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung) -> Result<gst::Pipeline, MediaError> {
     let (settings, profile, sources) = (&spec.settings, &spec.profile, &spec.sources);
     let (w, h, f) = (settings.width, settings.height, settings.framerate);
     let desc = format!(
@@ -324,7 +326,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: gst::Caps) -> Result<gst::Pipe
          {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
-           ! videoscale ! videorate drop-only=true skip-to-first=true ! capsfilter name={ladder} caps=\"{rung}\" \
+           ! {ladder} \
            ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 mtu={mtu} ! queue ! webrtc. \
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
@@ -340,8 +342,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: gst::Caps) -> Result<gst::Pipe
         mic = element::MIC_VOLUME,
         speaker = element::SPEAKER_VOLUME,
         level = SPEAKER_LEVEL,
-        ladder = LADDER,
-        rung = first_rung,
+        ladder = ladder::stage(first_rung),
         mtu = MTU,
         convert = profile.convert,
         encoder = profile.encoder,
@@ -391,7 +392,7 @@ fn find_parts(pipeline: &gst::Pipeline) -> Result<Parts, MediaError> {
         payloader: find("vpay")?,
         audio_payloader: find("apay")?,
         opus: find("aenc")?,
-        ladder: find(LADDER)?,
+        ladder: find(ladder::NAME)?,
     })
 }
 

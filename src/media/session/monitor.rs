@@ -208,7 +208,7 @@ impl Monitor {
                 "the kiosk's picture changes"
             );
             if let Some(filter) = self.handles.ladder.upgrade() {
-                filter.set_property("caps", rung_caps(decision.rung));
+                filter.set_property("caps", super::ladder::caps(decision.rung));
             }
         }
 
@@ -335,16 +335,6 @@ impl Monitor {
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
-}
-
-/// The raw video caps for a rung (what the ladder's capsfilter asks of the scaler and the frame-rate stage).
-pub(super) fn rung_caps(r: Rung) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("width", r.width as i32)
-        .field("height", r.height as i32)
-        .field("framerate", gst::Fraction::new(r.fps as i32, 1))
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build()
 }
 
 /// webrtcbin's `get-stats`, asked from this thread and waited for at most a second (a stopping pipeline may never
