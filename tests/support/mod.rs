@@ -48,3 +48,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// An Xvfb server of `width`×`height`, stopped when dropped: the display for the touch UI's winit window.
+pub struct Xvfb {
+    _server: KillOnDrop,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        let n = (90..200)
+            .find(|n| {
+                !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .expect("a free X display number");
+        let display = format!(":{n}");
+        let server = KillOnDrop(
+            std::process::Command::new("Xvfb")
+                .args([display.as_str(), "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("Xvfb (apt xvfb)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            assert!(Instant::now() < deadline, "Xvfb did not start on {display}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Xvfb { _server: server, display }
+    }
+}
