@@ -186,6 +186,8 @@ fn main() {
             .env(INSIDE, "1")
             .status()
             .expect("run inside the namespace");
+        // exit() runs no destructors: remove the namespace first.
+        drop(ns);
         std::process::exit(status.code().unwrap_or(1));
     }
     let smoke = !std::env::args().any(|a| a == "--bench");
