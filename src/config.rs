@@ -263,9 +263,9 @@ impl Default for Media {
             width: 1280,
             height: 720,
             framerate: 30,
-            min_bitrate_kbps: 300,
+            min_bitrate_kbps: 100,
             // Low enough that the first keyframes fit a 1 Mbit/s link; congestion control climbs in seconds.
-            start_bitrate_kbps: 800,
+            start_bitrate_kbps: 500,
             max_bitrate_kbps: 2500,
             jitter_latency_ms: 60,
             video_fec: true,

@@ -22,10 +22,10 @@ pub struct Rung {
 /// top. Frame rate stays at the camera's down to 640×360 (what a viewer misses first is motion, then detail).
 pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {
     const STANDARD: [Rung; 5] = [
-        Rung { width: 1280, height: 720, fps: 30, min_kbps: 1100 },
-        Rung { width: 960, height: 540, fps: 30, min_kbps: 650 },
-        Rung { width: 640, height: 360, fps: 30, min_kbps: 350 },
-        Rung { width: 480, height: 270, fps: 20, min_kbps: 220 },
+        Rung { width: 1280, height: 720, fps: 30, min_kbps: 900 },
+        Rung { width: 960, height: 540, fps: 30, min_kbps: 500 },
+        Rung { width: 640, height: 360, fps: 30, min_kbps: 250 },
+        Rung { width: 480, height: 270, fps: 20, min_kbps: 150 },
         Rung { width: 320, height: 180, fps: 15, min_kbps: 0 },
     ];
     let mut rungs: Vec<Rung> = STANDARD
@@ -35,7 +35,7 @@ pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {
         .collect();
     let fits_standard = rungs.first().is_some_and(|r| r.width == width && r.height == height);
     if !fits_standard {
-        let above = STANDARD.iter().rev().find(|r| r.width >= width).map_or(1100, |r| r.min_kbps);
+        let above = STANDARD.iter().rev().find(|r| r.width >= width).map_or(900, |r| r.min_kbps);
         rungs.insert(0, Rung { width, height, fps: fps.max(1), min_kbps: above });
     }
     rungs
@@ -240,6 +240,60 @@ pub fn opus_loss_percent(loss_fraction: f64, lossy_lately: bool) -> u32 {
         (0, false) => 0,
         (p, _) => p.clamp(5, 25),
     }
+}
+
+/// The round trip to the browser as last measured. Most statistics readings carry no new RTCP report, so a reading
+/// without one keeps the last measurement (before this, each such reading reset the jitter buffer's wait to its
+/// floor and the next report set it back: on a 600 ms satellite round trip the wait jumped between 200 and 400 ms
+/// every half second and the doctor's picture froze).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundTrip {
+    last: Option<Duration>,
+}
+
+impl RoundTrip {
+    /// Takes this reading's measurement, if any, and returns the round trip to act on.
+    pub fn update(&mut self, measured: Option<Duration>) -> Option<Duration> {
+        if let Some(rtt) = measured.filter(|r| !r.is_zero()) {
+            self.last = Some(rtt);
+        }
+        self.last
+    }
+}
+
+/// Share of what is left after the audio that is kept free for retransmissions and packet headers (RTP, SRTP, UDP,
+/// TURN): the encoder and its FEC get the rest.
+pub const SEND_RESERVE_PERCENT: u32 = 15;
+
+/// How an estimate for everything the kiosk sends is shared out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSplit {
+    /// The video encoder's target (kbit/s).
+    pub video_kbps: u32,
+    /// ULPFEC protection (percent of the video's packets).
+    pub fec_percent: u32,
+}
+
+/// Shares `estimate_kbps` (congestion control's estimate for everything sent) out: the audio first, then
+/// [`SEND_RESERVE_PERCENT`] of the rest for retransmissions and headers, then the video and its FEC. The video stays
+/// within `min_video_kbps..=max_video_kbps`; when the video at its floor and the FEC wanted (`wanted_fec_percent`,
+/// from [`video_fec_percent`]) would not fit, the FEC gives way (to none), so protection never pushes the total over
+/// the estimate and turns a slow link's queue into loss (seen at 500 kbit/s: 40 % FEC on a 300 kbit/s floor, 30 %
+/// loss, the picture frozen).
+pub fn split_send_budget(
+    estimate_kbps: u32,
+    audio_kbps: u32,
+    wanted_fec_percent: u32,
+    (min_video_kbps, max_video_kbps): (u32, u32),
+) -> SendSplit {
+    let room = u64::from(estimate_kbps.saturating_sub(audio_kbps)) * u64::from(100 - SEND_RESERVE_PERCENT) / 100;
+    let ideal = room * 100 / (100 + u64::from(wanted_fec_percent));
+    let video = ideal.clamp(u64::from(min_video_kbps), u64::from(max_video_kbps.max(min_video_kbps)));
+    let fits = if room > video { (room - video) * 100 / video.max(1) } else { 0 };
+    let fec = u64::from(wanted_fec_percent).min(fits);
+    // Below 5 % ULPFEC protects too few packets to matter.
+    let fec = if fec < 5 { 0 } else { fec };
+    SendSplit { video_kbps: video as u32, fec_percent: fec as u32 }
 }
 
 /// ULPFEC protection for video (percent of media packets), from the loss left after retransmission can act: none

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::super::{LiveMedia, ReceiveStats, SendStats};
 use super::tuning::Tuning;
 use crate::core::adaptation::{
-    AdaptInput, Ladder, ReportRateControl, Rung, opus_loss_percent, video_fec_percent, video_jitter_latency,
+    AdaptInput, Ladder, ReportRateControl, RoundTrip, Rung, opus_loss_percent, video_fec_percent, video_jitter_latency,
 };
 
 const EVERY: Duration = Duration::from_millis(500);
@@ -88,6 +88,7 @@ struct Monitor {
     opus_loss: u32,
     /// The kiosk's loss as the browser sees it, smoothed over a few seconds (feedback batches are noisy).
     smoothed_loss: f64,
+    round_trip: RoundTrip,
     /// Whether media has started to leave (packets sent grew): the encoder's health counts only from then on.
     flowing: bool,
 }
@@ -132,6 +133,7 @@ impl Monitor {
             last_loss_at: None,
             opus_loss: 0,
             smoothed_loss: 0.0,
+            round_trip: RoundTrip::default(),
             flowing: false,
         }
     }
@@ -166,7 +168,8 @@ impl Monitor {
         let report = video_ssrc
             .and_then(|s| reading.remote_inbound.get(&s))
             .or_else(|| audio_ssrc.and_then(|s| reading.remote_inbound.get(&s)));
-        let rtt = report.and_then(|r| r.0).filter(|r| *r > 0.0).map(Duration::from_secs_f64);
+        let measured_rtt = report.and_then(|r| r.0).filter(|r| *r > 0.0).map(Duration::from_secs_f64);
+        let rtt = self.round_trip.update(measured_rtt);
         if let Some(rtt) = rtt {
             self.tuning.rtt_ms.store(rtt.as_millis() as u32, Ordering::Relaxed);
         }
@@ -179,16 +182,24 @@ impl Monitor {
         }
 
         // The rate: Google congestion control's estimate, or the receiver reports when the browser sends no feedback.
+        // The FEC the loss calls for; the budget below decides how much of it fits.
+        let fec_wanted = if self.limits.video_fec && facts.as_ref().is_some_and(|f| f.ulpfec) {
+            video_fec_percent(loss, rtt.unwrap_or_default())
+        } else {
+            0
+        };
+        self.tuning.fec_wanted.store(fec_wanted, Ordering::Relaxed);
         let twcc = facts.as_ref().is_none_or(|f| f.transport_cc);
-        let budget = if twcc {
+        let (budget, total) = if twcc {
             let estimate = self.tuning.estimate_kbps.load(Ordering::Relaxed);
-            self.tuning.video_budget(if estimate == 0 { self.limits.start_kbps } else { estimate })
+            let total = if estimate == 0 { self.limits.start_kbps } else { estimate };
+            (self.tuning.video_budget(total), total)
         } else {
             let total = self.reports.on_report(since_start, report_loss, sent_kbps);
             let video = self.tuning.video_budget(total);
             self.tuning.set_encoder_bitrate(video);
             self.live.sent.video_bitrate_kbps.store(u64::from(video), Ordering::Relaxed);
-            video
+            (video, total)
         };
 
         // The picture: the ladder, fed only once media flows (before that the encoder may wait on the transport).
@@ -221,11 +232,7 @@ impl Monitor {
             enc.set_property("packet-loss-percentage", opus as i32);
             self.opus_loss = opus;
         }
-        let fec = if self.limits.video_fec && facts.as_ref().is_some_and(|f| f.ulpfec) {
-            video_fec_percent(loss, rtt.unwrap_or_default())
-        } else {
-            0
-        };
+        let fec = self.tuning.split(total).fec_percent;
         if fec != self.tuning.fec_percent.swap(fec, Ordering::Relaxed)
             && let Some(t) =
                 webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])

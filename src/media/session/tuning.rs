@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::super::{BitrateUnit, LiveMedia};
+use crate::core::adaptation::{SendSplit, split_send_budget};
 use crate::core::media_rules::AnswerFacts;
 use crate::core::retransmission::RetransmissionLimiter;
 
@@ -27,6 +28,8 @@ pub(super) struct Tuning {
     pub estimate_kbps: AtomicU32,
     /// ULPFEC protection now (percent).
     pub fec_percent: AtomicU32,
+    /// ULPFEC protection the measured loss calls for (percent), before the budget has its say.
+    pub fec_wanted: AtomicU32,
     /// The round trip to the browser (ms), as the monitor last measured it.
     pub rtt_ms: AtomicU32,
     /// Retransmission requests the kiosk refused (over budget, or the packet was resent within a round trip).
@@ -61,6 +64,7 @@ impl Tuning {
             facts: Mutex::new(None),
             estimate_kbps: AtomicU32::new(0),
             fec_percent: AtomicU32::new(0),
+            fec_wanted: AtomicU32::new(0),
             rtt_ms: AtomicU32::new(100),
             rtx_refused: AtomicU64::new(0),
             encoded_frames: AtomicU64::new(0),
@@ -85,11 +89,15 @@ impl Tuning {
         lock(&self.facts).clone()
     }
 
-    /// The video bitrate an estimate for everything allows: less audio, less the FEC's share, within the bounds.
+    /// How an estimate for everything sent is shared between the audio, the reserve, the video and its FEC.
+    pub(super) fn split(&self, estimate_kbps: u32) -> SendSplit {
+        let wanted = self.fec_wanted.load(Ordering::Relaxed);
+        split_send_budget(estimate_kbps, AUDIO_KBPS, wanted, (self.min_kbps, self.max_kbps))
+    }
+
+    /// The video bitrate an estimate for everything allows (see [`Tuning::split`]).
     pub(super) fn video_budget(&self, estimate_kbps: u32) -> u32 {
-        let fec = self.fec_percent.load(Ordering::Relaxed);
-        let video = estimate_kbps.saturating_sub(AUDIO_KBPS) * 100 / (100 + fec);
-        video.clamp(self.min_kbps, self.max_kbps)
+        self.split(estimate_kbps).video_kbps
     }
 
     pub(super) fn set_encoder_bitrate(&self, kbps: u32) {
