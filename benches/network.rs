@@ -332,9 +332,14 @@ async fn measure(
 ) {
     let t0 = Instant::now();
     let (mut a, mut b) = (Vec::new(), Vec::new());
+    // BENCH_TRACE=1: what the kiosk sends and the doctor's page receives, every second.
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
     for _ in 0..=secs {
         let next = t0.elapsed() + Duration::from_secs(1);
         if let Some(x) = read(to_doctor, t0).await {
+            if trace && let Receiver::Kiosk(k) = to_kiosk {
+                eprintln!("  {:>4.0} s: page {x:?}\n         kiosk {:?}", x.at, k.kiosk_status().sending);
+            }
             a.push(x);
         }
         if let Some(x) = read(to_kiosk, t0).await {
