@@ -249,6 +249,22 @@ fn a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames() {
     rt.block_on(cpu_starved());
 }
 
+/// CPU time of process `pid` (all its threads) over `window`, in percent of one core.
+async fn cpu_percent(pid: u32, window: Duration) -> f64 {
+    let ticks = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // utime and stime are the 12th and 13th fields after the command name's closing parenthesis.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+        f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    };
+    let (before, t) = (ticks(), std::time::Instant::now());
+    tokio::time::sleep(window).await;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    100.0 * (ticks() - before) as f64 / hz / t.elapsed().as_secs_f64()
+}
+
 async fn cpu_starved() {
     let k = KioskProcess::start_in(Where {
         width: 1280,
@@ -264,7 +280,12 @@ async fn cpu_starved() {
     call_and_accept(&a, &k, id).await;
     let s = until_kiosk(&k, "1280x720", Duration::from_secs(40), |s| s.sending.width == 1280).await;
     println!("unlimited: {:?}", s.sending);
-    let quota: u32 = std::env::var("MM_CPU_QUOTA").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    // 70 % of what the kiosk uses unlimited (a real starvation on any machine, with room for a lower rung), or
+    // MM_CPU_QUOTA.
+    let used = cpu_percent(k.kiosk_pid(), Duration::from_secs(3)).await;
+    let quota: u32 =
+        std::env::var("MM_CPU_QUOTA").ok().and_then(|v| v.parse().ok()).unwrap_or(((used * 0.7) as u32).max(10));
+    println!("the kiosk used {used:.0} % of a core unlimited");
     let _limit = CpuLimit::apply(k.kiosk_pid(), quota);
     let down = until_kiosk(&k, "a step down for CPU", Duration::from_secs(30), |s| {
         s.sending.width < 1280 && s.sending.limit == Some(LimitReason::Cpu)

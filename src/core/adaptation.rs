@@ -18,6 +18,15 @@ pub struct Rung {
     pub min_kbps: u32,
 }
 
+impl Rung {
+    /// The most bitrate worth giving this rung's encoder: 0.15 bit per pixel. More buys little picture and costs the
+    /// encoder CPU (entropy coding grows with the bits): a picture stepped down for a busy CPU must not be encoded
+    /// at the whole link's bitrate.
+    pub fn max_useful_kbps(&self) -> u32 {
+        (u64::from(self.width) * u64::from(self.height) * u64::from(self.fps) * 15 / 100 / 1000) as u32
+    }
+}
+
 /// The ladder for a camera of `width`×`height` at `fps`: the standard 16:9 rungs that fit, the camera's own size on
 /// top. Frame rate stays at the camera's down to 640×360 (what a viewer misses first is motion, then detail).
 pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {

@@ -197,3 +197,15 @@ fn a_reading_without_a_report_keeps_the_last_round_trip_and_the_jitter_buffers_w
     }
     assert_eq!(rtt.update(Some(ms(80))), Some(ms(80)));
 }
+
+#[test]
+fn a_small_rung_is_not_given_the_whole_link() {
+    let l = ladder(1280, 720, 30);
+    let caps: Vec<u32> = l.iter().map(Rung::max_useful_kbps).collect();
+    assert_eq!(caps, [4147, 2332, 1036, 388, 129]);
+    // Every rung's cap leaves room above the next rung's threshold (with the 25 % margin to step up), except the
+    // bottom's: the ladder steps up on the uncapped budget, not on what the encoder is given.
+    for pair in l.windows(2) {
+        assert!(pair[1].max_useful_kbps() < pair[0].max_useful_kbps());
+    }
+}

@@ -138,6 +138,7 @@ impl Session {
             (settings.min_bitrate_kbps, settings.max_bitrate_kbps),
             settings.jitter_latency_ms,
         ));
+        tuning.rung_cap_kbps.store(first_rung.max_useful_kbps(), std::sync::atomic::Ordering::Relaxed);
         attach_self_view(&pipeline, &spec.live);
         if spec.sources.stamp_frames
             && let Some(camera) = pipeline.by_name(element::CAMERA_BALANCE)

@@ -221,6 +221,8 @@ impl Monitor {
             if let Some(filter) = self.handles.ladder.upgrade() {
                 filter.set_property("caps", super::ladder::caps(decision.rung));
             }
+            self.tuning.rung_cap_kbps.store(decision.rung.max_useful_kbps(), Ordering::Relaxed);
+            self.tuning.set_encoder_bitrate(budget);
         }
 
         // Protection: Opus's in-band FEC, ULPFEC for the video when negotiated, the jitter buffer's wait.
@@ -288,7 +290,7 @@ impl Monitor {
             width: rung.width,
             height: rung.height,
             bitrate_kbps: sent_kbps.round() as u32,
-            target_kbps: budget,
+            target_kbps: budget.min(self.tuning.rung_cap_kbps.load(Ordering::Relaxed)),
             limit: Some(decision.limit),
             rate_control: Some(if twcc { "transport-cc" } else { "receiver-reports" }.to_string()),
             rtx_packets,

@@ -30,6 +30,8 @@ pub(super) struct Tuning {
     pub fec_percent: AtomicU32,
     /// ULPFEC protection the measured loss calls for (percent), before the budget has its say.
     pub fec_wanted: AtomicU32,
+    /// The most the current rung's encoder is given (kbit/s; `Rung::max_useful_kbps`).
+    pub rung_cap_kbps: AtomicU32,
     /// The round trip to the browser (ms), as the monitor last measured it.
     pub rtt_ms: AtomicU32,
     /// Retransmission requests the kiosk refused (over budget, or the packet was resent within a round trip).
@@ -65,6 +67,7 @@ impl Tuning {
             estimate_kbps: AtomicU32::new(0),
             fec_percent: AtomicU32::new(0),
             fec_wanted: AtomicU32::new(0),
+            rung_cap_kbps: AtomicU32::new(u32::MAX),
             rtt_ms: AtomicU32::new(100),
             rtx_refused: AtomicU64::new(0),
             encoded_frames: AtomicU64::new(0),
@@ -100,7 +103,9 @@ impl Tuning {
         self.split(estimate_kbps).video_kbps
     }
 
+    /// Sets the encoder's bitrate to `kbps`, or to the current rung's cap when that is lower.
     pub(super) fn set_encoder_bitrate(&self, kbps: u32) {
+        let kbps = kbps.min(self.rung_cap_kbps.load(Ordering::Relaxed));
         if let Some(encoder) = self.encoder.upgrade() {
             set_bitrate(&encoder, self.bitrate_unit, &self.bitrate_property, kbps);
         }
