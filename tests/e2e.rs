@@ -21,10 +21,7 @@ fn a_browser_doctor_and_the_kiosk_see_and_hear_each_other() {
     if std::env::var(INSIDE).is_err() {
         return rerun_inside_namespace("a_browser_doctor_and_the_kiosk_see_and_hear_each_other");
     }
-    // chromedriver is spoken to over plain HTTP on loopback, but fantoccini's TLS stack still wants a provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(scenarios());
+    support::block_on(scenarios());
 }
 
 async fn scenarios() {
@@ -88,7 +85,24 @@ async fn scenarios() {
 
     // 3. The kiosk ends it.
     let second = k.checked_in(k.doctor_a);
+    // The kiosk's last words about the first call (its state, then its end) can arrive late, in one burst, after
+    // the next call has been started and just before that call's first state (seen in the network bench: the
+    // doctor's socket stalled by a cut delivered them 6 s late, and the page revived the ended call, cleaned it up
+    // with the new camera and sent nothing). Delivered here exactly there.
+    let replay = json!([
+        { "type": "call:state", "callId": first_call_id, "appointmentId": first, "state": "connected", "codec": "H264" },
+        { "type": "call:ended", "callId": first_call_id, "reason": "doctor_ended" },
+    ]);
+    a.execute(
+        "const h = window.medimitra.signal.handlers, late = arguments[0], onState = h['call:state']; \
+         h['call:state'] = (m) => { h['call:state'] = onState; onState(late[0]); h['call:ended'](late[1]); return onState(m); }; \
+         return true;",
+        vec![replay],
+    )
+    .await
+    .expect("hold the late messages");
     call_and_accept(&a, &k, second).await;
+    assert_eq!(js(&a, "!!window.medimitra.call.local").await, json!(true), "the new call keeps its camera");
     // The kiosk's `call:ended` for the call the doctor just ended can arrive after the next call has begun (a
     // doctor who ends and calls the next patient at once; seen in the network bench, where the page then sent no
     // camera): it must not touch the new call.
@@ -225,9 +239,7 @@ fn a_kiosk_stopped_or_killed_mid_call_tells_the_doctor_and_gives_the_appointment
             "a_kiosk_stopped_or_killed_mid_call_tells_the_doctor_and_gives_the_appointment_back",
         );
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(stop_and_kill());
+    support::block_on(stop_and_kill());
 }
 
 /// The systemd notifications a kiosk sends, read from a socket the test holds.
@@ -305,9 +317,7 @@ fn glass_to_glass_delay_is_measured_both_ways() {
     if std::env::var(INSIDE).is_err() {
         return rerun_inside_namespace("glass_to_glass_delay_is_measured_both_ways");
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(glass_to_glass());
+    support::block_on(glass_to_glass());
 }
 
 /// The kiosk's moving test picture carries capture times that the page reads from the decoded video; the page's

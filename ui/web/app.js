@@ -197,7 +197,15 @@ const call = {
     $("call-status").textContent = text;
   },
 
+  // Whether a message about call `callId` is late news: about the call this page ended itself, or about another
+  // call than the one in progress. The kiosk's last words about an ended call can arrive after the next call has
+  // started (a socket stalled by a network cut delivers them in one burst).
+  isStale(callId) {
+    return !!callId && (callId === this.lastEndedId || (!!this.id && callId !== this.id));
+  },
+
   onState(m) {
+    if (this.isStale(m.callId)) return;
     this.id = m.callId;
     this.state = m.state;
     sessionStorage.setItem("mm-call", m.callId);
@@ -283,8 +291,7 @@ const call = {
   },
 
   onEnded(m) {
-    // The end of a call other than this one (the one the doctor just ended, its message late) changes nothing.
-    if (m.callId && ((this.id && m.callId !== this.id) || (!this.id && m.callId === this.lastEndedId))) return;
+    if (this.isStale(m.callId)) return;
     banner(END_MESSAGES[m.reason] || `The call ended (${m.reason}).`, m.reason !== "doctor_ended");
     this.cleanup();
   },
