@@ -193,12 +193,10 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let calls = if smoke { 1 } else { env_num("BENCH_CALLS", 10) } as usize;
     let window = Duration::from_secs(if smoke { 2 } else { env_num("BENCH_WINDOW_SECS", 6) });
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // SAFETY: set before any thread is started.
     unsafe { std::env::set_var("KIOSK_LOG", "warn") };
     let xvfb = Xvfb::start(1280, 800);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(async move {
+    support::block_on(async move {
         let k = KioskProcess::start_in(Where {
             width: 1280,
             height: 720,

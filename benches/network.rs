@@ -395,7 +395,9 @@ async fn kiosk_call(
     let id = k.checked_in(k.doctor_a);
     js(doctor, "(window.mmMsgLog = []) && true").await;
     js(doctor, &format!("window.medimitra.call.start({id}, 'Meena') && true")).await;
-    let rang = wait_until(Duration::from_secs(15), || async { k.kiosk_status().call == CallState::Incoming }).await;
+    let rang = support::poll_until(Duration::from_secs(15), || async { k.kiosk_status().call == CallState::Incoming })
+        .await
+        .is_some();
     if !rang {
         r.note = "the kiosk did not ring".into();
         return r;
@@ -411,7 +413,7 @@ async fn kiosk_call(
             "(() => { const c = window.medimitra.call; return { state: c.state, pc: c.pc && c.pc.connectionState, \
              ice: c.pc && c.pc.iceConnectionState, frames: c.stats.framesDecoded, camera: !!c.local, \
              sent: c.stats.bytesOut, banner: document.getElementById('banner').textContent, \
-             log: window.mmMsgLog.slice(-12) }; })()",
+             log: window.mmMsgLog.slice(-40) }; })()",
         )
         .await;
         r.note = format!("no media both ways within 20 s of the accept: page {page}, kiosk {:?}", k.kiosk_status());
@@ -430,23 +432,8 @@ async fn kiosk_call(
         r.note.push_str(&format!("ICE states at the page: {}; ", js(doctor, "window.mmIceLog.splice(0)").await));
     }
     let _ = js(doctor, "document.getElementById('end').click() || true").await;
-    wait_until(Duration::from_secs(15), || async { k.kiosk_status().media_sessions == 0 }).await;
+    support::poll_until(Duration::from_secs(15), || async { k.kiosk_status().media_sessions == 0 }).await;
     r
-}
-
-async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 fn ice_servers() -> Value {
@@ -586,13 +573,11 @@ fn main() {
         .collect();
     let out = std::env::var("BENCH_OUT")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-network.json").to_string());
-    let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("KIOSK_LOG").is_none() {
         // SAFETY: set before any thread is started.
         unsafe { std::env::set_var("KIOSK_LOG", "warn") };
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(async move {
+    support::block_on(async move {
         let lab = NatLab::existing(&prefix);
         let dir = tempfile::tempdir().expect("dir");
         let _turn = KillOnDrop(lab.start_turn(dir.path()));

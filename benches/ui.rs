@@ -8,11 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use medimitra::config::Config;
 use medimitra::media::VideoFrame;
 use medimitra::ui::{CallAdapter, KioskAdapter, Screen, Ui, UiContext};
 use slint::ComponentHandle;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,19 +44,7 @@ fn main() {
         return measure(&renderer);
     }
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let _xvfb = if std::env::var_os("DISPLAY").is_none() {
-        let n = (90..200).find(|n| !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()).expect("display");
-        let child = Command::new("Xvfb")
-            .args([format!(":{n}").as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (apt xvfb)");
-        std::thread::sleep(Duration::from_secs(1));
-        Some((child, format!(":{n}")))
-    } else {
-        None
-    };
+    let xvfb = std::env::var_os("DISPLAY").is_none().then(|| support::Xvfb::start(1280, 800));
     println!("ui bench: in-call screen, 1280x720@30 remote video + 320x180 self view, window 1280x800 under Xvfb");
     for renderer in ["winit-software", "winit-femtovg"] {
         let mut cmd = Command::new(std::env::current_exe().expect("bench binary"));
@@ -61,15 +52,11 @@ fn main() {
         if smoke {
             cmd.env("BENCH_UI_SECS", "2");
         }
-        if let Some((_, display)) = &_xvfb {
-            cmd.env("DISPLAY", display);
+        if let Some(x) = &xvfb {
+            cmd.env("DISPLAY", &x.display);
         }
         let status = cmd.status().expect("run");
         assert!(status.success(), "{renderer} failed");
-    }
-    if let Some((mut child, _)) = _xvfb {
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

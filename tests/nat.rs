@@ -28,27 +28,16 @@ fn a_call_across_symmetric_nats_is_relayed_by_turn_and_survives_a_network_cut() 
         // The test itself plays the doctor: it runs in the doctor's namespace, the kiosk in its own.
         return rerun_inside(&lab.ns("d"), name, &[(LAB, &lab.prefix)]);
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(scenario(NatLab::existing(&prefix)));
+    support::block_on(scenario(NatLab::existing(&prefix)));
 }
 
 async fn scenario(lab: NatLab) {
     let turn_dir = tempfile::tempdir().expect("turn dir");
     let _turn = KillOnDrop(lab.start_turn(turn_dir.path()));
     let k = KioskProcess::start_in(Where {
-        width: 640,
-        height: 360,
-        netns: Some(lab.ns("k")),
-        listen: Some(format!("0.0.0.0:{HTTPS_PORT}")),
-        url: Some(format!("https://{KIOSK_PUBLIC}:{HTTPS_PORT}/")),
-        extra_config: format!(
-            "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
-             credential = \"{TURN_PASSWORD}\"\n"
-        ),
         // A cut longer than this is not ridden out on the old session (a shorter one is: tests/network.rs).
         calls: "interrupt_grace_secs = 4".into(),
-        ..Where::default()
+        ..kiosk_where(&lab, 640, 360)
     });
     let (_driver, driver_port) = start_chromedriver();
     let profiles = tempfile::tempdir().expect("profiles");

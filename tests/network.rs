@@ -38,9 +38,7 @@ fn in_lab(name: &str, scenario: Scenario) {
         let lab = NatLab::create();
         return rerun_inside(&lab.ns("d"), name, &[(LAB, &lab.prefix)]);
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(scenario(NatLab::existing(&prefix)));
+    support::block_on(scenario(NatLab::existing(&prefix)));
 }
 
 async fn page_stats(c: &fantoccini::Client) -> Value {
@@ -244,9 +242,7 @@ fn a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames() {
             "a_cpu_starved_kiosk_steps_its_picture_down_instead_of_dropping_frames",
         );
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(cpu_starved());
+    support::block_on(cpu_starved());
 }
 
 /// CPU time of process `pid` (all its threads) over `window`, in percent of one core.

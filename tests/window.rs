@@ -3,21 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_display() -> u32 {
-    (90..200).find(|n| !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()).expect("a free display")
-}
+use support::{KillOnDrop, Xvfb};
 
 /// Share of the screen's pixels that are the welcome screen's "Check in" green (#11763a).
 fn green_share(png_bytes: &[u8]) -> f64 {
@@ -37,28 +28,14 @@ fn green_share(png_bytes: &[u8]) -> f64 {
 
 #[test]
 fn the_binary_opens_the_welcome_screen_in_a_window() {
-    let n = free_display();
-    let display = format!(":{n}");
-    let _xvfb = Kill(
-        Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (apt xvfb)"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-        assert!(Instant::now() < deadline, "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let xvfb = Xvfb::start(1280, 800);
     let data = tempfile::tempdir().expect("dir");
-    let mut kiosk = Kill(
+    let mut kiosk = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_medimitra"))
             .arg("--data-dir")
             .arg(data.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("DISPLAY", &display)
+            .env("DISPLAY", &xvfb.display)
             .env("MEDIMITRA_UI_BACKEND", "winit-software")
             .env("MEDIMITRA_UI_FULLSCREEN", "false")
             .env("MEDIMITRA_MEDIA_VIDEO_SOURCE", "test")
@@ -102,7 +79,7 @@ fn the_binary_opens_the_welcome_screen_in_a_window() {
     let mut share = 0.0;
     while Instant::now() < deadline {
         let shot = Command::new("import")
-            .args(["-display", display.as_str(), "-window", "root", "png:-"])
+            .args(["-display", xvfb.display.as_str(), "-window", "root", "png:-"])
             .output()
             .expect("import (apt imagemagick)");
         if shot.status.success() && !shot.stdout.is_empty() {

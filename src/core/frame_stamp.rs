@@ -43,11 +43,13 @@ pub fn read(y: &[u8], stride: usize, width: u32, height: u32) -> Option<u32> {
 }
 
 /// Reads a stamp through `luma(x, y)`, for pictures in other layouts (RGBA: compute the luma of the pixel).
+///
+/// Runs on every decoded picture of every call, and a camera's pictures carry no stamp: it stops at the first
+/// block that breaks the fixed patterns (usually the first), so an unstamped picture costs one block's reads.
 pub fn read_with(width: u32, height: u32, luma: impl Fn(usize, usize) -> Option<u8>) -> Option<u32> {
     let band = band_height(height) as usize;
     let (r0, r1) = (band / 4, (band * 3 / 4).max(band / 4 + 1));
-    let mut read = Vec::with_capacity(BLOCKS as usize);
-    for i in 0..BLOCKS {
+    let block = |i: u32| -> Option<bool> {
         let (x0, x1) = block_span(i, width);
         // The middle half of the block: away from edges that compression smears.
         let (c0, c1) = (x0 + (x1 - x0) / 4, (x0 + (x1 - x0) * 3 / 4).max(x0 + (x1 - x0) / 4 + 1));
@@ -58,11 +60,15 @@ pub fn read_with(width: u32, height: u32, luma: impl Fn(usize, usize) -> Option<
                 n += 1;
             }
         }
-        read.push(n > 0 && sum / n.max(1) >= 128);
+        Some(n > 0 && sum / n.max(1) >= 128)
+    };
+    let fixed = HEAD.iter().zip(0..).chain(TAIL.iter().zip(BLOCKS - 4..));
+    for (&expected, i) in fixed {
+        if block(i)? != expected {
+            return None;
+        }
     }
-    let head_ok = read[..4] == HEAD;
-    let tail_ok = read[36..] == TAIL;
-    (head_ok && tail_ok).then(|| read[4..36].iter().fold(0u32, |acc, b| acc << 1 | u32::from(*b)))
+    (4..BLOCKS - 4).try_fold(0u32, |acc, i| Some(acc << 1 | u32::from(block(i)?)))
 }
 
 /// Milliseconds from a stamp to `now_ms` (both the low 32 bits of Unix milliseconds), across the wrap.

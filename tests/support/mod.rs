@@ -23,20 +23,36 @@ use std::time::{Duration, Instant};
 /// The password of every seeded account.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Polls `check` every 100 ms until it holds; panics naming `what` after `timeout`.
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Duration
+/// Polls `check` every 50 ms until it holds or `limit` has passed; how long it took, or `None`.
+pub async fn poll_until<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let start = Instant::now();
-    while start.elapsed() < timeout {
+    while start.elapsed() < limit {
         if check().await {
-            return start.elapsed();
+            return Some(start.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out after {timeout:?} waiting for {what}");
+    None
+}
+
+/// Polls `check` until it holds; panics naming `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_until(timeout, check).await.unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Runs `test` on a multi-threaded runtime, with rustls' ring provider installed (chromedriver is spoken to over
+/// plain HTTP, but fantoccini's TLS stack still wants a provider; the tests' HTTPS clients use it too).
+pub fn block_on<T>(test: impl std::future::Future<Output = T>) -> T {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(test)
 }
 
 /// A child process killed and reaped when the test lets go of it.

@@ -11,6 +11,7 @@
 //! Addresses are from 10/8 and the benchmarking range 198.18/15: nothing leaves the namespaces.
 #![allow(dead_code)]
 
+use super::kiosk::{KioskProcess, Where};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -161,10 +162,10 @@ impl NatLab {
     }
 }
 
-/// The real kiosk in the lab's kiosk namespace, `width`×`height`, with the lab's TURN server, the moving (stamped)
-/// test picture and `media` lines added to its `[media]` section.
-pub fn kiosk_in_lab(lab: &NatLab, width: u32, height: u32, media: &str) -> super::kiosk::KioskProcess {
-    super::kiosk::KioskProcess::start_in(super::kiosk::Where {
+/// Where the real kiosk runs in `lab`: its namespace, listening on every address, reached by the doctor at its
+/// NAT's public address, with the lab's TURN server; `width`×`height`. Callers add their own settings.
+pub fn kiosk_where(lab: &NatLab, width: u32, height: u32) -> Where {
+    Where {
         width,
         height,
         netns: Some(lab.ns("k")),
@@ -174,8 +175,16 @@ pub fn kiosk_in_lab(lab: &NatLab, width: u32, height: u32, media: &str) -> super
             "[[ice_servers]]\nurls = [\"turn:{TURN_ADDR}:3478\"]\nusername = \"{TURN_USER}\"\n\
              credential = \"{TURN_PASSWORD}\"\n"
         ),
+        ..Where::default()
+    }
+}
+
+/// The real kiosk in the lab's kiosk namespace ([`kiosk_where`]) with the moving (stamped) test picture and
+/// `media` lines added to its `[media]` section.
+pub fn kiosk_in_lab(lab: &NatLab, width: u32, height: u32, media: &str) -> KioskProcess {
+    KioskProcess::start_in(Where {
         media: format!("test_pattern = \"moving\"\n{media}"),
-        ..super::kiosk::Where::default()
+        ..kiosk_where(lab, width, height)
     })
 }
 

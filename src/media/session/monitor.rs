@@ -181,7 +181,6 @@ impl Monitor {
             self.last_loss_at = Some(now);
         }
 
-        // The rate: Google congestion control's estimate, or the receiver reports when the browser sends no feedback.
         // The FEC the loss calls for; the budget below decides how much of it fits.
         let fec_wanted = if self.limits.video_fec && facts.as_ref().is_some_and(|f| f.ulpfec) {
             video_fec_percent(loss, rtt.unwrap_or_default())
@@ -189,6 +188,7 @@ impl Monitor {
             0
         };
         self.tuning.fec_wanted.store(fec_wanted, Ordering::Relaxed);
+        // The rate: Google congestion control's estimate, or the receiver reports when the browser sends no feedback.
         let twcc = facts.as_ref().is_none_or(|f| f.transport_cc);
         let (budget, total) = if twcc {
             let estimate = self.tuning.estimate_kbps.load(Ordering::Relaxed);
