@@ -111,7 +111,8 @@ const UP_AFTER: Duration = Duration::from_secs(4);
 const UP_MARGIN: f64 = 1.25;
 /// The encoder is starving when it puts out less than this share of the rung's frame rate...
 const CPU_STARVED: f64 = 0.8;
-/// ...for this long.
+/// ...on average over this long (a throttled CPU delivers frames in bursts: single readings swing above and below
+/// the line, so each reading alone says little).
 const CPU_AFTER: Duration = Duration::from_secs(3);
 /// After a step down for CPU, no step up for this long.
 const CPU_HOLD: Duration = Duration::from_secs(30);
@@ -124,7 +125,8 @@ pub struct Ladder {
     limit: LimitReason,
     short_since: Option<Duration>,
     roomy_since: Option<Duration>,
-    starving_since: Option<Duration>,
+    /// The encoder's frame rate readings on this rung over the last `CPU_AFTER`: (time, frames per second).
+    encoded: std::collections::VecDeque<(Duration, f64)>,
     cpu_hold_until: Option<Duration>,
 }
 
@@ -140,7 +142,7 @@ impl Ladder {
             limit,
             short_since: None,
             roomy_since: None,
-            starving_since: None,
+            encoded: std::collections::VecDeque::new(),
             cpu_hold_until: None,
         }
     }
@@ -159,16 +161,12 @@ impl Ladder {
         let rung = self.rungs[self.current];
         let affordable = self.rungs.iter().position(|r| input.video_kbps >= r.min_kbps).unwrap_or(self.rungs.len() - 1);
 
-        // The encoder's health: a rung whose frame rate it cannot reach is a rung too high.
-        let starving = input.encoded_fps < f64::from(rung.fps) * CPU_STARVED;
-        let starving_since = if starving { *self.starving_since.get_or_insert(now) } else { now };
-        if !starving {
-            self.starving_since = None;
-        }
-        if starving && now.saturating_sub(starving_since) >= CPU_AFTER && self.current + 1 < self.rungs.len() {
+        // The encoder's health: a rung whose frame rate it cannot reach, on average over `CPU_AFTER`, is a rung too
+        // high.
+        let starving = self.starving(now, input.encoded_fps, rung);
+        if starving && self.current + 1 < self.rungs.len() {
             self.step_to(self.current + 1, LimitReason::Cpu);
             self.cpu_hold_until = Some(now + CPU_HOLD);
-            self.starving_since = None;
         } else if affordable > self.current {
             // Short of bandwidth: down after a while, or at once when the budget is under 70 % of the rung's need.
             let since = *self.short_since.get_or_insert(now);
@@ -196,11 +194,25 @@ impl Ladder {
         AdaptDecision { rung: self.rungs[self.current], changed: self.current != before, limit: self.limit }
     }
 
+    /// Records a frame rate reading; whether the readings of the last `CPU_AFTER` (a full window of them) average
+    /// under the starving share of `rung`'s frame rate.
+    fn starving(&mut self, now: Duration, encoded_fps: f64, rung: Rung) -> bool {
+        self.encoded.push_back((now, encoded_fps.max(0.0)));
+        while self.encoded.len() > 1 && self.encoded.get(1).is_some_and(|(t, _)| now.saturating_sub(*t) >= CPU_AFTER) {
+            self.encoded.pop_front();
+        }
+        let full = self.encoded.front().is_some_and(|(t, _)| now.saturating_sub(*t) >= CPU_AFTER);
+        let mean = self.encoded.iter().map(|(_, f)| f).sum::<f64>() / self.encoded.len().max(1) as f64;
+        full && mean < f64::from(rung.fps) * CPU_STARVED
+    }
+
     fn step_to(&mut self, index: usize, why: LimitReason) {
         self.current = index.min(self.rungs.len() - 1);
         self.limit = why;
         self.short_since = None;
         self.roomy_since = None;
+        // The readings were of another picture (and the encoder restarts on the new one).
+        self.encoded.clear();
     }
 }
 

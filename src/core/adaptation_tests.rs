@@ -109,6 +109,34 @@ fn an_encoder_that_cannot_keep_up_steps_down_and_stays_down_for_a_while() {
 }
 
 #[test]
+fn a_throttled_encoder_whose_frames_come_in_bursts_steps_down() {
+    // A CPU quota hands out time in slices: the readings swing around the line (seen in CI at 480x270@20 under a
+    // cgroup limit: 11.7, 5.9, 10.2, 13.4, 27.5, 16.7, ...), and a rule that needed every reading low never fired.
+    let mut l = Ladder::new(ladder(1280, 720, 30), 200);
+    assert_eq!((l.rung().width, l.rung().fps), (480, 20));
+    let swing = [11.7, 5.9, 10.2, 13.4, 27.5, 16.7, 16.7, 11.7, 10.0, 13.4];
+    let mut stepped = None;
+    for t in 0..20u64 {
+        let d = l.update(ms(t * 500), AdaptInput { video_kbps: 200, encoded_fps: swing[t as usize % swing.len()] });
+        if d.changed {
+            stepped = Some((t, d.rung.width, d.limit));
+            break;
+        }
+    }
+    assert_eq!(stepped, Some((6, 320, LimitReason::Cpu)), "a full 3 s window averaging 13.6 fps");
+}
+
+#[test]
+fn a_short_dip_of_the_encoder_is_not_starving() {
+    let mut l = hd();
+    for t in 0..40u64 {
+        // One slow reading in every six (a keyframe, a busy moment): the mean stays well over 80 %.
+        let fps = if t % 6 == 0 { 12.0 } else { 30.0 };
+        assert!(!l.update(ms(t * 500), AdaptInput { video_kbps: 2500, encoded_fps: fps }).changed, "at {t}");
+    }
+}
+
+#[test]
 fn the_top_rung_is_not_limited() {
     let mut l = hd();
     assert_eq!(l.update(ms(0), input(2500)).limit, LimitReason::None);
