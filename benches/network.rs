@@ -338,7 +338,11 @@ async fn measure(
         let next = t0.elapsed() + Duration::from_secs(1);
         if let Some(x) = read(to_doctor, t0).await {
             if trace && let Receiver::Kiosk(k) = to_kiosk {
-                eprintln!("  {:>4.0} s: page {x:?}\n         kiosk {:?}", x.at, k.kiosk_status().sending);
+                let st = k.kiosk_status();
+                eprintln!(
+                    "  {:>4.0} s: page {x:?}\n         kiosk sends {:?}\n         kiosk receives {:?}",
+                    x.at, st.sending, st.receiving
+                );
             }
             a.push(x);
         }

@@ -226,7 +226,8 @@ pub struct Media {
     pub start_bitrate_kbps: u32,
     pub max_bitrate_kbps: u32,
     /// Receive jitter buffer; webrtcbin's default of 200 ms is too long for conversation. The doctor's video waits
-    /// longer when the round trip needs it for retransmissions to arrive (at most 400 ms).
+    /// longer when the round trip needs it for retransmissions to arrive (at most 1 s; only a missing packet is
+    /// waited for: the doctor's picture is shown as soon as it is decoded).
     pub jitter_latency_ms: u32,
     /// Offer RED/ULPFEC for video; its protection follows the loss measured (0 % on a clean link).
     pub video_fec: bool,

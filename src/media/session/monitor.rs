@@ -252,6 +252,7 @@ impl Monitor {
                 jb.set_property("latency", latency);
             }
             if let Some(s) = jb.property::<Option<gst::Structure>>("stats") {
+                tracing::debug!(latency, stats = %s, "the doctor's video jitter buffer");
                 jb_pushed += s.get::<u64>("num-pushed").unwrap_or(0);
                 jb_lost += s.get::<u64>("num-lost").unwrap_or(0);
                 repaired += s.get::<u64>("rtx-success-count").unwrap_or(0);
