@@ -142,17 +142,31 @@ pub struct AnswerFacts {
     pub rtx: bool,
     /// RED and ULPFEC were accepted for video.
     pub ulpfec: bool,
+    /// The browser reads the transport-wide sequence number on the kiosk's audio too (its audio section keeps the
+    /// extension, `a=extmap:<id> …transport-wide-cc…`): the audio's packets may then count in congestion control.
+    /// Firefox drops it from audio, and audio packets stamped anyway would read as lost.
+    pub audio_transport_wide: bool,
 }
+
+/// The transport-wide congestion control header extension.
+pub const TRANSPORT_WIDE_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// Reads [`AnswerFacts`] from an SDP answer (no validation: [`check_answer`] does that).
 pub fn answer_facts(sdp: &str) -> AnswerFacts {
     let mut facts = AnswerFacts::default();
-    let mut in_video = false;
+    let (mut in_video, mut in_audio) = (false, false);
     let (mut red, mut ulpfec) = (false, false);
     for line in sdp.lines().map(str::trim_end) {
         if let Some(m) = line.strip_prefix("m=") {
             in_video = m.starts_with("video ");
+            in_audio = m.starts_with("audio ");
             continue;
+        }
+        if in_audio
+            && let Some(ext) = line.strip_prefix("a=extmap:")
+            && ext.split_whitespace().nth(1) == Some(TRANSPORT_WIDE_CC_URI)
+        {
+            facts.audio_transport_wide = true;
         }
         let Some(a) = line.strip_prefix("a=").filter(|_| in_video) else { continue };
         if let Some(v) = a.strip_prefix("ssrc:")
@@ -259,11 +273,26 @@ mod tests {
             a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\n\
             a=fmtp:97 apt=96\r\na=rtpmap:98 red/90000\r\na=rtpmap:99 ulpfec/90000\r\na=ssrc-group:FID 111 222\r\n\
             a=ssrc:111 cname:x\r\na=ssrc:111 msid:a b\r\na=ssrc:222 cname:x\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtcp-fb:111 transport-cc\r\na=ssrc:333 cname:x\r\n";
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtcp-fb:111 transport-cc\r\n\
+            a=extmap:1 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+            a=ssrc:333 cname:x\r\n";
         assert_eq!(
             answer_facts(chrome),
-            AnswerFacts { video_ssrcs: vec![111, 222], transport_cc: true, rtx: true, ulpfec: true }
+            AnswerFacts {
+                video_ssrcs: vec![111, 222],
+                transport_cc: true,
+                rtx: true,
+                ulpfec: true,
+                audio_transport_wide: true
+            }
         );
+        // Firefox keeps the extension on video only.
+        let firefox = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 120\r\n\
+            a=extmap:1 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+            a=rtcp-fb:120 transport-cc\r\nm=audio 9 UDP/TLS/RTP/SAVPF 109\r\n\
+            a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        let f = answer_facts(firefox);
+        assert!(f.transport_cc && !f.audio_transport_wide, "{f:?}");
         let plain = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n";
         assert_eq!(answer_facts(plain), AnswerFacts::default());
     }

@@ -37,7 +37,7 @@ use crate::core::media_rules::answer_facts;
 use crate::core::protocol::IceCandidate;
 use tuning::Tuning;
 
-const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+use crate::core::media_rules::TRANSPORT_WIDE_CC_URI as TWCC_URI;
 /// The `level` element on the speaker path (what the patient hears, after the volume).
 const SPEAKER_LEVEL: &str = "speakerlevel";
 /// The application message that ends a session's bus thread.
@@ -62,6 +62,8 @@ pub struct Session {
     pending: Arc<Mutex<Option<Vec<IceCandidate>>>>,
     bus_task: Option<std::thread::JoinHandle<()>>,
     encoder: gst::Element,
+    /// Loses its transport-wide sequence numbers when the answer does not read them on audio.
+    audio_payloader: gst::Element,
     tuning: Arc<Tuning>,
     /// Ends the monitor thread.
     stop_monitor: Arc<AtomicBool>,
@@ -190,6 +192,7 @@ impl Session {
             pending: Arc::new(Mutex::new(Some(Vec::new()))),
             bus_task: Some(bus_task),
             encoder: parts.encoder.clone(),
+            audio_payloader: parts.audio_payloader.clone(),
             tuning,
             stop_monitor,
             monitor: Some(monitor),
@@ -243,7 +246,11 @@ impl Session {
             .map_err(|e| MediaError::BadAnswer(e.to_string()))?;
         // Before webrtcbin sees the answer: its jitter buffers appear with the first packets, and the handler that
         // turns retransmission on for them needs to know which SSRCs are the doctor's video.
-        self.tuning.set_facts(answer_facts(sdp));
+        let facts = answer_facts(sdp);
+        if !facts.audio_transport_wide {
+            self.audio_payloader.emit_by_name::<()>("clear-extensions", &[]);
+        }
+        self.tuning.set_facts(facts);
         let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
         let promise = gst::Promise::new();
         self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
@@ -435,7 +442,7 @@ fn configure_ice(webrtc: &gst::Element, servers: &[IceServer], policy: IceTransp
     }
 }
 
-/// Video and audio transceivers, both sendrecv, with the codecs the kiosk offers. The video payloader stamps the
+/// Video and audio transceivers, both sendrecv, with the codecs the kiosk offers. Both payloaders stamp the
 /// transport-wide CC header extension, and the offer asks the browser for its feedback. Video offers
 /// retransmission (an `rtx` payload; webrtcbin answers the browser's NACKs from it) and, when `video_fec`, RED and
 /// ULPFEC (at 0 % until the monitor measures loss); audio says it decodes Opus in-band FEC.
@@ -457,10 +464,26 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bo
             s.set("rtcp-fb-nack-pli", true);
         }
     }
-    let audio_caps: gst::Caps = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,\
+    let mut audio_caps: gst::Caps = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,\
          encoding-params=(string)2,useinbandfec=(string)1"
         .parse()
         .map_err(|_| build_error("audio caps"))?;
+    // The audio's packets in the transport-wide sequence too (as libwebrtc and webrtcsink send them): a feedback
+    // message then reports on about twice as many packets, and rtpgccbwe, which judges loss by the last feedback
+    // alone, no longer reads one lost video packet out of three or four as 30 % loss. rtpsession numbers the
+    // packets of every stream that carries the extension from one counter. Taken off again when the answer's audio
+    // section drops the extension (Firefox), see `apply_answer`.
+    if let Ok(ext) = gst::ElementFactory::make("rtphdrexttwcc").build()
+        && let Ok(ext) = ext.downcast::<gstreamer_rtp::RTPHeaderExtension>()
+    {
+        use gstreamer_rtp::prelude::RTPHeaderExtensionExt;
+        ext.set_id(1);
+        parts.audio_payloader.emit_by_name::<()>("add-extension", &[&ext]);
+        if let Some(s) = audio_caps.make_mut().structure_mut(0) {
+            s.set("extmap-1", TWCC_URI);
+            s.set("rtcp-fb-transport-cc", true);
+        }
+    }
     for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
         let t = parts
             .webrtc
