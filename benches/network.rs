@@ -610,6 +610,8 @@ fn main() {
                 r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
             );
             results.push(r);
+            // What the impairers did so far (a profile whose loss the receivers do not see shows here).
+            println!("  impairers: {:?}", shaping.impaired(dir.path()));
             for _ in 0..extra {
                 let r = kiosk_call(&k, &doctor, p, 3, None).await;
                 println!("  kiosk (short): ok {} setup {:?} {}", r.ok, r.setup_s, r.note);
@@ -620,6 +622,7 @@ fn main() {
                 "  browsers: ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
                 r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
             );
+            println!("  impairers: {:?}", shaping.impaired(dir.path()));
             results.push(r);
             if p.name == "clean" {
                 // Glass to glass: stamped cameras on the pages (the kiosk's moving picture is always stamped).
