@@ -442,6 +442,26 @@ fn configure_ice(webrtc: &gst::Element, servers: &[IceServer], policy: IceTransp
     }
 }
 
+/// Makes `payloader` stamp the transport-wide sequence number (extension id 1) and `caps` ask the browser for its
+/// feedback, what rtpgccbwe estimates from. False when the extension element is missing.
+fn stamp_transport_wide(payloader: &gst::Element, caps: &mut gst::Caps) -> bool {
+    use gstreamer_rtp::prelude::RTPHeaderExtensionExt;
+    let Some(ext) = gst::ElementFactory::make("rtphdrexttwcc")
+        .build()
+        .ok()
+        .and_then(|e| e.downcast::<gstreamer_rtp::RTPHeaderExtension>().ok())
+    else {
+        return false;
+    };
+    ext.set_id(1);
+    payloader.emit_by_name::<()>("add-extension", &[&ext]);
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("extmap-1", TWCC_URI);
+        s.set("rtcp-fb-transport-cc", true);
+    }
+    true
+}
+
 /// Video and audio transceivers, both sendrecv, with the codecs the kiosk offers. Both payloaders stamp the
 /// transport-wide CC header extension, and the offer asks the browser for its feedback. Video offers
 /// retransmission (an `rtx` payload; webrtcbin answers the browser's NACKs from it) and, when `video_fec`, RED and
@@ -449,20 +469,12 @@ fn configure_ice(webrtc: &gst::Element, servers: &[IceServer], policy: IceTransp
 fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bool) -> Result<(), MediaError> {
     let mut video_caps: gst::Caps =
         profile.rtp_caps.parse().map_err(|_| build_error(format!("rtp_caps of {}", profile.name)))?;
-    if let Ok(ext) = gst::ElementFactory::make("rtphdrexttwcc").build()
-        && let Ok(ext) = ext.downcast::<gstreamer_rtp::RTPHeaderExtension>()
+    if stamp_transport_wide(&parts.payloader, &mut video_caps)
+        && let Some(s) = video_caps.make_mut().structure_mut(0)
     {
-        use gstreamer_rtp::prelude::RTPHeaderExtensionExt;
-        ext.set_id(1);
-        parts.payloader.emit_by_name::<()>("add-extension", &[&ext]);
-        if let Some(s) = video_caps.make_mut().structure_mut(0) {
-            s.set("extmap-1", TWCC_URI);
-            // Ask the browser for transport-wide feedback (what rtpgccbwe estimates from), and allow keyframe
-            // requests and retransmission requests.
-            s.set("rtcp-fb-transport-cc", true);
-            s.set("rtcp-fb-nack", true);
-            s.set("rtcp-fb-nack-pli", true);
-        }
+        // Allow keyframe requests and retransmission requests.
+        s.set("rtcp-fb-nack", true);
+        s.set("rtcp-fb-nack-pli", true);
     }
     let mut audio_caps: gst::Caps = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,\
          encoding-params=(string)2,useinbandfec=(string)1"
@@ -473,17 +485,7 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bo
     // alone, no longer reads one lost video packet out of three or four as 30 % loss. rtpsession numbers the
     // packets of every stream that carries the extension from one counter. Taken off again when the answer's audio
     // section drops the extension (Firefox), see `apply_answer`.
-    if let Ok(ext) = gst::ElementFactory::make("rtphdrexttwcc").build()
-        && let Ok(ext) = ext.downcast::<gstreamer_rtp::RTPHeaderExtension>()
-    {
-        use gstreamer_rtp::prelude::RTPHeaderExtensionExt;
-        ext.set_id(1);
-        parts.audio_payloader.emit_by_name::<()>("add-extension", &[&ext]);
-        if let Some(s) = audio_caps.make_mut().structure_mut(0) {
-            s.set("extmap-1", TWCC_URI);
-            s.set("rtcp-fb-transport-cc", true);
-        }
-    }
+    stamp_transport_wide(&parts.audio_payloader, &mut audio_caps);
     for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
         let t = parts
             .webrtc
