@@ -1,0 +1,30 @@
+//
+// Copyright (C) 2022 Vivienne Watermeier <vwatermeier@igalia.com>
+//
+// This Source Code Form is subject to the terms of the Mozilla Public License, v2.0.
+// If a copy of the MPL was not distributed with this file, You can obtain one at
+// <https://mozilla.org/MPL/2.0/>.
+//
+// SPDX-License-Identifier: MPL-2.0
+
+use gst::glib;
+use gst::prelude::*;
+
+pub mod imp;
+
+#[cfg(test)]
+mod tests;
+
+glib::wrapper! {
+    pub struct RTPAv1Depay(ObjectSubclass<imp::RTPAv1Depay>)
+        @extends crate::basedepay::RtpBaseDepay2, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "rtpav1depay",
+        gst::Rank::MARGINAL,
+        RTPAv1Depay::static_type(),
+    )
+}

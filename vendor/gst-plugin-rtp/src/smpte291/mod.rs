@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: MPL-2.0
+
+pub mod depay;
+pub mod pay;
+
+#[cfg(test)]
+mod tests;
