@@ -113,6 +113,10 @@ async fn shaped_call(lab: NatLab) {
     assert!(after.sending.rtx_packets > 0 && after.sending.nacks_received > 0, "{:?}", after.sending);
     assert!(after.receiving.nacks_sent > before.receiving.nacks_sent, "the kiosk NACKs the doctor's video");
     assert!(n(&after_page, "nacksReceived") > n(&before_page, "nacksReceived"), "the browser got the kiosk's NACKs");
+    // While it repairs the doctor's video, the kiosk holds each frame long enough for a retransmitted one to be
+    // shown on time (core::playout); on a clean link it holds none (below).
+    assert!(after.receiving.packets_repaired > before.receiving.packets_repaired, "{:?}", after.receiving);
+    assert!(after.receiving.playout_delay_ms > 0, "frames held while repairing: {:?}", after.receiving);
     assert!(after.sending.width < 1280, "1 Mbit/s cannot carry 720p: {:?}", after.sending);
     drop(shaping);
 
@@ -128,6 +132,12 @@ async fn shaped_call(lab: NatLab) {
     shaping.cap_uplink(None);
     let up = until_kiosk(&k, "a step back up", Duration::from_secs(60), |s| s.sending.width >= 640).await;
     println!("uncapped: {:?}", up.sending);
+    // The doctor's side of the link has been clean since step 2: frames are shown at once again.
+    let held = until_kiosk(&k, "no playout delay on a clean link", Duration::from_secs(30), |s| {
+        s.receiving.playout_delay_ms == 0
+    })
+    .await;
+    println!("clean again: {:?}", held.receiving);
 
     // 4. A 10 s cut of everything: the call and its media session survive, and media flows both ways afterwards.
     let session = k.kiosk_status().media_session;

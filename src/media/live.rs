@@ -79,6 +79,9 @@ pub struct ReceiveStats {
     pub plis_sent: u64,
     /// Lost packets that retransmission repaired in time.
     pub packets_repaired: u64,
+    /// How long each frame is held so a repaired one is shown on time (ms; 0 when nothing needed repair lately).
+    #[serde(default)]
+    pub playout_delay_ms: u32,
     /// Freezes of the doctor's picture as browsers count them, and their total length.
     pub freeze_count: u64,
     pub freeze_seconds: f64,
@@ -126,7 +129,8 @@ impl ReceiveStats {
             return "nothing (no call)".into();
         }
         format!(
-            "{}×{} @ {:.0} fps, {} kbit/s, loss {:.1} %; asked {} NACK, {} PLI; {} repaired; {} freezes ({:.1} s)",
+            "{}×{} @ {:.0} fps, {} kbit/s, loss {:.1} %; asked {} NACK, {} PLI; {} repaired, held {} ms; {} freezes \
+             ({:.1} s)",
             self.width,
             self.height,
             self.fps,
@@ -135,6 +139,7 @@ impl ReceiveStats {
             self.nacks_sent,
             self.plis_sent,
             self.packets_repaired,
+            self.playout_delay_ms,
             self.freeze_count,
             self.freeze_seconds
         )

@@ -161,7 +161,7 @@ impl Session {
         tuning::connect_jitterbuffers(&parts.webrtc, &tuning);
         tuning::catch_rtx_sender(&parts.webrtc, &tuning);
         connect_ice_signals(&parts.webrtc, &spec.session_id, &spec.events);
-        connect_remote_streams(&pipeline, &parts.webrtc, &spec.live);
+        connect_remote_streams(&pipeline, &parts.webrtc, &spec.live, &tuning);
         let bus_task = spawn_bus_thread(&pipeline, &spec)?;
         let stop_monitor = Arc::new(AtomicBool::new(false));
         let monitor = monitor::spawn(
@@ -560,15 +560,21 @@ fn connect_ice_signals(
 }
 
 /// Plays what the doctor sends as its streams appear.
-fn connect_remote_streams(pipeline: &gst::Pipeline, webrtc: &gst::Element, live: &Arc<LiveMedia>) {
+fn connect_remote_streams(
+    pipeline: &gst::Pipeline,
+    webrtc: &gst::Element,
+    live: &Arc<LiveMedia>,
+    tuning: &Arc<tuning::Tuning>,
+) {
     let pipe_weak = pipeline.downgrade();
     let live = live.clone();
+    let tuning = tuning.clone();
     webrtc.connect_pad_added(move |_, pad| {
         if pad.direction() != gst::PadDirection::Src {
             return;
         }
         if let Some(pipeline) = pipe_weak.upgrade()
-            && let Err(e) = remote::link_remote(&pipeline, pad, &live)
+            && let Err(e) = remote::link_remote(&pipeline, pad, &live, &tuning)
         {
             tracing::warn!(error = %e, "cannot play the doctor's media");
         }
@@ -576,12 +582,14 @@ fn connect_remote_streams(pipeline: &gst::Pipeline, webrtc: &gst::Element, live:
 }
 
 /// The session's bus on its own thread: errors become [`MediaEvent::Failed`], the speaker's level goes to the
-/// live counters. Ends when the session posts its own stop message.
+/// live counters, a changed latency (the doctor's audio waiting as long as the video's playout delay) is
+/// redistributed to the sinks. Ends when the session posts its own stop message.
 fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std::thread::JoinHandle<()>, MediaError> {
     let bus = pipeline.bus().ok_or_else(|| build_error("no bus"))?;
     let sid = spec.session_id.clone();
     let tx = spec.events.clone();
     let live = spec.live.clone();
+    let pipe_weak = pipeline.downgrade();
     std::thread::Builder::new()
         .name("media-bus".into())
         .spawn(move || {
@@ -599,6 +607,13 @@ fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std:
                             && let Some(db) = peak.iter().filter_map(|v| v.get::<f64>().ok()).reduce(f64::max)
                         {
                             live.received.set_speaker_peak_db(db);
+                        }
+                    }
+                    gst::MessageView::Latency(_) => {
+                        if let Some(p) = pipe_weak.upgrade()
+                            && p.recalculate_latency().is_err()
+                        {
+                            tracing::debug!(session = %sid, "the pipeline's latency could not be recalculated");
                         }
                     }
                     gst::MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == STOP_MESSAGE) => break,

@@ -21,6 +21,7 @@ use super::tuning::Tuning;
 use crate::core::adaptation::{
     AdaptInput, Ladder, ReportRateControl, RoundTrip, Rung, opus_loss_percent, video_fec_percent, video_jitter_latency,
 };
+use crate::core::playout::video_playout_delay;
 
 const EVERY: Duration = Duration::from_millis(500);
 /// Loss seen within this long keeps Opus's FEC on.
@@ -73,6 +74,7 @@ struct Previous {
     bytes_received: u64,
     jb_pushed: u64,
     jb_lost: u64,
+    jb_repaired: u64,
 }
 
 struct Monitor {
@@ -85,6 +87,8 @@ struct Monitor {
     reports: ReportRateControl,
     previous: Previous,
     last_loss_at: Option<Instant>,
+    /// When the kiosk last asked for a retransmission of the doctor's video.
+    last_repair_at: Option<Instant>,
     opus_loss: u32,
     /// The kiosk's loss as the browser sees it, smoothed over a few seconds (feedback batches are noisy).
     smoothed_loss: f64,
@@ -130,6 +134,7 @@ impl Monitor {
             ladder,
             reports,
             previous: Previous::default(),
+            last_repair_at: None,
             last_loss_at: None,
             opus_loss: 0,
             smoothed_loss: 0.0,
@@ -258,6 +263,26 @@ impl Monitor {
                 repaired += s.get::<u64>("rtx-success-count").unwrap_or(0);
             }
         }
+        // Frames held for their playout time while losses are being repaired (`core::playout`), and the audio
+        // waiting as long, so the doctor's lips and voice stay together.
+        // A packet repaired or given up (not a request alone: the jitter buffer also asks for packets that were only
+        // late, 20-95 times in 10 s on a delayed loss-free link, see docs/platform-notes.md).
+        if repaired > self.previous.jb_repaired || jb_lost > self.previous.jb_lost {
+            self.last_repair_at = Some(now);
+        }
+        let repairing = self.last_repair_at.is_some_and(|t| now.duration_since(t) < LOSS_MEMORY);
+        let playout = video_playout_delay(rtt, repairing).as_millis() as u32;
+        if playout != self.tuning.playout_delay_ms.swap(playout, Ordering::Relaxed) {
+            tracing::debug!(playout, "the doctor's video playout delay");
+            let audio_latency = playout.max(self.tuning.jitter_floor_ms);
+            for jb in self.tuning.audio_jitterbuffers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                if let Some(jb) = jb.upgrade()
+                    && jb.property::<u32>("latency").abs_diff(audio_latency) > 20
+                {
+                    jb.set_property("latency", audio_latency);
+                }
+            }
+        }
         let (pushed_now, lost_now) =
             (jb_pushed.saturating_sub(self.previous.jb_pushed), jb_lost.saturating_sub(self.previous.jb_lost));
         let doctor: Vec<&Inbound> = match &facts {
@@ -318,6 +343,7 @@ impl Monitor {
             nacks_sent: doctor.iter().map(|i| u64::from(i.nacks)).sum(),
             plis_sent: doctor.iter().map(|i| u64::from(i.plis)).sum(),
             packets_repaired: repaired,
+            playout_delay_ms: playout,
             freeze_count: 0,
             freeze_seconds: 0.0,
             glass_to_glass_ms: None,
@@ -330,6 +356,7 @@ impl Monitor {
             bytes_received,
             jb_pushed,
             jb_lost,
+            jb_repaired: repaired,
         };
     }
 

@@ -5,10 +5,13 @@
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::super::{LiveMedia, VideoFrame};
+use super::tuning::Tuning;
+use crate::core::playout::{MAX_PLAYOUT_DELAY, PlayoutClock};
 
 /// The appsink that receives the doctor's decoded video.
 pub(super) const DOCTOR_VIDEO: &str = "doctor-video";
@@ -22,6 +25,7 @@ pub(super) fn link_remote(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     live: &Arc<LiveMedia>,
+    tuning: &Arc<Tuning>,
 ) -> Result<(), glib::BoolError> {
     let decodebin = gst::ElementFactory::make("decodebin").build()?;
     pipeline.add(&decodebin)?;
@@ -36,11 +40,13 @@ pub(super) fn link_remote(
     });
     let pipe_weak = pipeline.downgrade();
     let live = live.clone();
+    let tuning = tuning.clone();
     decodebin.connect_pad_added(move |_, dpad| {
         let Some(pipeline) = pipe_weak.upgrade() else { return };
         let is_video =
             dpad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video"))).unwrap_or(false);
-        let result = if is_video { link_video(&pipeline, dpad, &live) } else { link_audio(&pipeline, dpad, &live) };
+        let result =
+            if is_video { link_video(&pipeline, dpad, &live, &tuning) } else { link_audio(&pipeline, dpad, &live) };
         if let Err(e) = result {
             tracing::warn!(error = %e, "cannot link the doctor's stream");
         }
@@ -71,10 +77,21 @@ fn tune_decoder(element: &gst::Element) {
     }
 }
 
-fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
+/// Decoded frames the queue before the sink keeps when nothing holds them (a slow screen drops, never queues).
+const QUEUED_FRAMES: u32 = 2;
+
+fn link_video(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    live: &Arc<LiveMedia>,
+    tuning: &Arc<Tuning>,
+) -> Result<(), glib::BoolError> {
+    // While frames are held for their playout time (`core::playout`) the queue keeps that many more.
     let queue = gst::ElementFactory::make("queue")
         .property_from_str("leaky", "downstream")
-        .property("max-size-buffers", 2u32)
+        .property("max-size-buffers", QUEUED_FRAMES)
+        .property("max-size-time", 0u64)
+        .property("max-size-bytes", 0u32)
         .build()?;
     // Converting every decoded frame to RGBA costs a few percent of a core at 720p: only when the UI draws them.
     let want_rgba = live.pictures.wanted();
@@ -87,10 +104,30 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -
     let sink =
         gstreamer_app::AppSink::builder().name(DOCTOR_VIDEO).caps(&caps).max_buffers(2).drop(true).sync(false).build();
     let live = live.clone();
+    let tuning = tuning.clone();
+    let queue_weak = queue.downgrade();
+    let playout = Arc::new(Playout::default());
+    if let Some(pad) = queue.static_pad("sink") {
+        let playout = playout.clone();
+        let queue_weak = queue.downgrade();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let (Some(queue), Some(buffer)) = (queue_weak.upgrade(), info.buffer()) {
+                let segment = pad.sticky_event::<gst::event::Segment>(0);
+                playout.arrived(&queue, segment.as_ref().map(|e| e.segment()), buffer);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     sink.set_callbacks(
         gstreamer_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let delay = Duration::from_millis(u64::from(tuning.playout_delay_ms.load(Ordering::Relaxed)))
+                    .min(MAX_PLAYOUT_DELAY);
+                playout.resize_queue(&queue_weak, delay);
+                if let Some(hold) = playout.hold(s, &sample, delay) {
+                    std::thread::sleep(hold);
+                }
                 if let Some(st) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned()))
                     && let (Ok(w), Ok(h)) = (st.get::<i32>("width"), st.get::<i32>("height"))
                 {
@@ -126,6 +163,48 @@ fn link_video(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -
     let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
     pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
     Ok(())
+}
+
+/// Holds each of the doctor's frames until its playout time, in the sink's streaming thread (as a synchronising
+/// sink would, but against the fastest recent arrival rather than the pipeline's latency, which the audio sets).
+/// Arrivals are read where the decoder hands frames to the queue, before they wait there.
+#[derive(Default)]
+struct Playout {
+    clock: Mutex<PlayoutClock>,
+    /// The delay the queue was last sized for (ms).
+    sized_for_ms: AtomicU64,
+}
+
+impl Playout {
+    fn arrived(&self, element: &gst::Element, segment: Option<&gst::Segment>, buffer: &gst::BufferRef) {
+        let pts = segment
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+            .zip(buffer.pts())
+            .and_then(|(s, pts)| s.to_running_time(pts));
+        if let (Some(now), Some(pts)) = (element.current_running_time(), pts) {
+            self.clock.lock().unwrap_or_else(|p| p.into_inner()).arrived(now.into(), pts.into());
+        }
+    }
+
+    fn hold(&self, sink: &gstreamer_app::AppSink, sample: &gst::Sample, delay: Duration) -> Option<Duration> {
+        let now = sink.current_running_time()?;
+        let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+        let pts = segment.to_running_time(sample.buffer()?.pts()?)?;
+        let hold = self.clock.lock().unwrap_or_else(|p| p.into_inner()).hold(now.into(), pts.into(), delay);
+        tracing::trace!(now = now.mseconds(), pts = pts.mseconds(), hold = hold.as_millis() as u64, "playout");
+        (!hold.is_zero()).then_some(hold)
+    }
+
+    /// Room in the queue for the frames that arrive while one is held (30 fps assumed: at most 13 more).
+    fn resize_queue(&self, queue: &glib::WeakRef<gst::Element>, delay: Duration) {
+        let ms = delay.as_millis() as u64;
+        if self.sized_for_ms.swap(ms, Ordering::Relaxed) == ms {
+            return;
+        }
+        if let Some(q) = queue.upgrade() {
+            q.set_property("max-size-buffers", QUEUED_FRAMES + ms.div_ceil(33) as u32);
+        }
+    }
 }
 
 fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {

@@ -40,6 +40,10 @@ pub(super) struct Tuning {
     pub encoded_frames: AtomicU64,
     /// The doctor's video jitter buffers (retransmission on, latency adjusted by the monitor).
     pub video_jitterbuffers: Mutex<Vec<glib::WeakRef<gst::Element>>>,
+    /// The doctor's audio jitter buffers (latency raised with the video's playout delay, for lip sync).
+    pub audio_jitterbuffers: Mutex<Vec<glib::WeakRef<gst::Element>>>,
+    /// How long the doctor's frames are held before they are shown (ms; `core::playout`), set by the monitor.
+    pub playout_delay_ms: AtomicU32,
     /// webrtcbin's own `rtprtxsend`, for its counters.
     pub rtx_sender: Mutex<Option<glib::WeakRef<gst::Element>>>,
     /// webrtcbin's own `rtpulpfecenc` and `rtpredenc` for the video.
@@ -72,6 +76,8 @@ impl Tuning {
             rtx_refused: AtomicU64::new(0),
             encoded_frames: AtomicU64::new(0),
             video_jitterbuffers: Mutex::new(Vec::new()),
+            audio_jitterbuffers: Mutex::new(Vec::new()),
+            playout_delay_ms: AtomicU32::new(0),
             rtx_sender: Mutex::new(None),
             fec_encoder: Mutex::new(None),
             red_encoder: Mutex::new(None),
@@ -168,10 +174,9 @@ pub(super) fn connect_jitterbuffers(webrtc: &gst::Element, tuning: &Arc<Tuning>)
         let ssrc = args.get(3).and_then(|v| v.get::<u32>().ok())?;
         let video = tuning.facts().is_none_or(|f| f.video_ssrcs.is_empty() || f.video_ssrcs.contains(&ssrc));
         jb.set_property("do-retransmission", video);
-        if video {
-            jb.set_property("latency", tuning.jitter_floor_ms);
-            lock(&tuning.video_jitterbuffers).push(jb.downgrade());
-        }
+        jb.set_property("latency", tuning.jitter_floor_ms);
+        let list = if video { &tuning.video_jitterbuffers } else { &tuning.audio_jitterbuffers };
+        lock(list).push(jb.downgrade());
         None
     });
 }
