@@ -265,9 +265,11 @@ impl Monitor {
         }
         // Frames held for their playout time while losses are being repaired (`core::playout`), and the audio
         // waiting as long, so the doctor's lips and voice stay together.
-        // A packet repaired or given up (not a request alone: the jitter buffer also asks for packets that were only
-        // late, 20-95 times in 10 s on a delayed loss-free link, see docs/platform-notes.md).
-        if repaired > self.previous.jb_repaired || jb_lost > self.previous.jb_lost {
+        // A packet repaired: holding frames is what lets the next repair be shown on time. Not a request alone (the
+        // jitter buffer also asks for packets that were only late, 20-95 times in 10 s on a delayed loss-free link,
+        // see docs/platform-notes.md), nor a packet given up (seen once at the start of calls on a clean link, which
+        // then held every frame 100 ms for 10 s; a wait would not have brought it back either).
+        if repaired > self.previous.jb_repaired {
             self.last_repair_at = Some(now);
         }
         let repairing = self.last_repair_at.is_some_and(|t| now.duration_since(t) < LOSS_MEMORY);
