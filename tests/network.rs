@@ -113,6 +113,13 @@ async fn shaped_call(lab: NatLab) {
     assert!(after.sending.rtx_packets > 0 && after.sending.nacks_received > 0, "{:?}", after.sending);
     assert!(after.receiving.nacks_sent > before.receiving.nacks_sent, "the kiosk NACKs the doctor's video");
     assert!(n(&after_page, "nacksReceived") > n(&before_page, "nacksReceived"), "the browser got the kiosk's NACKs");
+    // Some of the doctor's packets are lost beyond repair on this link: the kiosk asks for keyframes and the browser
+    // receives the requests (none ever arrived while the decoder alone asked: the doctor's video could stay frozen
+    // for the rest of a call).
+    assert!(
+        n(&after_page, "plisReceived") > n(&before_page, "plisReceived"),
+        "the browser got the kiosk's keyframe requests: {after_page}"
+    );
     // While it repairs the doctor's video, the kiosk holds each frame long enough for a retransmitted one to be
     // shown on time (core::playout); on a clean link it holds none (below).
     assert!(after.receiving.packets_repaired > before.receiving.packets_repaired, "{:?}", after.receiving);

@@ -46,6 +46,14 @@ impl RetransmissionLimiter {
     }
 }
 
+/// Whether to ask the doctor's browser for a keyframe (PLI) after one monitor interval: a packet of its video was
+/// given up (the jitter buffer waited and no retransmission came: the decoder now shows nothing or a broken
+/// picture until the next keyframe, and a browser sends keyframes only when asked), or packets arrived and not a
+/// single frame was decoded. The caller asks at most once per interval.
+pub fn keyframe_needed(packets_given_up: u64, packets_arrived: u64, frames_decoded: u64) -> bool {
+    packets_given_up > 0 || (packets_arrived > 0 && frames_decoded == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +83,13 @@ mod tests {
             }
         }
         assert!((30..=50).contains(&served), "{served} served in one second");
+    }
+
+    #[test]
+    fn a_keyframe_is_asked_for_when_a_packet_is_given_up_or_frames_stop_while_packets_arrive() {
+        assert!(!keyframe_needed(0, 40, 15), "a healthy interval");
+        assert!(keyframe_needed(1, 40, 15), "a packet given up");
+        assert!(keyframe_needed(0, 40, 0), "packets but no picture: the decoder waits for a keyframe");
+        assert!(!keyframe_needed(0, 0, 0), "nothing arrives (a cut): a request could not arrive either");
     }
 }

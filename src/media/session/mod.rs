@@ -292,8 +292,13 @@ impl Session {
         if let Some(pad) = self.encoder.static_pad("src") {
             pad.send_event(event());
         }
+        // Upstream from the doctor's video sink (a sink pad's `send_event` takes only downstream events: GStreamer
+        // refused this one, "sending custom-upstream event in wrong direction"), and straight at the RTP session.
         if let Some(pad) = self.pipeline.by_name(remote::DOCTOR_VIDEO).and_then(|sink| sink.static_pad("sink")) {
-            pad.send_event(event());
+            pad.push_event(event());
+        }
+        if let Some(ssrcs) = self.tuning.facts().map(|f| f.video_ssrcs) {
+            tuning::request_doctor_keyframe(&self.webrtc, &ssrcs);
         }
     }
 
@@ -335,7 +340,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
            ! {ladder} \
-           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt=96 mtu={mtu} ! queue ! webrtc. \
+           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt={video_pt} mtu={mtu} ! queue ! webrtc. \
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
            ! opusenc name=aenc bitrate=32000 frame-size=20 audio-type=voice inband-fec=true packet-loss-percentage=0 \
@@ -345,6 +350,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
            ! volume name={speaker} ! level name={level} interval=100000000 \
            ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
         latency = settings.jitter_latency_ms,
+        video_pt = tuning::VIDEO_PT,
         video = sources.video,
         camera = element::CAMERA_BALANCE,
         mic = element::MIC_VOLUME,

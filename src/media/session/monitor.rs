@@ -22,6 +22,7 @@ use crate::core::adaptation::{
     AdaptInput, Ladder, ReportRateControl, RoundTrip, Rung, opus_loss_percent, video_fec_percent, video_jitter_latency,
 };
 use crate::core::playout::video_playout_delay;
+use crate::core::retransmission::keyframe_needed;
 
 const EVERY: Duration = Duration::from_millis(500);
 /// Loss seen within this long keeps Opus's FEC on.
@@ -295,6 +296,15 @@ impl Monitor {
         };
         let bytes_received: u64 = reading.inbound.values().map(|i| i.bytes).sum();
         let decoded = self.live.received.video_frames();
+        // A keyframe when the doctor's picture cannot go on without one (once per tick at most).
+        let frames_now = decoded.saturating_sub(self.previous.decoded_frames);
+        if self.previous.at.is_some()
+            && keyframe_needed(lost_now, pushed_now, frames_now)
+            && let Some(f) = &facts
+        {
+            let asked = super::tuning::request_doctor_keyframe(&webrtc, &f.video_ssrcs);
+            tracing::debug!(lost_now, pushed_now, frames_now, asked, "keyframe requested from the doctor");
+        }
         let (rtx_packets, _) = self.rtx_counts();
         let element_of = |slot: &Mutex<Option<glib::WeakRef<gst::Element>>>| {
             slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|w| w.upgrade())

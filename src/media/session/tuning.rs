@@ -240,3 +240,37 @@ pub(super) fn count_encoded_frames(encoder: &gst::Element, tuning: &Arc<Tuning>)
         gst::PadProbeReturn::Ok
     });
 }
+
+/// Asks the doctor's browser for a keyframe of each of its video streams (RTCP PLI), straight at webrtcbin's RTP
+/// session: the GstForceKeyUnit event with the stream's SSRC and payload type (the video's, [`VIDEO_PT`], whose caps
+/// carry `rtcp-fb-nack-pli`), which `rtpsession` turns into a PLI. Requests from the decoder never became one (the
+/// page counted 0 PLIs in every lossy call; with `GST_DEBUG=rtpsession:6` no upstream event ever reached the
+/// session). Returns how many streams were asked.
+/// The video's payload type in the kiosk's offer (and so in the browser's answer).
+pub(super) const VIDEO_PT: u32 = 96;
+
+pub(super) fn request_doctor_keyframe(webrtc: &gst::Element, ssrcs: &[u32]) -> usize {
+    let Some(session) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+        .and_then(|rtpbin| rtpbin.emit_by_name::<Option<gst::Element>>("get-session", &[&0u32]))
+    else {
+        return 0;
+    };
+    let Some(pad) = session.static_pad("recv_rtp_src") else { return 0 };
+    ssrcs
+        .iter()
+        .filter(|&&ssrc| {
+            let s = gst::Structure::builder("GstForceKeyUnit")
+                .field("running-time", u64::MAX)
+                // rtpsession sends a FIR instead when the headers are asked for too; a PLI is what browsers expect
+                // (Chrome counts it in `pliCount`) and answer with a keyframe that carries them anyway.
+                .field("all-headers", false)
+                .field("count", 0i32)
+                .field("ssrc", ssrc)
+                .field("payload", VIDEO_PT)
+                .build();
+            pad.send_event(gst::event::CustomUpstream::new(s))
+        })
+        .count()
+}
