@@ -15,10 +15,10 @@ use std::time::Duration;
 /// detecting the gap (up to a frame interval), the jitter buffer's request delay and the link's jitter, at most
 /// [`MAX_PLAYOUT_DELAY`]. Zero when no repair happened lately.
 pub fn video_playout_delay(rtt: Option<Duration>, repairing: bool) -> Duration {
-    match (repairing, rtt) {
-        (false, _) => Duration::ZERO,
-        (true, rtt) => (rtt.unwrap_or(Duration::from_millis(100)) + Duration::from_millis(100)).min(MAX_PLAYOUT_DELAY),
+    if !repairing {
+        return Duration::ZERO;
     }
+    (rtt.unwrap_or(Duration::from_millis(100)) + Duration::from_millis(100)).min(MAX_PLAYOUT_DELAY)
 }
 
 /// The longest the doctor's picture is held: beyond this the picture lags the conversation noticeably.

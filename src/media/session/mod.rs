@@ -281,21 +281,14 @@ impl Session {
     }
 
     /// Asks the video encoder for a keyframe now (as a browser's PLI would), and the doctor's browser for one (a
-    /// PLI: the same event sent upstream from the doctor's picture reaches rtpsession, which turns it into one).
+    /// PLI from the RTP session: the same event sent up from the doctor's picture never reached it, see
+    /// docs/platform-notes.md).
     pub fn request_keyframe(&self) {
         // What GstVideo's upstream force-key-unit event is: a custom upstream event named GstForceKeyUnit.
-        let event = || {
-            gst::event::CustomUpstream::new(
-                gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
-            )
-        };
         if let Some(pad) = self.encoder.static_pad("src") {
-            pad.send_event(event());
-        }
-        // Upstream from the doctor's video sink (a sink pad's `send_event` takes only downstream events: GStreamer
-        // refused this one, "sending custom-upstream event in wrong direction"), and straight at the RTP session.
-        if let Some(pad) = self.pipeline.by_name(remote::DOCTOR_VIDEO).and_then(|sink| sink.static_pad("sink")) {
-            pad.push_event(event());
+            pad.send_event(gst::event::CustomUpstream::new(
+                gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
+            ));
         }
         if let Some(ssrcs) = self.tuning.facts().map(|f| f.video_ssrcs) {
             tuning::request_doctor_keyframe(&self.webrtc, &ssrcs);
@@ -487,10 +480,10 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bo
         .parse()
         .map_err(|_| build_error("audio caps"))?;
     // The audio's packets in the transport-wide sequence too (as libwebrtc and webrtcsink send them): a feedback
-    // message then reports on about twice as many packets, and rtpgccbwe, which judges loss by the last feedback
-    // alone, no longer reads one lost video packet out of three or four as 30 % loss. rtpsession numbers the
-    // packets of every stream that carries the extension from one counter. Taken off again when the answer's audio
-    // section drops the extension (Firefox), see `apply_answer`.
+    // message then reports on about twice as many packets, so congestion control's loss reading rests on more of
+    // them (upstream rtpgccbwe judged the last feedback alone; the vendored one judges a window). rtpsession numbers
+    // the packets of every stream that carries the extension from one counter. Taken off again when the answer's
+    // audio section drops the extension (Firefox), see `apply_answer`.
     stamp_transport_wide(&parts.audio_payloader, &mut audio_caps);
     for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
         let t = parts

@@ -88,7 +88,7 @@ struct Monitor {
     reports: ReportRateControl,
     previous: Previous,
     last_loss_at: Option<Instant>,
-    /// When the kiosk last asked for a retransmission of the doctor's video.
+    /// When a retransmission last repaired a packet of the doctor's video.
     last_repair_at: Option<Instant>,
     opus_loss: u32,
     /// The kiosk's loss as the browser sees it, smoothed over a few seconds (feedback batches are noisy).
@@ -265,11 +265,10 @@ impl Monitor {
             }
         }
         // Frames held for their playout time while losses are being repaired (`core::playout`), and the audio
-        // waiting as long, so the doctor's lips and voice stay together.
-        // A packet repaired: holding frames is what lets the next repair be shown on time. Not a request alone (the
-        // jitter buffer also asks for packets that were only late, 20-95 times in 10 s on a delayed loss-free link,
-        // see docs/platform-notes.md), nor a packet given up (seen once at the start of calls on a clean link, which
-        // then held every frame 100 ms for 10 s; a wait would not have brought it back either).
+        // waiting as long, so the doctor's lips and voice stay together. Started by a repaired packet: not by a
+        // request alone (the jitter buffer also asks for packets that were only late, 20-95 times in 10 s on a
+        // delayed loss-free link, see docs/platform-notes.md), nor by a packet given up (seen at the start of calls
+        // on a clean link, which then held every frame 100 ms for 10 s; a wait would not have brought it back).
         if repaired > self.previous.jb_repaired {
             self.last_repair_at = Some(now);
         }

@@ -241,14 +241,14 @@ pub(super) fn count_encoded_frames(encoder: &gst::Element, tuning: &Arc<Tuning>)
     });
 }
 
+/// The video's payload type in the kiosk's offer (and so in the browser's answer).
+pub(super) const VIDEO_PT: u32 = 96;
+
 /// Asks the doctor's browser for a keyframe of each of its video streams (RTCP PLI), straight at webrtcbin's RTP
 /// session: the GstForceKeyUnit event with the stream's SSRC and payload type (the video's, [`VIDEO_PT`], whose caps
 /// carry `rtcp-fb-nack-pli`), which `rtpsession` turns into a PLI. Requests from the decoder never became one (the
 /// page counted 0 PLIs in every lossy call; with `GST_DEBUG=rtpsession:6` no upstream event ever reached the
 /// session). Returns how many streams were asked.
-/// The video's payload type in the kiosk's offer (and so in the browser's answer).
-pub(super) const VIDEO_PT: u32 = 96;
-
 pub(super) fn request_doctor_keyframe(webrtc: &gst::Element, ssrcs: &[u32]) -> usize {
     let Some(session) = webrtc
         .downcast_ref::<gst::Bin>()
