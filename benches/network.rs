@@ -78,13 +78,29 @@ window.mmBench = {
     if (!pc) return null;
     const r = await pc.getStats();
     let v = null;
-    r.forEach((x) => { if (x.type === "inbound-rtp" && x.kind === "video") v = x; });
+    let au = null, back = "";
+    r.forEach((x) => { if (x.type === "inbound-rtp" && x.kind === "video") v = x; if (x.type === "inbound-rtp" && x.kind === "audio") au = x; });
+    // The round trip this browser measures from RTCP (the other side's receiver reports about what it sends).
+    r.forEach((x) => { if (x.type === "remote-inbound-rtp") back += `${x.kind} ${x.roundTripTime === undefined ? "-" : Math.round(1000 * x.roundTripTime)} ms (${x.roundTripTimeMeasurements || 0}) `; });
     if (!v) return null;
+    // The path media takes: the selected candidate pair's local and remote candidates.
+    let path = "";
+    r.forEach((t) => {
+      if (t.type !== "transport" || !t.selectedCandidatePairId) return;
+      const pair = r.get(t.selectedCandidatePairId);
+      const l = pair && r.get(pair.localCandidateId), m = pair && r.get(pair.remoteCandidateId);
+      if (l && m) path = `${l.candidateType}/${l.protocol}${l.relayProtocol ? "/" + l.relayProtocol : ""} -> ${m.candidateType}/${m.protocol} rtt ${Math.round(1000 * (pair.currentRoundTripTime || 0))} ms`;
+    });
     return {
+      path: path + "; RTCP round trips: " + back,
       frames: v.framesDecoded || 0, freezeSeconds: v.totalFreezesDuration || 0, width: v.frameWidth || 0,
       height: v.frameHeight || 0, bytes: v.bytesReceived || 0, lost: v.packetsLost || 0,
       received: v.packetsReceived || 0, rtx: v.retransmittedPacketsReceived || 0, fec: v.fecPacketsReceived || 0,
       jbDelay: v.jitterBufferDelay || 0, jbEmitted: v.jitterBufferEmittedCount || 0,
+      jbMinMs: v.jitterBufferEmittedCount ? Math.round(1000 * (v.jitterBufferMinimumDelay || 0) / v.jitterBufferEmittedCount) : -1,
+      jbTargetMs: v.jitterBufferEmittedCount ? Math.round(1000 * (v.jitterBufferTargetDelay || 0) / v.jitterBufferEmittedCount) : -1,
+      audioJbMs: au && au.jitterBufferEmittedCount ? Math.round(1000 * au.jitterBufferDelay / au.jitterBufferEmittedCount) : 0,
+      audioTargetMs: au && au.jitterBufferEmittedCount ? Math.round(1000 * (au.jitterBufferTargetDelay || 0) / au.jitterBufferEmittedCount) : 0,
     };
   },
 };
@@ -150,7 +166,7 @@ async fn inject(c: &Client) {
 }
 
 /// One reading of a video receiver, cumulative counters.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Reading {
     at: f64,
     frames: f64,
@@ -162,6 +178,17 @@ struct Reading {
     received: f64,
     repaired: f64,
     fec: f64,
+    /// The page's selected candidate pair (local -> remote: type/protocol), empty for the kiosk.
+    path: String,
+    /// The page's audio jitter buffer, average delay and target since the start (ms).
+    audio_jb_ms: f64,
+    audio_target_ms: f64,
+    /// The page's video jitter buffer: average minimum and target delay since the start (ms).
+    video_min_ms: f64,
+    video_target_ms: f64,
+    /// The page's jitter buffer: total delay (s) and frames emitted, both cumulative (0 for the kiosk).
+    jb_delay_s: f64,
+    jb_frames: f64,
 }
 
 /// Who receives a direction's video.
@@ -190,6 +217,13 @@ async fn read(r: Receiver<'_>, t0: Instant) -> Option<Reading> {
             received: n("received"),
             repaired: n("rtx"),
             fec: n("fec"),
+            path: v["path"].as_str().unwrap_or_default().to_string(),
+            audio_jb_ms: n("audioJbMs"),
+            audio_target_ms: n("audioTargetMs"),
+            video_min_ms: n("jbMinMs"),
+            video_target_ms: n("jbTargetMs"),
+            jb_delay_s: n("jbDelay"),
+            jb_frames: n("jbEmitted"),
         })
     };
     match r {
@@ -211,6 +245,13 @@ async fn read(r: Receiver<'_>, t0: Instant) -> Option<Reading> {
                 received: 0.0,
                 repaired: s.receiving.packets_repaired as f64,
                 fec: 0.0,
+                path: String::new(),
+                audio_jb_ms: 0.0,
+                audio_target_ms: 0.0,
+                video_min_ms: 0.0,
+                video_target_ms: 0.0,
+                jb_delay_s: 0.0,
+                jb_frames: 0.0,
             })
         }
     }
@@ -337,12 +378,31 @@ async fn measure(
     for _ in 0..=secs {
         let next = t0.elapsed() + Duration::from_secs(1);
         if let Some(x) = read(to_doctor, t0).await {
-            if trace && let Receiver::Kiosk(k) = to_kiosk {
-                let st = k.kiosk_status();
+            if trace {
+                // The page's jitter buffer delay over the last second (what its playout waits).
+                let jb_ms = a.last().map_or(0.0, |p: &Reading| {
+                    let frames = x.jb_frames - p.jb_frames;
+                    if frames > 0.0 { 1000.0 * (x.jb_delay_s - p.jb_delay_s) / frames } else { 0.0 }
+                });
                 eprintln!(
-                    "  {:>4.0} s: page {x:?}\n         kiosk sends {:?}\n         kiosk receives {:?}",
-                    x.at, st.sending, st.receiving
+                    "  {:>4.0} s: page {x:?}\n         page's jitter buffers: video {jb_ms:.0} ms in the last second \
+                     (minimum {:.0}, target {:.0} on average); audio {:.0} ms (target {:.0}); path {}",
+                    x.at, x.video_min_ms, x.video_target_ms, x.audio_jb_ms, x.audio_target_ms, x.path
                 );
+                if let (Receiver::B2bPage(c), true) = (to_doctor, a.is_empty()) {
+                    let sdp = js_async(c, "const d = window.b2b.pc.remoteDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=msid|a=ssrc:|a=rtpmap|a=extmap)/.test(l)).join('\\n') : '';").await;
+                    eprintln!("the pair's SDP, as the receiving page has it:\n{}", sdp.as_str().unwrap_or_default());
+                }
+                if let (Receiver::DoctorPage(c), true) = (to_doctor, a.is_empty()) {
+                    let sdp = js_async(c, "const d = window.medimitra.call.pc.remoteDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=msid|a=ssrc:|a=rtpmap|a=extmap)/.test(l)).join('\\n') : '';").await;
+                    eprintln!("the kiosk's SDP, as the page has it:\n{}", sdp.as_str().unwrap_or_default());
+                    let answer = js_async(c, "const d = window.medimitra.call.pc.localDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=extmap)/.test(l)).join('\\n') : '';").await;
+                    eprintln!("the page's answer:\n{}", answer.as_str().unwrap_or_default());
+                }
+                if let Receiver::Kiosk(k) = to_kiosk {
+                    let st = k.kiosk_status();
+                    eprintln!("         kiosk sends {:?}\n         kiosk receives {:?}", st.sending, st.receiving);
+                }
             }
             a.push(x);
         }
