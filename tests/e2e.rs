@@ -60,6 +60,21 @@ async fn scenarios() {
         k.kiosk_status().send_bitrate_kbps > 0
     })
     .await;
+    // The kiosk's receiver reports reach the doctor's browser, which measures its round trip from them. Without
+    // them Chrome does not know the round trip: it re-asks for lost packets far too often and does not play the
+    // kiosk's picture out late enough for a retransmission to arrive, so every repair froze it (the kiosk's RTP
+    // session sent one report at the start and then only reduced-size feedback, see docs/platform-notes.md).
+    wait_for("the doctor's browser to measure round trips from the kiosk's reports", Duration::from_secs(12), || async {
+        let n = js_async(
+            &a,
+            "const r = await window.medimitra.call.pc.getStats(); let n = 0; \
+             r.forEach((s) => { if (s.type === 'remote-inbound-rtp' && s.kind === 'video') n = s.roundTripTimeMeasurements || 0; }); \
+             return n;",
+        )
+        .await;
+        n.as_f64().unwrap_or(0.0) >= 3.0
+    })
+    .await;
     assert_eq!(k.status_of(first), AppointmentStatus::InCall);
     assert_eq!(js(&a, "document.getElementById('call-status').textContent").await, json!("Connected"));
     // The doctor's panel says what is received and what is sent, and whether the sending is limited.

@@ -5,7 +5,8 @@
 //! - [`call`]: the call state machine (events in, effects out); [`call_status`]: the typed status it publishes.
 //! - [`protocol`]: the signaling messages; [`signaling`]: the rules of one signaling socket (hello, version, bad
 //!   frames, silence); [`error_code`]: every error code the API and the socket send.
-//! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown.
+//! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown;
+//!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams.
 //!   `appointment`, `people`, `validate`: the data rules.
 
 pub(crate) mod names;
@@ -21,6 +22,7 @@ pub mod media_rules;
 mod people;
 pub mod playout;
 pub mod protocol;
+pub mod reception_report;
 pub mod retransmission;
 pub mod signaling;
 mod validate;

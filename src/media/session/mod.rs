@@ -20,6 +20,7 @@
 pub mod ladder;
 mod monitor;
 mod remote;
+mod reports;
 mod stamp;
 mod tuning;
 
@@ -68,6 +69,8 @@ pub struct Session {
     /// Ends the monitor thread.
     stop_monitor: Arc<AtomicBool>,
     monitor: Option<std::thread::JoinHandle<()>>,
+    /// Whether the RTP session adds reception reports yet (`reports`; connected once, after the answer).
+    reports_added: AtomicBool,
 }
 
 /// The elements of a session's pipeline that are configured after it is built.
@@ -196,6 +199,7 @@ impl Session {
             tuning,
             stop_monitor,
             monitor: Some(monitor),
+            reports_added: AtomicBool::new(false),
         };
         session
             .pipeline
@@ -259,6 +263,9 @@ impl Session {
         }
         if let Some(err) = promise.get_reply().and_then(|r| r.get::<glib::Error>("error").ok()) {
             return Err(MediaError::BadAnswer(err.to_string()));
+        }
+        if !self.reports_added.swap(true, Ordering::Relaxed) {
+            reports::add_reception_reports(&self.webrtc);
         }
         let queued = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
         for c in queued {
