@@ -9,25 +9,32 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::kiosk::KioskProcess;
-use super::{KillOnDrop, PASSWORD, wait_for};
+use super::{KillGroupOnDrop, PASSWORD, wait_for};
 
 /// chromedriver on a port it picks itself (`--port=0`; it prints the port once it listens), and its port.
-pub fn start_chromedriver() -> (KillOnDrop, u16) {
+pub fn start_chromedriver() -> (KillGroupOnDrop, u16) {
     chromedriver(Command::new("chromedriver"))
 }
 
 /// chromedriver (and the browsers it starts) inside network namespace `ns`; its port is on that namespace's
 /// loopback (see `natlab::forward_into`).
-pub fn start_chromedriver_in(ns: &str) -> (KillOnDrop, u16) {
+pub fn start_chromedriver_in(ns: &str) -> (KillGroupOnDrop, u16) {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, "chromedriver"]);
     chromedriver(cmd)
 }
 
-fn chromedriver(mut cmd: Command) -> (KillOnDrop, u16) {
-    let mut child = cmd.arg("--port=0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("chromedriver");
+fn chromedriver(mut cmd: Command) -> (KillGroupOnDrop, u16) {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .arg("--port=0")
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver");
     let out = child.stdout.take().expect("chromedriver's output");
-    let proc = KillOnDrop(child);
+    let proc = KillGroupOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
