@@ -113,7 +113,15 @@ fn webrtcbin_ice_urls(servers: &[IceServer]) -> (Option<String>, Vec<String>) {
             } else if let Some((scheme, rest)) = u.split_once(':') {
                 let user = enc(s.username.as_deref().unwrap_or(""));
                 let pass = enc(s.credential.as_deref().unwrap_or(""));
-                turn.push(format!("{scheme}://{user}:{pass}@{}", rest.trim_start_matches("//")));
+                let mut rest = rest.trim_start_matches("//").to_string();
+                // `turn:` with no transport means UDP, as in browsers. webrtcbin would also open a TURN-over-TCP
+                // relay for it, and ICE could pick that: TCP then hides every loss behind its own retransmissions
+                // and stalls the call both ways (seen in the lab: no loss counted, 5-30 s frozen per minute, round
+                // trips of seconds). Sites that need TCP say `?transport=tcp` (or use `turns:`).
+                if scheme == "turn" && !rest.contains("transport=") {
+                    rest.push_str(if rest.contains('?') { "&transport=udp" } else { "?transport=udp" });
+                }
+                turn.push(format!("{scheme}://{user}:{pass}@{rest}"));
             }
         }
     }
@@ -632,4 +640,37 @@ fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std:
 
 fn add_candidate(webrtc: &gst::Element, c: &IceCandidate) {
     webrtc.emit_by_name::<()>("add-ice-candidate", &[&c.sdp_m_line_index, &c.candidate]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IceUrl;
+
+    fn server(urls: &[&str]) -> IceServer {
+        IceServer {
+            urls: urls.iter().map(|u| IceUrl::try_from(u.to_string()).expect("a valid URL")).collect(),
+            username: Some("kiosk 1".into()),
+            credential: Some("s3cr@t".into()),
+        }
+    }
+
+    #[test]
+    fn turn_without_a_transport_is_udp_only_as_in_browsers() {
+        let (stun, turn) = webrtcbin_ice_urls(&[server(&[
+            "stun:stun.example:3478",
+            "turn:turn.example:3478",
+            "turn:turn.example:3478?transport=tcp",
+            "turns:turn.example:5349",
+        ])]);
+        assert_eq!(stun.as_deref(), Some("stun://stun.example:3478"));
+        assert_eq!(
+            turn,
+            [
+                "turn://kiosk%201:s3cr%40t@turn.example:3478?transport=udp",
+                "turn://kiosk%201:s3cr%40t@turn.example:3478?transport=tcp",
+                "turns://kiosk%201:s3cr%40t@turn.example:5349",
+            ]
+        );
+    }
 }
