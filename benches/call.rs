@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::browser::*;
 use support::kiosk::{INSIDE, KioskProcess, Namespace, Where};
-use support::{KillGroupOnDrop, Xvfb, wait_for};
+use support::{KillOnDrop, Xvfb, wait_for};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -206,7 +206,7 @@ fn main() {
         });
         let kiosk_pid = k.proc.0.id();
         let profiles = tempfile::tempdir().expect("profiles");
-        let drivers: Vec<(u16, KillGroupOnDrop)> = (0..2)
+        let drivers: Vec<(u16, KillOnDrop)> = (0..2)
             .map(|_| {
                 let (p, port) = start_chromedriver();
                 (port, p)

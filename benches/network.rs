@@ -178,7 +178,8 @@ struct Reading {
     received: f64,
     repaired: f64,
     fec: f64,
-    /// The page's selected candidate pair (local -> remote: type/protocol), empty for the kiosk.
+    /// The page's selected candidate pair (local -> remote: type/protocol, STUN round trip) and its RTCP round trips,
+    /// empty for the kiosk.
     path: String,
     /// The page's audio jitter buffer, average delay and target since the start (ms).
     audio_jb_ms: f64,
@@ -244,14 +245,7 @@ async fn read(r: Receiver<'_>, t0: Instant) -> Option<Reading> {
                 lost: s.receiving.loss_percent,
                 received: 0.0,
                 repaired: s.receiving.packets_repaired as f64,
-                fec: 0.0,
-                path: String::new(),
-                audio_jb_ms: 0.0,
-                audio_target_ms: 0.0,
-                video_min_ms: 0.0,
-                video_target_ms: 0.0,
-                jb_delay_s: 0.0,
-                jb_frames: 0.0,
+                ..Reading::default()
             })
         }
     }
@@ -362,6 +356,26 @@ async fn until_each(
     (ta, tb)
 }
 
+/// The receiving page's descriptions, the lines that say what was negotiated (for `BENCH_TRACE`).
+async fn print_descriptions(receiver: Receiver<'_>) {
+    let (c, pc) = match receiver {
+        Receiver::DoctorPage(c) => (c, "window.medimitra.call.pc"),
+        Receiver::B2bPage(c) => (c, "window.b2b.pc"),
+        Receiver::Kiosk(_) => return,
+    };
+    for which in ["remoteDescription", "localDescription"] {
+        let lines = js_async(
+            c,
+            &format!(
+                "const d = {pc}.{which}; return d ? d.sdp.split('\\r\\n')\
+                 .filter((l) => /^(m=|a=msid|a=ssrc:|a=rtpmap|a=extmap)/.test(l)).join('\\n') : '';"
+            ),
+        )
+        .await;
+        eprintln!("the receiving page's {which}:\n{}", lines.as_str().unwrap_or_default());
+    }
+}
+
 /// Reads both receivers every second for `secs`; then, if `cut` is given, cuts the link for 10 s and times the
 /// video's return both ways.
 async fn measure(
@@ -389,15 +403,8 @@ async fn measure(
                      (minimum {:.0}, target {:.0} on average); audio {:.0} ms (target {:.0}); path {}",
                     x.at, x.video_min_ms, x.video_target_ms, x.audio_jb_ms, x.audio_target_ms, x.path
                 );
-                if let (Receiver::B2bPage(c), true) = (to_doctor, a.is_empty()) {
-                    let sdp = js_async(c, "const d = window.b2b.pc.remoteDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=msid|a=ssrc:|a=rtpmap|a=extmap)/.test(l)).join('\\n') : '';").await;
-                    eprintln!("the pair's SDP, as the receiving page has it:\n{}", sdp.as_str().unwrap_or_default());
-                }
-                if let (Receiver::DoctorPage(c), true) = (to_doctor, a.is_empty()) {
-                    let sdp = js_async(c, "const d = window.medimitra.call.pc.remoteDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=msid|a=ssrc:|a=rtpmap|a=extmap)/.test(l)).join('\\n') : '';").await;
-                    eprintln!("the kiosk's SDP, as the page has it:\n{}", sdp.as_str().unwrap_or_default());
-                    let answer = js_async(c, "const d = window.medimitra.call.pc.localDescription; return d ? d.sdp.split('\\r\\n').filter((l) => /^(m=|a=extmap)/.test(l)).join('\\n') : '';").await;
-                    eprintln!("the page's answer:\n{}", answer.as_str().unwrap_or_default());
+                if a.is_empty() {
+                    print_descriptions(to_doctor).await;
                 }
                 if let Receiver::Kiosk(k) = to_kiosk {
                     let st = k.kiosk_status();

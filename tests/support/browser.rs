@@ -9,22 +9,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::kiosk::KioskProcess;
-use super::{KillGroupOnDrop, PASSWORD, wait_for};
+use super::{KillOnDrop, PASSWORD, wait_for};
 
 /// chromedriver on a port it picks itself (`--port=0`; it prints the port once it listens), and its port.
-pub fn start_chromedriver() -> (KillGroupOnDrop, u16) {
+pub fn start_chromedriver() -> (KillOnDrop, u16) {
     chromedriver(Command::new("chromedriver"))
 }
 
 /// chromedriver (and the browsers it starts) inside network namespace `ns`; its port is on that namespace's
 /// loopback (see `natlab::forward_into`).
-pub fn start_chromedriver_in(ns: &str) -> (KillGroupOnDrop, u16) {
+pub fn start_chromedriver_in(ns: &str) -> (KillOnDrop, u16) {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, "chromedriver"]);
     chromedriver(cmd)
 }
 
-fn chromedriver(mut cmd: Command) -> (KillGroupOnDrop, u16) {
+fn chromedriver(mut cmd: Command) -> (KillOnDrop, u16) {
     use std::os::unix::process::CommandExt;
     let mut child = cmd
         .arg("--port=0")
@@ -34,7 +34,7 @@ fn chromedriver(mut cmd: Command) -> (KillGroupOnDrop, u16) {
         .spawn()
         .expect("chromedriver");
     let out = child.stdout.take().expect("chromedriver's output");
-    let proc = KillGroupOnDrop(child);
+    let proc = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;

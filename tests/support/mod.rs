@@ -60,18 +60,10 @@ pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A process started as the leader of its own process group (`process_group(0)`), killed with the whole group when
-/// dropped: chromedriver and the browsers it starts. Killing chromedriver alone left 20+ Chromium processes running
-/// after every network bench, loading the 2 cores during the next runs.
-pub struct KillGroupOnDrop(pub std::process::Child);
-
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
+        // A child started as the leader of its own process group (`process_group(0)`: chromedriver) goes with the
+        // whole group, the browsers it started included (killing chromedriver alone left 20+ Chromium processes
+        // running after every network bench). For any other child no group has its pid (it is not reaped yet), so
+        // this finds nothing.
         if let Ok(pid) = i32::try_from(self.0.id()) {
             // SAFETY: kill(2) with a negative pid signals the process group our own child leads; no memory involved.
             unsafe {

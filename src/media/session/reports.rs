@@ -40,10 +40,8 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 /// Connects to the internal RTP session (session 0, everything is bundled) of `webrtc`.
 pub(super) fn add_reception_reports(webrtc: &gst::Element) {
-    let Some(session) = webrtc
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("rtpbin"))
-        .and_then(|rtpbin| rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&0u32]))
+    let Some(session) = super::tuning::rtpbin(webrtc)
+        .and_then(|b| b.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&0u32]))
     else {
         tracing::warn!("no RTP session to add reception reports to");
         return;
@@ -53,8 +51,9 @@ pub(super) fn add_reception_reports(webrtc: &gst::Element) {
     // Every RTCP packet from the doctor (decrypted): note when each stream's sender report arrived.
     session.connect("on-receiving-rtcp", false, move |args| {
         let arrived = Instant::now();
-        for (ssrc, ntp) in args.get(1).map(sender_reports).unwrap_or_default() {
-            lock(&seen).sender_reports.insert(ssrc, (ntp, arrived));
+        let found = args.get(1).map(sender_reports).unwrap_or_default();
+        if !found.is_empty() {
+            lock(&seen).sender_reports.extend(found.into_iter().map(|(ssrc, ntp)| (ssrc, (ntp, arrived))));
         }
         None
     });
@@ -82,15 +81,22 @@ fn number(s: &gst::StructureRef, key: &str) -> Option<i64> {
         .or_else(|| v.get::<i32>().ok().map(i64::from))
 }
 
+/// The GstBuffer an RTCP signal passes, as the C API takes it (not referenced: the signal's scope is static, so
+/// the buffer stays writable for `on-sending-rtcp`'s handlers, as the session's own ones use it).
+fn buffer_of(value: &glib::Value) -> *mut gst::ffi::GstBuffer {
+    // SAFETY: reads the boxed pointer out of a value the signal holds for the duration of the handler.
+    unsafe { glib::gobject_ffi::g_value_get_boxed(value.to_glib_none().0) as *mut gst::ffi::GstBuffer }
+}
+
 /// The sender reports in a received RTCP packet: (SSRC, NTP timestamp).
 fn sender_reports(value: &glib::Value) -> Vec<(u32, u64)> {
     let mut found = Vec::new();
-    // SAFETY: the signal passes the received packet (a GstBuffer), mapped read-only here and unmapped before return.
+    let buffer = buffer_of(value);
+    if buffer.is_null() {
+        return found;
+    }
+    // SAFETY: the received packet, mapped read-only here and unmapped before return.
     unsafe {
-        let buffer = glib::gobject_ffi::g_value_get_boxed(value.to_glib_none().0) as *mut gst::ffi::GstBuffer;
-        if buffer.is_null() {
-            return found;
-        }
         let mut rtcp: gst_rtp::ffi::GstRTCPBuffer = std::mem::zeroed();
         if gst_rtp::ffi::gst_rtcp_buffer_map(buffer, gst::ffi::GST_MAP_READ, &mut rtcp) == 0 {
             return found;
@@ -155,11 +161,10 @@ fn add_to(args: &[glib::Value], state: &Mutex<State>) -> bool {
         (own, blocks)
     };
     let Some(value) = args.get(1) else { return false };
-    // SAFETY: the signal passes the packet being built (a GstBuffer, static scope: not referenced by the value, so
-    // writable, as the session's own handlers map it); it is mapped, added to and unmapped here, on the session's
-    // thread, before the session sends it.
+    let buffer = buffer_of(value);
+    // SAFETY: the packet being built, checked writable, mapped, added to and unmapped here, on the session's thread,
+    // before the session sends it.
     unsafe {
-        let buffer = glib::gobject_ffi::g_value_get_boxed(value.to_glib_none().0) as *mut gst::ffi::GstBuffer;
         if buffer.is_null() || gst::ffi::gst_mini_object_is_writable(buffer as *const gst::ffi::GstMiniObject) == 0 {
             return false;
         }

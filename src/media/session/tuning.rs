@@ -159,12 +159,17 @@ pub(super) fn connect_congestion_control(
     });
 }
 
+/// webrtcbin's own `rtpbin`, which holds the RTP session (session 0: everything is bundled).
+pub(super) fn rtpbin(webrtc: &gst::Element) -> Option<gst::Element> {
+    webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin"))
+}
+
 /// Retransmission for the doctor's video. webrtcbin 1.22 sets `do-retransmission` on every jitter buffer of a
 /// bundled transport from whichever transceiver it meets last (the audio one, without NACK), so the kiosk never
 /// sent NACKs; this handler, run after webrtcbin's, turns it on for the video SSRCs the answer names (for every
 /// stream when the answer names none).
 pub(super) fn connect_jitterbuffers(webrtc: &gst::Element, tuning: &Arc<Tuning>) {
-    let Some(rtpbin) = webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) else {
+    let Some(rtpbin) = rtpbin(webrtc) else {
         tracing::warn!("webrtcbin has no rtpbin: no retransmission requests for the doctor's video");
         return;
     };
@@ -250,10 +255,7 @@ pub(super) const VIDEO_PT: u32 = 96;
 /// page counted 0 PLIs in every lossy call; with `GST_DEBUG=rtpsession:6` no upstream event ever reached the
 /// session). Returns how many streams were asked.
 pub(super) fn request_doctor_keyframe(webrtc: &gst::Element, ssrcs: &[u32]) -> usize {
-    let Some(session) = webrtc
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("rtpbin"))
-        .and_then(|rtpbin| rtpbin.emit_by_name::<Option<gst::Element>>("get-session", &[&0u32]))
+    let Some(session) = rtpbin(webrtc).and_then(|b| b.emit_by_name::<Option<gst::Element>>("get-session", &[&0u32]))
     else {
         return 0;
     };
