@@ -498,6 +498,7 @@ fn db(store: &Store, cmd: DbCmd) -> Result<()> {
             if path.exists() {
                 bail!("{} exists already; choose a new file", path.display());
             }
+            // Written under a `.partial-` name and renamed only when complete and checked (see `Store::backup_to`).
             store.backup_to(&path).with_context(|| format!("backing up to {}", path.display()))?;
             println!("backed up {} to {}", store.path().display(), path.display());
         }

@@ -280,3 +280,68 @@ fn systemd_hears_ready_then_watchdog_keepalives_then_stopping() {
     assert!(stopping, "STOPPING=1 on SIGTERM");
     assert!(child.wait().unwrap().success(), "a clean exit on SIGTERM");
 }
+
+#[test]
+fn a_killed_backup_leaves_nothing_that_passes_for_a_backup() {
+    // Before: `db backup` wrote straight to the named file; killed part-way it left that file beside a journal, and
+    // SQLite rolled the journal back to a database that passed its integrity check and held no tables.
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = medimitra::store::Store::open_in(&data).unwrap();
+        store
+            .write_blocking(|db| {
+                (0..30_000).try_for_each(|i| {
+                    let p = medimitra::store::NewPatient {
+                        name: format!("Patient number {i} with a name long enough to fill pages"),
+                        date_of_birth: None,
+                        sex: medimitra::core::Sex::Unknown,
+                        phone: None,
+                        preferred_language: medimitra::core::Language::English,
+                    };
+                    db.add_patient(&p, medimitra::core::Actor::Cli, chrono::Utc::now()).map(|_| ())
+                })
+            })
+            .unwrap();
+    }
+    let (mut killed_midway, mut finished) = (0, 0);
+    for run in 0..16u64 {
+        let dest = dir.path().join(format!("backup-{run}.sqlite3"));
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--config", "/dev/null", "db", "backup"])
+            .arg(&dest)
+            .env_remove("MEDIMITRA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // From at once to well after the copy started.
+        std::thread::sleep(Duration::from_millis(10 + run * 15));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if dest.exists() {
+            // Whatever is there under the name asked for must be the whole database.
+            let copy =
+                rusqlite::Connection::open_with_flags(&dest, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+            let n: i64 = copy.query_row("SELECT COUNT(*) FROM patients", [], |r| r.get(0)).unwrap_or(-1);
+            assert_eq!((check.as_str(), n), ("ok", 30_000), "run {run}: a backup under the name asked for");
+            finished += 1;
+        } else {
+            assert_eq!(status.signal(), Some(9), "run {run}: no backup and not killed");
+            // Killed while copying: the copy's own name is left, which nothing takes for a backup.
+            let partial = format!("backup-{run}.sqlite3.partial-");
+            if std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&partial))
+            {
+                killed_midway += 1;
+            }
+        }
+    }
+    assert!(killed_midway > 0, "no backup was killed while copying ({finished} finished), so this test proved nothing");
+}

@@ -43,6 +43,8 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("backup to {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
     #[error("database task failed: {0}")]
     Task(String),
 }
@@ -165,13 +167,55 @@ impl Store {
         result.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Copies the live database to `dest` with SQLite's online backup (safe while the server runs).
+    /// Writes a consistent copy of the live database to `dest`, which must not exist yet.
+    ///
+    /// `VACUUM INTO` a file beside `dest` (`<name>.partial-<pid>`): one read transaction, so the copy is the snapshot
+    /// of one moment, and writers neither wait for it nor restart it (SQLite's page-by-page online backup starts
+    /// over after every write by another connection, and never finished under ~1,000 writes/s). The copy is then
+    /// checked (`integrity_check`, the schema version, its tables), synced, and only then linked to `dest` (a hard
+    /// link, so an existing file is never replaced) and the partial name removed. A backup killed on the way leaves
+    /// only the `.partial-` file, which nothing takes for a backup; a later backup removes its own leftovers only.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let fail = |reason: String| StoreError::Backup { path: dest.to_path_buf(), reason };
+        let name = dest.file_name().ok_or_else(|| fail("not a file name".into()))?;
+        let mut partial_name = name.to_os_string();
+        partial_name.push(format!(".partial-{}", std::process::id()));
+        let partial = dest.with_file_name(partial_name);
+        let partial_str = partial.to_str().ok_or_else(|| fail("the path is not UTF-8".into()))?.to_string();
+        if dest.exists() {
+            return Err(fail("exists already".into()));
+        }
+        let _ = std::fs::remove_file(&partial);
+        let result = self.write_checked_copy(&partial, &partial_str).and_then(|()| {
+            std::fs::hard_link(&partial, dest).map_err(|e| fail(e.to_string()))?;
+            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(e.to_string()))?;
+            }
+            Ok(())
+        });
+        let _ = std::fs::remove_file(&partial);
+        result
+    }
+
+    fn write_checked_copy(&self, partial: &Path, partial_str: &str) -> Result<(), StoreError> {
+        let fail = |reason: String| StoreError::Backup { path: partial.to_path_buf(), reason };
         let src = open_connection(&self.inner.path)?;
-        let mut out = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
-        let backup = rusqlite::backup::Backup::new(&src, &mut out)?;
-        backup.run_to_completion(256, Duration::from_millis(5), None)?;
-        Ok(())
+        src.execute("VACUUM INTO ?1", [partial_str])?;
+        let copy = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Open { path: partial.to_path_buf(), source })?;
+        let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(fail(format!("the copy fails its integrity check: {check}")));
+        }
+        let version: i64 = copy.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 =
+            copy.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+        let live: i64 = src.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != live || tables == 0 {
+            return Err(fail(format!("the copy has schema version {version} and {tables} tables (live: {live})")));
+        }
+        drop(copy);
+        std::fs::File::open(partial).and_then(|f| f.sync_all()).map_err(|e| fail(e.to_string()))
     }
 
     /// `PRAGMA integrity_check` and `foreign_key_check`; returns the problems found (empty when healthy).
