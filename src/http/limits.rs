@@ -1,0 +1,133 @@
+//! What keeps idle or slow clients from exhausting the kiosk: a cap on open connections (each one holds a permit
+//! for as long as it lives, upgraded WebSockets included), the timeouts the listener applies (TLS handshake,
+//! request head, which also closes a kept-alive connection that sends nothing), and the process's open-files limit
+//! raised to what the system allows at start.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum_server::accept::Accept;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a client may take for its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send a request's head once it has started one.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may send nothing at all before it is closed: one that finished its TLS handshake and never
+/// sends a request (hyper-util's protocol detection has no timer), a kept-alive one between requests. Longer than the
+/// signaling socket's own silence limit (45 s; browsers answer its pings every 15 s), so that rule closes a silent
+/// socket first, with its reason.
+pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An acceptor that admits at most `max` connections at once; one over the cap is closed at once (a client then
+/// retries), rather than queued where it would hold a file descriptor anyway.
+#[derive(Clone)]
+pub struct ConnectionCap<A> {
+    inner: A,
+    permits: Arc<Semaphore>,
+}
+
+impl<A> ConnectionCap<A> {
+    pub fn new(inner: A, max: usize) -> Self {
+        Self { inner, permits: Arc::new(Semaphore::new(max.max(1))) }
+    }
+}
+
+impl<A, I, S> Accept<I, S> for ConnectionCap<A>
+where
+    A: Accept<I, S> + Clone + Send + 'static,
+    A::Future: Send,
+    I: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = Permitted<A::Stream>;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let permit = self.permits.clone().try_acquire_owned();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let Ok(permit) = permit else {
+                tracing::debug!("connection refused: at the connection cap");
+                return Err(io::Error::other("at the connection cap"));
+            };
+            let (stream, service) = inner.accept(stream, service).await?;
+            let idle = Box::pin(tokio::time::sleep(READ_IDLE_TIMEOUT));
+            Ok((Permitted { inner: stream, _permit: permit, idle }, service))
+        })
+    }
+}
+
+/// A connection's stream with its place under the cap, given back when the stream is dropped, and a deadline for
+/// the client's next byte ([`READ_IDLE_TIMEOUT`]).
+pub struct Permitted<T> {
+    inner: T,
+    _permit: OwnedSemaphorePermit,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Permitted<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.idle.as_mut().reset(tokio::time::Instant::now() + READ_IDLE_TIMEOUT);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing for too long")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Permitted<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (systemd's default soft limit is 1024, which ~1,000
+/// idle connections used up); returns the limit now in force, or `None` when it cannot be read.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    Some(lim.rlim_cur)
+}
