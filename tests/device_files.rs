@@ -158,6 +158,29 @@ fn the_service_unit_is_notify_with_a_watchdog_and_hardened() {
     }
     let exec = get("ExecStart");
     assert!(exec.first().is_some_and(|e| e.contains("medimitra") && e.contains("serve")), "{exec:?}");
+    // Room for the connection cap (server.max_connections) over systemd's soft 1024.
+    assert!(get("LimitNOFILE").first().and_then(|v| v.parse::<u32>().ok()).is_some_and(|n| n >= 4096 + 256));
+}
+
+#[test]
+fn the_service_units_exposure_is_at_most_2() {
+    // systemd's own rating of the unit's sandbox (5.2 before the system-call filter and the rest).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("image/medimitra.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (apt systemd)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
+    let level: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no level in {line}"));
+    println!("{line}");
+    assert!(level <= 2.0, "{line}");
 }
 
 fn unit_keys(text: &str) -> Vec<(String, String)> {

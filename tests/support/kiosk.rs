@@ -143,6 +143,8 @@ pub struct Where {
     /// An X display (e.g. Xvfb's) for the touch UI in a winit window with the software renderer; headless
     /// without one.
     pub display: Option<String>,
+    /// A command the kiosk is started through (e.g. `scripts/seccomp-exec UNIT`); empty for none.
+    pub wrapper: Vec<String>,
 }
 
 /// A running `medimitra serve --headless` with accounts, a patient and appointments.
@@ -175,7 +177,7 @@ impl KioskProcess {
     }
 
     pub fn start_in(at: Where) -> KioskProcess {
-        let Where { width, height, netns, listen, url, extra_config, media, calls, mut env, display } = at;
+        let Where { width, height, netns, listen, url, extra_config, media, calls, mut env, display, wrapper } = at;
         if let Some(d) = display {
             env.push(("DISPLAY".into(), d));
             env.push(("MEDIMITRA_UI_BACKEND".into(), "winit-software".into()));
@@ -196,7 +198,7 @@ impl KioskProcess {
         )
         .expect("config");
         let listen = listen.unwrap_or_else(|| "127.0.0.1:0".into());
-        let (proc, stdout, printed) = spawn_serve(&config, &data, &listen, netns.as_deref(), &env);
+        let (proc, stdout, printed) = spawn_serve(&config, &data, &listen, netns.as_deref(), &env, &wrapper);
         KioskProcess {
             dir,
             data,
@@ -238,7 +240,7 @@ impl KioskProcess {
             Some((host, "0")) => format!("{host}:{port}"),
             _ => self.listen.clone(),
         };
-        let (proc, stdout, _) = spawn_serve(&self.config, &self.data, &listen, self.netns.as_deref(), &self.env);
+        let (proc, stdout, _) = spawn_serve(&self.config, &self.data, &listen, self.netns.as_deref(), &self.env, &[]);
         self.proc = proc;
         self.stdout = stdout;
     }
@@ -286,11 +288,17 @@ fn spawn_serve(
     listen: &str,
     netns: Option<&str>,
     env: &[(String, String)],
+    wrapper: &[String],
 ) -> (KillOnDrop, std::sync::mpsc::Receiver<String>, String) {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, BIN]);
+            c.args(["netns", "exec", ns]).args(wrapper).arg(BIN);
+            c
+        }
+        None if !wrapper.is_empty() => {
+            let mut c = Command::new(&wrapper[0]);
+            c.args(&wrapper[1..]).arg(BIN);
             c
         }
         None => Command::new(BIN),
