@@ -122,11 +122,19 @@ pub struct Server {
     pub allowed_origins: Vec<Origin>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Most connections open at once (signaling sockets included); one more is closed at once. Idle ones are
+    /// closed after 10 s without a request, so this bounds memory, not who gets in.
+    pub max_connections: usize,
 }
 
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8443)), allowed_origins: Vec::new(), max_body_bytes: 64 * 1024 }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_connections: 4096,
+        }
     }
 }
 
@@ -173,16 +181,50 @@ impl Default for Storage {
 pub struct Auth {
     /// How long a login lasts.
     pub session_hours: u32,
-    /// Failed logins for one account within `window_minutes` before further attempts are refused.
-    pub max_failures_per_account: u32,
-    /// Login attempts from one address within `window_minutes` before further attempts are refused.
+    /// Wrong passwords for one account from one address within `window_minutes` before each further attempt from
+    /// there waits, doubling from 1 s up to the window (the older name `max_failures_per_account` is read too).
+    #[serde(alias = "max_failures_per_account")]
+    pub free_failures: u32,
+    /// Login attempts from one address within `window_minutes` (all accounts) before further attempts are refused.
     pub max_attempts_per_address: u32,
+    /// Failures for one account from all addresses within `window_minutes` after which browsers that never logged
+    /// into it share one attempt per `guard_spacing_secs` (the owner's own browsers are not held).
+    pub account_guard_after: u32,
+    pub guard_spacing_secs: u32,
     pub window_minutes: u32,
+    /// Technicians must set up and use two-factor login (TOTP).
+    pub two_factor_for_technicians: bool,
+    /// Doctors must too (the clinic's policy; the provisioning file's `clinic.two_factor_for_doctors`).
+    pub two_factor_for_doctors: bool,
+}
+
+impl Auth {
+    /// The throttle's settings from these.
+    pub fn throttle(&self) -> crate::core::login_throttle::ThrottleSettings {
+        let window = std::time::Duration::from_secs(u64::from(self.window_minutes) * 60);
+        crate::core::login_throttle::ThrottleSettings {
+            window,
+            free_failures: self.free_failures,
+            max_backoff: window,
+            max_attempts_per_address: self.max_attempts_per_address,
+            guard_after: self.account_guard_after,
+            guard_spacing: std::time::Duration::from_secs(u64::from(self.guard_spacing_secs)),
+        }
+    }
 }
 
 impl Default for Auth {
     fn default() -> Self {
-        Self { session_hours: 12, max_failures_per_account: 5, max_attempts_per_address: 30, window_minutes: 15 }
+        Self {
+            session_hours: 12,
+            free_failures: 5,
+            max_attempts_per_address: 30,
+            account_guard_after: 20,
+            guard_spacing_secs: 10,
+            window_minutes: 15,
+            two_factor_for_technicians: true,
+            two_factor_for_doctors: false,
+        }
     }
 }
 
@@ -547,12 +589,17 @@ impl Config {
         if !(1024..=16 * 1024 * 1024).contains(&self.server.max_body_bytes) {
             return fail("server.max_body_bytes", "must be between 1024 and 16777216".into());
         }
+        if !(16..=65_536).contains(&self.server.max_connections) {
+            return fail("server.max_connections", "must be between 16 and 65536".into());
+        }
         if !(1..=24 * 30).contains(&self.auth.session_hours) {
             return fail("auth.session_hours", "must be between 1 and 720".into());
         }
         for (key, v) in [
-            ("auth.max_failures_per_account", self.auth.max_failures_per_account),
+            ("auth.free_failures", self.auth.free_failures),
             ("auth.max_attempts_per_address", self.auth.max_attempts_per_address),
+            ("auth.account_guard_after", self.auth.account_guard_after),
+            ("auth.guard_spacing_secs", self.auth.guard_spacing_secs),
             ("auth.window_minutes", self.auth.window_minutes),
         ] {
             if v == 0 {

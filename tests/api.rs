@@ -9,6 +9,7 @@ use medimitra::core::{Actor, Role};
 use serde_json::{Value, json};
 use support::PASSWORD;
 use support::server::TestServer as Kiosk;
+use support::server::{client_from, try_login};
 
 /// Today at `h:m` local time, in UTC.
 fn today_at(h: u32, m: u32) -> chrono::DateTime<Utc> {
@@ -27,7 +28,7 @@ async fn health_answers_without_login_over_https() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["clinic"]["id"], "clinic-1");
-    assert_eq!(body["schemaVersion"], 3);
+    assert_eq!(body["schemaVersion"], 4);
     k.stop().await;
 }
 
@@ -195,6 +196,8 @@ async fn appointments_are_created_and_moved_through_their_states() {
     let asha = k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
     let vikram = k.add_account("Dr. Vikram Sen", "vikram@clinic.in", Role::Doctor);
     let p = k.add_patient("Meena Kumari");
+    // Meena saw Dr. Rao last week: Dr. Rao may book her follow-up.
+    k.add_appointment(p, asha, Utc::now() - Duration::days(7));
     let t = k.login("asha@clinic.in").await;
 
     let start =
@@ -473,42 +476,89 @@ async fn names_with_quotes_and_sql_words_are_stored_verbatim() {
 }
 
 #[tokio::test]
-async fn logins_are_rate_limited_per_account_and_per_address() {
+async fn a_doctor_reaches_only_patients_they_have_or_had_an_appointment_with() {
+    // Before, doctor B could book A's patient by id (ids are sequential) and then read the record.
+    let k = Kiosk::start().await;
+    let a = k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let b = k.add_account("Dr. Vikram Sen", "vikram@clinic.in", Role::Doctor);
+    k.add_account("Tech Tara", "tara@clinic.in", Role::Technician);
+    let meena = k.add_patient("Meena Kumari");
+    k.add_appointment(meena, a, Utc::now() + Duration::hours(1));
+    let (ta, tb, tech) =
+        (k.login("asha@clinic.in").await, k.login("vikram@clinic.in").await, k.login("tara@clinic.in").await);
+    let start = (Utc::now() + Duration::days(1)).to_rfc3339();
+    let book = json!({"patientId": meena, "startsAt": start, "durationMinutes": 15});
+    let before = k.snapshot();
+    let (status, body) = k.post_json("/api/appointments", Some(&tb), &book).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(k.snapshot(), before, "nothing booked");
+    let (status, body) = k.get(&format!("/api/patients/{meena}"), Some(&tb)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.to_string().contains("Meena"));
+    // An unknown id answers the same.
+    let (status, unknown) = k
+        .post_json("/api/appointments", Some(&tb), &json!({"patientId": 999, "startsAt": start, "durationMinutes": 15}))
+        .await;
+    assert_eq!((status, &unknown["message"]), (404, &body["message"]));
+    // Her own doctor books the follow-up; a technician books her with Dr. Sen, who then sees her.
+    assert_eq!(k.post_json("/api/appointments", Some(&ta), &book).await.0, 201);
+    let mut for_b = book.clone();
+    for_b["doctorId"] = json!(b);
+    assert_eq!(k.post_json("/api/appointments", Some(&tech), &for_b).await.0, 201);
+    let (status, p) = k.get(&format!("/api/patients/{meena}"), Some(&tb)).await;
+    assert_eq!((status, p["name"].as_str()), (200, Some("Meena Kumari")));
+    k.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_slowed_without_locking_the_owner_out() {
     let k = Kiosk::start_with(|c| {
-        c.auth.max_failures_per_account = 3;
-        c.auth.max_attempts_per_address = 8;
+        c.auth.free_failures = 3;
+        c.auth.account_guard_after = 10;
+        c.auth.guard_spacing_secs = 30;
+        c.auth.max_attempts_per_address = 100;
     })
     .await;
     k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
-    k.add_account("Dr. Vikram Sen", "vikram@clinic.in", Role::Doctor);
-    let login = |email: &'static str, password: &'static str| {
-        let k = &k;
-        async move { k.post_json("/api/auth/login", None, &json!({"email": email, "password": password})).await }
-    };
-    for _ in 0..3 {
-        assert_eq!(login("asha@clinic.in", "wrong password").await.0, 401);
-    }
-    // Locked: even the right password is refused now, with a time to wait.
-    let resp = k
-        .client
-        .post(k.url("/api/auth/login"))
-        .json(&json!({"email": "asha@clinic.in", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 429);
-    let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(wait > 0 && wait <= 15 * 60 + 1, "{wait}");
-    let (_, body) = support::server::read(resp).await;
-    assert_eq!(body["code"], "too_many_attempts");
-    // Another account from the same address still works (3 failures + 1 refusal + this = 5 of 8 attempts).
-    assert_eq!(login("vikram@clinic.in", PASSWORD).await.0, 200);
-    assert_eq!(login("vikram@clinic.in", PASSWORD).await.0, 200);
-    assert_eq!(login("vikram@clinic.in", "wrong password").await.0, 401);
-    assert_eq!(login("vikram@clinic.in", PASSWORD).await.0, 200);
-    // The address has used its 8 attempts.
-    let (s, b) = login("vikram@clinic.in", PASSWORD).await;
-    assert_eq!((s, b["code"].as_str()), (429, Some("too_many_attempts")));
+    let email = "asha@clinic.in";
+    // The owner has logged in from their browser before: it holds a trusted-device cookie.
+    let owner = client_from(&k, [127, 0, 0, 2]);
+    let (status, _, _, device) = try_login(&k, &owner, email, PASSWORD, None).await;
+    assert_eq!(status, 200);
+    let device = device.expect("a trusted-device cookie");
+
+    // 40 simultaneous guesses from one address: counted before the check, so only the free allowance is checked.
+    // (Before, all 40 were checked and answered 401.)
+    let attacker = client_from(&k, [127, 0, 0, 3]);
+    let guesses = (0..40).map(|_| try_login(&k, &attacker, email, "wrong password", None));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|a| a.0 == 401).count();
+    assert_eq!(checked, 3, "{answers:?}");
+    assert!(answers.iter().all(|a| a.0 == 401 || (a.0 == 429 && a.1 == "too_many_attempts" && a.2.is_some())));
+
+    // 40 simultaneous guesses from 40 addresses: the account-wide guard holds after 10 failures in all, then lets
+    // one untrusted attempt through per 30 s.
+    let many: Vec<_> = (1..=40).map(|n| client_from(&k, [127, 0, 1, n])).collect();
+    let answers =
+        futures_util::future::join_all(many.iter().map(|c| try_login(&k, c, email, "wrong password", None))).await;
+    let checked = answers.iter().filter(|a| a.0 == 401).count();
+    assert!(checked <= 10 - 3 + 1, "{checked} of 40 checked");
+    assert_eq!(answers.iter().filter(|a| a.0 == 429).count(), 40 - checked);
+
+    // The attacker's own address now waits, even with the right password.
+    let (status, code, wait, _) = try_login(&k, &attacker, email, PASSWORD, None).await;
+    assert_eq!((status, code.as_str()), (429, "too_many_attempts"));
+    assert!(wait.unwrap() >= 1);
+    // A new browser of the owner shares the guarded slot: slowed, told how long to wait.
+    let (status, _, wait, _) = try_login(&k, &client_from(&k, [127, 0, 0, 4]), email, PASSWORD, None).await;
+    assert_eq!(status, 429);
+    assert!(wait.unwrap() <= 30);
+    // The owner's own browser goes straight to the password check and gets in (before: locked out like everyone).
+    let (status, _, _, _) = try_login(&k, &owner, email, PASSWORD, Some(&device)).await;
+    assert_eq!(status, 200);
+    // A forged or foreign device cookie is no pass.
+    let (status, _, _, _) = try_login(&k, &many[0], email, PASSWORD, Some("mm_device=00ff")).await;
+    assert_eq!(status, 429);
     k.stop().await;
 }
 
@@ -534,5 +584,141 @@ async fn cookie_requests_from_foreign_pages_cannot_change_anything() {
     assert_eq!(put("https://evil.example").await.unwrap().status().as_u16(), 403);
     assert_eq!(k.snapshot(), before);
     assert_eq!(put("https://portal.clinic.in").await.unwrap().status().as_u16(), 200);
+    k.stop().await;
+}
+
+#[tokio::test]
+async fn error_answers_outside_the_handlers_are_json_with_a_documented_code() {
+    let k = Kiosk::start().await;
+    let cases: Vec<(reqwest::Method, &str, u16, &str)> = vec![
+        // Before: 404 with an empty body (the web app's paths had no fallback).
+        (reqwest::Method::GET, "/API/HEALTH", 404, "not_found"),
+        (reqwest::Method::GET, "/no/such/page", 404, "not_found"),
+        (reqwest::Method::POST, "/", 405, "method_not_allowed"),
+        (reqwest::Method::DELETE, "/api/health", 405, "method_not_allowed"),
+        // axum's WebSocket rejection was plain text.
+        (reqwest::Method::GET, "/api/signal", 401, "unauthenticated"),
+    ];
+    for (method, path, status, code) in cases {
+        let resp = k.client.request(method.clone(), k.url(path)).send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "application/json", "{method} {path}");
+        let (s, body) = support::server::read(resp).await;
+        assert_eq!((s, body["code"].as_str()), (status, Some(code)), "{method} {path}: {body}");
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let t = k.login("asha@clinic.in").await;
+    // A logged-in GET without the upgrade headers: axum's rejection, now JSON.
+    let resp = k.client.get(k.url("/api/signal")).bearer_auth(&t).send().await.unwrap();
+    let (s, body) = support::server::read(resp).await;
+    assert!(s == 400 || s == 426, "{s} {body}");
+    assert!(body["code"] == "bad_request" || body["code"] == "upgrade_required", "{body}");
+    // No HSTS with the self-signed certificate.
+    let resp = k.client.get(k.url("/api/health")).send().await.unwrap();
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    // The same certificate configured as the clinic's own (`tls.mode = "files"`): HSTS on every answer.
+    let own = tempfile::tempdir().unwrap();
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(k.dir.path().join("tls").join(f), own.path().join(f)).unwrap();
+    }
+    k.stop().await;
+    let (cert, key) = (own.path().join("cert.pem"), own.path().join("key.pem"));
+    let k = Kiosk::start_with(|c| {
+        c.tls.mode = medimitra::config::TlsMode::Files;
+        c.tls.cert_file = Some(cert);
+        c.tls.key_file = Some(key);
+    })
+    .await;
+    for path in ["/api/health", "/", "/nope"] {
+        let resp = k.client.get(k.url(path)).send().await.unwrap();
+        assert_eq!(resp.headers()["strict-transport-security"], "max-age=31536000", "{path}");
+    }
+    k.stop().await;
+}
+
+#[tokio::test]
+async fn staff_log_in_with_a_second_factor_set_up_from_a_qr_code() {
+    let k = Kiosk::start_with(|c| {
+        c.auth.two_factor_for_technicians = true;
+        c.auth.two_factor_for_doctors = true;
+    })
+    .await;
+    k.add_account("Tech Tara", "tara@clinic.in", Role::Technician);
+    let doctor = k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let login = |email: &'static str, code: Option<String>| {
+        let k = &k;
+        async move {
+            let mut body = json!({"email": email, "password": PASSWORD});
+            if let Some(c) = code {
+                body["code"] = json!(c);
+            }
+            k.post_json("/api/auth/login", None, &body).await
+        }
+    };
+    // Not set up yet: the password lets the technician in, but only as far as the set-up.
+    let (status, body) = login("tara@clinic.in", None).await;
+    assert_eq!(status, 200, "{body}");
+    let t = body["token"].as_str().unwrap().to_string();
+    let (status, body) = k.get("/api/accounts", Some(&t)).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("two_factor_setup_required")));
+    let (_, me) = k.get("/api/users/profile", Some(&t)).await;
+    assert_eq!((me["twoFactorRequired"].as_bool(), me["twoFactor"].as_bool()), (Some(true), Some(false)));
+
+    let (status, setup) = k.post_json("/api/auth/2fa/setup", Some(&t), &json!({})).await;
+    assert_eq!(status, 200, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().replace(' ', "");
+    assert!(setup["uri"].as_str().unwrap().starts_with("otpauth://totp/Medi-Mitra:tara@clinic.in"));
+    assert!(setup["uri"].as_str().unwrap().contains(&format!("secret={secret}")));
+    assert!(setup["qrSvg"].as_str().unwrap().starts_with("<svg"));
+    let (status, body) = k.post_json("/api/auth/2fa/confirm", Some(&t), &json!({"code": "000000"})).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("wrong_second_factor")));
+    let first = support::totp_code(&secret, 0);
+    let (status, body) = k.post_json("/api/auth/2fa/confirm", Some(&t), &json!({"code": first})).await;
+    assert_eq!(status, 200, "{body}");
+    let recovery: Vec<String> =
+        body["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert_eq!(recovery.len(), 10);
+    assert_eq!(k.get("/api/accounts", Some(&t)).await.0, 200);
+    // Stored hashed only.
+    assert!(!k.snapshot().contains(&recovery[0]));
+
+    // From now on the password alone is not enough; a code works once.
+    let (status, body) = login("tara@clinic.in", None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("second_factor_required")));
+    assert!(body.get("token").is_none());
+    let (status, body) = login("tara@clinic.in", Some(first.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("wrong_second_factor")), "a used code is refused");
+    let (status, body) = login("tara@clinic.in", Some(support::totp_code(&secret, 1))).await;
+    assert_eq!(status, 200, "the next step's code (clocks may differ by one step): {body}");
+    // A recovery code works once, typed loosely.
+    let loose = recovery[3].to_uppercase().replace('-', " ");
+    assert_eq!(login("tara@clinic.in", Some(loose.clone())).await.0, 200);
+    assert_eq!(login("tara@clinic.in", Some(loose)).await.0, 401);
+    // The wrong password with a right code is still refused.
+    let (status, _) = k
+        .post_json(
+            "/api/auth/login",
+            None,
+            &json!({"email": "tara@clinic.in", "password": "wrong password", "code": recovery[4]}),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // The clinic's policy covers doctors; a technician resets a doctor's second factor (a lost phone).
+    let (_, body) = login("asha@clinic.in", None).await;
+    let d = body["token"].as_str().unwrap().to_string();
+    assert_eq!(k.get("/api/appointments", Some(&d)).await.1["code"], "two_factor_setup_required");
+    let (_, setup) = k.post_json("/api/auth/2fa/setup", Some(&d), &json!({})).await;
+    let doctor_secret = setup["secret"].as_str().unwrap().replace(' ', "");
+    let code = support::totp_code(&doctor_secret, 0);
+    assert_eq!(k.post_json("/api/auth/2fa/confirm", Some(&d), &json!({"code": code})).await.0, 200);
+    assert_eq!(k.get("/api/appointments", Some(&d)).await.0, 200);
+    let (_, body) = login("tara@clinic.in", Some(recovery[5].clone())).await;
+    let t = body["token"].as_str().unwrap().to_string();
+    let (status, body) = k.post_json(&format!("/api/accounts/{doctor}/two-factor/reset"), Some(&t), &json!({})).await;
+    assert_eq!((status, body["twoFactor"].as_bool()), (200, Some(false)), "{body}");
+    assert_eq!(k.get("/api/appointments", Some(&d)).await.0, 401, "the doctor's sessions ended");
+    let (status, body) = login("asha@clinic.in", None).await;
+    assert_eq!(status, 200, "password only again, until set up anew: {body}");
     k.stop().await;
 }

@@ -237,13 +237,54 @@ async fn scenarios() {
     t.execute("document.getElementById('repeat-password').value = ''", vec![]).await.expect("clear");
     type_into(&t, "#repeat-password", "my own clinic password").await;
     t.find(Locator::Css("#password-form button[type=submit]")).await.expect("save").click().await.expect("click");
-    wait_for("the appointment list after the change", Duration::from_secs(10), || async {
-        js(&t, "!document.getElementById('list-view').hidden && document.getElementById('password-view').hidden").await
+    // A technician sets up two-factor login next: a QR code and its key, confirmed with a code from "the phone"
+    // (computed by Python's standard library from the key the page shows).
+    wait_for("the two-factor set-up after the change", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('twofactor-view').hidden && document.getElementById('twofactor-secret').textContent.length > 20").await
+            == json!(true)
+    })
+    .await;
+    let qr = js(&t, "document.getElementById('twofactor-qr').naturalWidth").await;
+    assert!(qr.as_f64().unwrap_or(0.0) > 0.0, "the QR code image loads: {qr}");
+    let secret = js(&t, "document.getElementById('twofactor-secret').textContent").await;
+    let secret = secret.as_str().expect("key").replace(' ', "");
+    type_into(&t, "#twofactor-code", &support::totp_code(&secret, 0)).await;
+    t.find(Locator::Css("#twofactor-form button[type=submit]")).await.expect("turn on").click().await.expect("click");
+    wait_for("the recovery codes", Duration::from_secs(10), || async {
+        js(&t, "document.querySelectorAll('#recovery-codes li').length").await == json!(10)
+    })
+    .await;
+    t.find(Locator::Css("#twofactor-done")).await.expect("done").click().await.expect("click");
+    wait_for("the appointment list after the set-up", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('list-view').hidden && document.getElementById('twofactor-view').hidden").await
             == json!(true)
     })
     .await;
     let who = k.store.read_blocking(|db| db.account_by_email("tara@clinic.in")).expect("account");
-    assert!(!who.must_change_password);
+    assert!(!who.must_change_password && who.two_factor);
+    // Log out and in again: the password, then the code on the same form.
+    t.find(Locator::Css("#logout")).await.expect("logout").click().await.expect("click");
+    wait_for("the login form", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('login-view').hidden").await == json!(true)
+    })
+    .await;
+    t.execute("document.getElementById('email').value = ''; document.getElementById('password').value = ''", vec![])
+        .await
+        .expect("clear the form");
+    type_into(&t, "#email", "tara@clinic.in").await;
+    type_into(&t, "#password", "my own clinic password").await;
+    t.find(Locator::Css("#login-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+    wait_for("the code field", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('code-row').hidden").await == json!(true)
+    })
+    .await;
+    // The next step's code: the one used for the set-up works only once.
+    type_into(&t, "#login-code", &support::totp_code(&secret, 1)).await;
+    t.find(Locator::Css("#login-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+    wait_for("the appointment list after the two-step login", Duration::from_secs(10), || async {
+        js(&t, "!document.getElementById('list-view').hidden").await == json!(true)
+    })
+    .await;
     t.close().await.expect("close t");
 }
 
@@ -368,4 +409,72 @@ async fn glass_to_glass() {
     assert!(page_ms < 5000 && kiosk_ms < 5000, "kiosk -> page {page_ms} ms, page -> kiosk {kiosk_ms} ms");
     end_from_page(&a, &k).await;
     a.close().await.expect("close");
+}
+
+#[test]
+fn a_call_with_the_touch_ui_works_under_the_units_system_call_sandbox() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace("a_call_with_the_touch_ui_works_under_the_units_system_call_sandbox");
+    }
+    support::block_on(sandboxed());
+}
+
+/// The kiosk started through `scripts/seccomp-exec image/medimitra.service`: the unit's SystemCallFilter,
+/// SystemCallErrorNumber, SystemCallArchitectures, RestrictAddressFamilies and RestrictNamespaces as systemd applies
+/// them, with the touch UI in a window (winit, software renderer) and a call from Chromium both ways.
+async fn sandboxed() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let xvfb = support::Xvfb::start(800, 480);
+    let notify_dir = tempfile::tempdir().expect("dir");
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify.set_nonblocking(true).expect("nonblocking");
+    let k = KioskProcess::start_in(support::kiosk::Where {
+        width: 640,
+        height: 360,
+        display: Some(xvfb.display.clone()),
+        env: vec![
+            ("NOTIFY_SOCKET".into(), notify_path.display().to_string()),
+            ("MEDIMITRA_UI_FULLSCREEN".into(), "false".into()),
+        ],
+        wrapper: vec![
+            "/usr/bin/python3".into(),
+            format!("{root}/scripts/seccomp-exec"),
+            format!("{root}/image/medimitra.service"),
+        ],
+        ..Default::default()
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", k.kiosk_pid())).expect("status");
+    assert!(status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "not filtered: {status}");
+    wait_for("READY=1 with the touch UI", Duration::from_secs(30), || {
+        let seen = notifications(&notify);
+        async move { seen.iter().any(|m| m.contains("READY=1") && m.contains("(touch UI)")) }
+    })
+    .await;
+
+    let (_driver, driver_port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(driver_port, &profiles.path().join("a")).await;
+    login(&a, &k.url, "asha@clinic.in").await;
+    let id = k.checked_in(k.doctor_a);
+    call_and_accept(&a, &k, id).await;
+    // The doctor's picture moves on the kiosk's screen.
+    let shot = || {
+        std::process::Command::new("import")
+            .args(["-display", xvfb.display.as_str(), "-window", "root", "png:-"])
+            .output()
+            .expect("import (apt imagemagick)")
+            .stdout
+    };
+    let first = shot();
+    wait_for("the doctor's video to move on the kiosk's screen", Duration::from_secs(10), || {
+        let now = shot();
+        let moved = !first.is_empty() && now != first;
+        async move { moved }
+    })
+    .await;
+    end_from_page(&a, &k).await;
+    assert_eq!(k.status_of(id), AppointmentStatus::Completed);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", k.kiosk_pid())).expect("status");
+    assert!(status.contains("Seccomp:\t2"), "the kiosk is still running under its filter");
 }

@@ -115,6 +115,7 @@ fn valid_file() -> String {
 name = "PHC Rampur"
 id = "phc-rampur"
 timezone = "Asia/Kolkata"
+two_factor_for_doctors = true
 
 [wifi]
 ssid = "Clinic \"Main\" Net"
@@ -162,6 +163,7 @@ fn a_valid_file_is_applied_and_removed() {
     assert_eq!(parsed["clinic"]["id"].as_str(), Some("phc-rampur"));
     assert_eq!(parsed["ui"]["language"].as_str(), Some("hi"));
     assert_eq!(parsed["ui"]["technician_pin"].as_str(), Some("482913"));
+    assert_eq!(parsed["auth"]["two_factor_for_doctors"].as_bool(), Some(true), "the clinic's two-factor policy");
     let ice = parsed["ice_servers"].as_array().unwrap();
     assert_eq!(ice.len(), 2);
     assert_eq!(ice[0]["urls"][0].as_str(), Some("stun:turn.example.org:3478"));
@@ -251,11 +253,28 @@ async fn the_technician_logs_in_with_the_one_time_password_and_must_change_it() 
     let me: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(me["mustChangePassword"], false);
 
-    // The same session now reaches everything a technician may; the one-time password no longer works.
+    // Technicians log in with a second factor: the session must set it up before anything else.
+    let list = client.get(format!("{url}/api/accounts")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(list.status().as_u16(), 403);
+    assert_eq!(list.json::<serde_json::Value>().await.unwrap()["code"], "two_factor_setup_required");
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{url}{path}")).bearer_auth(&token).json(&body).send()
+    };
+    let setup: serde_json::Value =
+        post("/api/auth/2fa/setup", serde_json::json!({})).await.unwrap().json().await.unwrap();
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let code = support::totp_code(&secret, 0);
+    let confirmed = post("/api/auth/2fa/confirm", serde_json::json!({"code": code})).await.unwrap();
+    assert_eq!(confirmed.status().as_u16(), 200);
+
+    // The same session now reaches everything a technician may; the one-time password no longer works, and the new
+    // one asks for the second factor.
     let list = client.get(format!("{url}/api/accounts")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(list.status().as_u16(), 200);
     assert_eq!(login(OTP).await.status().as_u16(), 401);
-    assert_eq!(login("my own new password").await.status().as_u16(), 200);
+    let again = login("my own new password").await;
+    assert_eq!(again.status().as_u16(), 401);
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["code"], "second_factor_required");
 
     // Guessing the current password from a session is throttled like logins: 403 until the limit, then 429.
     let mut codes = Vec::new();
@@ -318,6 +337,10 @@ fn each_invalid_field_is_refused_by_name_and_nothing_changes() {
         ("clinic.timezone", good.replace("Asia/Kolkata", "Asia/Atlantis")),
         ("clinic.timezone", good.replace("Asia/Kolkata", "../../etc/passwd")),
         ("[clinic]", good.replace("[clinic]", "[clinik]")),
+        (
+            "clinic.two_factor_for_doctors",
+            good.replace("two_factor_for_doctors = true", "two_factor_for_doctors = \"yes\""),
+        ),
         ("wifi.password", good.replace(WIFI_PASS, "short")),
         ("wifi.country", good.replace("country = \"IN\"", "country = \"India\"")),
         ("wifi.ssid", good.replace("ssid = \"Clinic \\\"Main\\\" Net\"", "ssid = \"\"")),

@@ -259,3 +259,78 @@ async fn stopping_the_kiosk_ends_the_call_tells_the_doctor_and_gives_the_appoint
     assert_eq!(records[0].end_reason, Some(EndReason::KioskStopping));
     assert!(records[0].ended_at.is_some());
 }
+
+/// Reads until the kiosk closes the socket: the JSON messages on the way and the close frame's code.
+async fn until_closed(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("the socket closes within 10 s") {
+            Some(Ok(Message::Text(t))) => seen.push(serde_json::from_str(t.as_str()).expect("JSON from the kiosk")),
+            Some(Ok(Message::Close(frame))) => return (seen, frame.map(|f| u16::from(f.code))),
+            None | Some(Err(_)) => return (seen, None),
+            Some(Ok(_)) => continue,
+        }
+    }
+    panic!("50 messages and the socket is still open: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_ends_closes_its_socket_and_ends_its_call() {
+    // Before sessions and sockets were tied, a socket opened before logout (or before the account was disabled) still
+    // rang the patient with call:start.
+    let k = Kiosk::start_with_calls(|_| {}).await;
+    let (mut ws, id) = doctor_with_a_patient_waiting(&k).await;
+    let token = k.login("asha@clinic.in").await;
+    let mut same_session = open(&k, Some(&token), None).await.unwrap();
+    hello(&mut same_session).await;
+    // `ws` belongs to the first login: a second session of the same doctor.
+    hello(&mut ws).await;
+    send(&mut same_session, json!({"type": "call:start", "appointmentId": id})).await;
+    assert_eq!(next(&mut same_session).await.unwrap()["state"], "ringing");
+    let (status, _) = k.post_json("/api/auth/logout", Some(&token), &json!({})).await;
+    assert_eq!(status, 204);
+    let (seen, code) = until_closed(&mut same_session).await;
+    assert_eq!(code, Some(4001), "closed as 'log in again'");
+    assert!(seen.iter().any(|m| m["type"] == "call:ended" && m["reason"] == "session_ended"), "{seen:?}");
+    let calls = &k.calls.as_ref().unwrap().handle;
+    let status = calls.status();
+    assert_eq!(
+        (status.call, status.ended_reason),
+        (CallState::Ended, Some(EndReason::SessionEnded)),
+        "the call ended with the session"
+    );
+    assert_eq!(k.store.read_blocking(|db| db.appointment(id)).unwrap().status, AppointmentStatus::CheckedIn);
+    // The doctor's other session is untouched by this logout.
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+
+    // A password change ends every other session's socket but keeps the one that made it.
+    let changer = k.login("asha@clinic.in").await;
+    let mut changers_socket = open(&k, Some(&changer), None).await.unwrap();
+    hello(&mut changers_socket).await;
+    let (status, body) = k
+        .post_json(
+            "/api/auth/password",
+            Some(&changer),
+            &json!({"currentPassword": support::PASSWORD, "newPassword": "a much newer passphrase"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(until_closed(&mut ws).await.1, Some(4001));
+    send(&mut changers_socket, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut changers_socket).await.unwrap()["type"], "pong");
+
+    // A technician disabling the account closes the rest, and a call:start sent afterwards rings nobody.
+    k.add_account("Tech", "tech@clinic.in", Role::Technician);
+    let tech = k.login("tech@clinic.in").await;
+    let doctor = k.store.read_blocking(|db| db.account_by_email("asha@clinic.in")).unwrap().id;
+    let (status, body) =
+        k.put_json(&format!("/api/accounts/{doctor}/active"), Some(&tech), &json!({"active": false})).await;
+    assert_eq!(status, 200, "{body}");
+    let _ = changers_socket
+        .send(Message::Text(json!({"type": "call:start", "appointmentId": id}).to_string().into()))
+        .await;
+    assert_eq!(until_closed(&mut changers_socket).await.1, Some(4001));
+    assert_eq!(calls.status().call, CallState::Ended, "a disabled doctor cannot ring the patient");
+    k.stop().await;
+}

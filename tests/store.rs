@@ -62,7 +62,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -71,7 +71,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 3);
+    assert_eq!(again.schema_version().unwrap(), 4);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
@@ -305,7 +305,7 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     assert!(store.check().unwrap().is_empty(), "foreign keys follow the renamed table");
     let accounts = store.read_blocking(|db| db.list_accounts(None)).unwrap();
     assert_eq!(accounts.iter().map(|a| (a.id, a.role)).collect::<Vec<_>>(), [(1, Role::Doctor), (2, Role::Technician)]);
@@ -341,4 +341,56 @@ fn every_change_writes_one_audit_entry_with_its_actor() {
         ]
     );
     assert_eq!(entries[0].target, format!("appointment:{a}"));
+}
+
+#[test]
+fn a_backup_finishes_while_writes_go_on() {
+    // Before: SQLite's page-by-page online backup started over after each write by another connection, and with a
+    // writer committing continuously it never finished (the test's writer gave up first).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    // Over 1 MB, so the online backup needed several steps (a write between two restarted it).
+    store
+        .write_blocking(|db| {
+            (0..8000).try_for_each(|i| db.add_patient(&patient(i), Actor::Cli, Utc::now()).map(|_| ()))
+        })
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let mut writes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                let p = patient(100_000 + writes);
+                store.write_blocking(|db| db.add_patient(&p, Actor::Cli, Utc::now())).unwrap();
+                writes += 1;
+            }
+            (writes, std::time::Instant::now() < deadline)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dest = dir.path().join("busy-backup.sqlite3");
+    store.backup_to(&dest).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (writes, writer_still_going) = writer.join().unwrap();
+    assert!(writer_still_going, "the backup finished only after the writer gave up ({writes} writes)");
+    assert!(writes > 10, "the writer wrote during the backup ({writes})");
+    let copy = rusqlite::Connection::open_with_flags(&dest, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let n: i64 = copy.query_row("SELECT COUNT(*) FROM patients", [], |r| r.get(0)).unwrap();
+    assert!(n >= 8000, "the copy holds the patients added before it started ({n})");
+    // And a second backup to the same name is refused, leaving the first one as it was.
+    let err = store.backup_to(&dest).unwrap_err();
+    assert!(err.to_string().contains("exists already"), "{err}");
+    assert_eq!(copy.query_row("SELECT COUNT(*) FROM patients", [], |r| r.get::<_, i64>(0)).unwrap(), n);
+}
+
+fn patient(i: u64) -> NewPatient {
+    NewPatient {
+        name: format!("Patient number {i} with a name long enough to fill pages"),
+        date_of_birth: None,
+        sex: Sex::Unknown,
+        phone: Some(format!("+91 98{i:08}")),
+        preferred_language: Language::English,
+    }
 }

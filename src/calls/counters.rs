@@ -9,7 +9,7 @@ pub struct CallCounters {
     /// Calls that rang the kiosk.
     pub started: AtomicU64,
     /// Calls ended, by reason (in the order of [`EndReason::ALL`]).
-    ended: [AtomicU64; 10],
+    ended: [AtomicU64; EndReason::ALL.len()],
     /// Media sessions started (a call has one, plus one per replacement).
     pub sessions_started: AtomicU64,
     /// Media sessions that failed (ICE failure, a pipeline error, no connection in time).

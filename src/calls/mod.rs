@@ -43,6 +43,12 @@ pub enum Command {
     Disconnected {
         conn: ConnId,
     },
+    /// The login session behind a socket ended: its call ends now. `done` is answered once the messages this
+    /// causes are in the socket's outbox, so the socket can deliver them before it closes.
+    SessionEnded {
+        conn: ConnId,
+        done: oneshot::Sender<()>,
+    },
     /// An intent of the patient (touch UI or local control).
     Patient(PatientIntent),
     Timer(Event),
@@ -273,6 +279,10 @@ impl Service {
             Command::Disconnected { conn } => {
                 self.conns.remove(&conn);
                 self.event(Event::DoctorDisconnected { conn }).await;
+            }
+            Command::SessionEnded { conn, done } => {
+                self.event(Event::DoctorSessionEnded { conn }).await;
+                let _ = done.send(());
             }
             Command::Patient(intent) => {
                 let event = match intent {

@@ -109,6 +109,11 @@ pub enum Event {
     DoctorDisconnected {
         conn: ConnId,
     },
+    /// The login session behind a doctor's socket ended (logout, password change, account disabled, expiry): a
+    /// call on that socket ends now instead of waiting for the page to come back.
+    DoctorSessionEnded {
+        conn: ConnId,
+    },
     PatientAccept,
     PatientDecline,
     PatientEnd,
@@ -290,6 +295,11 @@ impl CallCore {
                 }
             }
             Event::DoctorDisconnected { conn } => self.doctor_gone(conn, &mut fx),
+            Event::DoctorSessionEnded { conn } => {
+                if self.call.as_ref().is_some_and(|c| c.conn == Some(conn)) {
+                    self.end(EndReason::SessionEnded, &mut fx);
+                }
+            }
             Event::PatientAccept => self.accept(&mut fx),
             Event::PatientDecline => {
                 if self.phase() == Some(CallPhase::Ringing) {

@@ -53,6 +53,8 @@ wire_enum!(
         NotResumable = "not_resumable",
         /// The kiosk is shutting down (SIGTERM, a restart by the technician or systemd).
         KioskStopping = "kiosk_stopping",
+        /// The doctor's login session ended during the call (logout, password change, account disabled, expiry).
+        SessionEnded = "session_ended",
         /// The kiosk restarted (a crash or power loss) while the call ran; found and closed at the next start.
         KioskRestarted = "kiosk_restarted",
     }
@@ -92,6 +94,7 @@ mod tests {
                 "negotiation_failed",
                 "not_resumable",
                 "kiosk_stopping",
+                "session_ended",
                 "kiosk_restarted"
             ]
         );

@@ -463,3 +463,21 @@ fn the_first_connection_of_a_session_needs_no_extra_keyframe() {
     let fx = core.handle(Event::MediaConnected { session_id: "c1-s1".into() });
     assert!(!fx.iter().any(|e| matches!(e, Effect::RefreshPicture { .. })));
 }
+
+#[test]
+fn a_doctor_whose_session_ends_ends_the_call_at_once() {
+    let mut core = connected();
+    assert!(core.handle(Event::DoctorSessionEnded { conn: OTHER }).is_empty(), "another doctor's session");
+    let fx = core.handle(Event::DoctorSessionEnded { conn: DOC });
+    assert!(fx.contains(&Effect::StopMedia { session_id: "c1-s1".into() }));
+    assert!(fx.contains(&ended(DOC, EndReason::SessionEnded)));
+    assert!(fx.contains(&Effect::CloseCallRecord { reason: EndReason::SessionEnded }));
+    assert_eq!(core.current(), None);
+    // The socket's disconnect that follows finds no call.
+    assert!(core.handle(Event::DoctorDisconnected { conn: DOC }).is_empty());
+
+    let mut core = ringing();
+    let fx = core.handle(Event::DoctorSessionEnded { conn: DOC });
+    assert!(fx.contains(&Effect::Patient(PatientView::Ended { reason: EndReason::SessionEnded })));
+    assert_eq!(core.current(), None);
+}

@@ -26,6 +26,11 @@ wire_enum!(
         UnsupportedMediaType = "unsupported_media_type",
         /// The endpoint does not take that method.
         MethodNotAllowed = "method_not_allowed",
+        /// The request is malformed in a way no more specific code names (e.g. a WebSocket upgrade without its
+        /// headers).
+        BadRequest = "bad_request",
+        /// `/api/signal` needs a WebSocket upgrade.
+        UpgradeRequired = "upgrade_required",
         // ---- who is asking (API) ----
         /// The login form lacks an e-mail or a password, or they are absurdly long.
         InvalidCredentialsFormat = "invalid_credentials_format",
@@ -41,8 +46,16 @@ wire_enum!(
         WrongPassword = "wrong_password",
         /// The new password is the current one.
         SamePassword = "same_password",
+        /// The password was right; the account logs in with a second factor: send `code` too.
+        SecondFactorRequired = "second_factor_required",
+        /// The authenticator code or recovery code is wrong, or was used already.
+        WrongSecondFactor = "wrong_second_factor",
+        /// The account must set up two-factor login before anything else (`/api/auth/2fa/setup`).
+        TwoFactorSetupRequired = "two_factor_setup_required",
         /// Too many password attempts; wait the seconds in `Retry-After`.
         TooManyAttempts = "too_many_attempts",
+        /// Too many logins are being checked at this moment; try again after `Retry-After` (1 s).
+        Busy = "busy",
         // ---- the data ----
         /// No such resource (or not one this account may see).
         NotFound = "not_found",
@@ -83,9 +96,16 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidQuery | InvalidPath | BadBody | InvalidCredentialsFormat | SamePassword => 400,
-            Unauthenticated | SessionExpired => 401,
-            Forbidden | PasswordChangeRequired | WrongPassword => 403,
+            MalformedJson
+            | InvalidQuery
+            | InvalidPath
+            | BadBody
+            | InvalidCredentialsFormat
+            | SamePassword
+            | BadRequest => 400,
+            UpgradeRequired => 426,
+            Unauthenticated | SessionExpired | SecondFactorRequired | WrongSecondFactor => 401,
+            Forbidden | PasswordChangeRequired | WrongPassword | TwoFactorSetupRequired => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             Conflict | InvalidTransition | CallManaged => 409,
@@ -94,7 +114,7 @@ impl ErrorCode {
             InvalidBody | InvalidField => 422,
             TooManyAttempts => 429,
             Internal => 500,
-            CallsUnavailable => 503,
+            CallsUnavailable | Busy => 503,
             // Sent only on the signaling socket; as an HTTP status they would be a bad request.
             HelloRequired | UnsupportedVersion | InvalidMessage | MessageTooLarge | NotCheckedIn | NoCommonCodec
             | NoSuchCall | NegotiationFailed | MediaFailed => 400,

@@ -18,6 +18,7 @@ pub mod call_status;
 pub mod error_code;
 pub mod frame_stamp;
 pub mod freeze;
+pub mod login_throttle;
 pub mod media_rules;
 mod people;
 pub mod playout;

@@ -10,6 +10,17 @@ wire_enum!(
     Role { Doctor = "doctor", Technician = "technician" }
 );
 
+impl Role {
+    /// Whether an account with this role must log in with a second factor: technicians (who manage every account
+    /// and patient) unless a clinic turns it off, doctors where the clinic's policy says so.
+    pub fn needs_two_factor(self, for_technicians: bool, for_doctors: bool) -> bool {
+        match self {
+            Role::Technician => for_technicians,
+            Role::Doctor => for_doctors,
+        }
+    }
+}
+
 wire_enum!(
     /// Sex as recorded at registration.
     Sex { Female = "female", Male = "male", Other = "other", Unknown = "unknown" }

@@ -31,6 +31,8 @@ wire_enum!(
         Silent = "silent for too long",
         /// The call service stopped (the kiosk is shutting down).
         ServiceStopped = "the kiosk is stopping",
+        /// The login session behind the socket ended: logout, password change, account disabled, or expiry.
+        SessionEnded = "the session has ended",
     }
 );
 
@@ -41,6 +43,8 @@ impl CloseReason {
             Self::TooManyBadFrames => 1008,
             Self::Silent => 1000,
             Self::ServiceStopped => 1001,
+            // 4000-4999 are for applications; 4001 mirrors HTTP 401: log in again.
+            Self::SessionEnded => 4001,
         }
     }
 }

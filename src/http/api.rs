@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 use super::AppState;
-use super::auth::{COOKIE, Caller, PendingCaller};
+use super::auth::{COOKIE, Caller, DEVICE_COOKIE, PendingCaller};
 use super::error::{ApiError, ApiJson, ApiQuery, IdPath};
 use crate::core::{
     AppointmentStatus, ErrorCode, Language, Role, Sex, local_day_range, parse_birth_date, parse_start_time,
@@ -27,6 +27,9 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/password", post(change_password))
+        .route("/auth/2fa/setup", post(super::two_factor::setup))
+        .route("/auth/2fa/confirm", post(super::two_factor::confirm))
+        .route("/accounts/{id}/two-factor/reset", post(super::two_factor::reset))
         .route("/users/profile", get(profile))
         .route("/appointments", get(list_appointments).post(create_appointment))
         .route("/appointments/{id}", get(get_appointment))
@@ -76,6 +79,9 @@ async fn health(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
 struct LoginBody {
     email: String,
     password: String,
+    /// The authenticator app's code (or a recovery code), for an account with two-factor login.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -96,12 +102,15 @@ async fn login(
     if email.is_empty() || body.password.is_empty() || body.password.len() > 1024 || email.len() > 254 {
         return Err(ApiError::new(ErrorCode::InvalidCredentialsFormat, "give an e-mail and a password"));
     }
-    s.limiter.admit(peer.ip(), &email).map_err(too_many_attempts)?;
+    // Counted before the password is checked: simultaneous guesses cannot all slip under the limit.
+    let trusted = s.limiter.is_trusted(&headers, &email);
+    let attempt = s.limiter.admit(peer.ip(), &email, trusted).map_err(too_many_attempts)?;
     let lookup = email.clone();
     let found = s.store.read(move |db| db.credentials(&lookup)).await?;
     let password = body.password;
+    let lane = if trusted { credentials::Lane::Priority } else { credentials::Lane::Anonymous };
     // Verify even for unknown accounts so the answer takes as long either way.
-    let (account, ok) = credentials::password_work(move || match found {
+    let (account, ok) = credentials::password_work(lane, move || match found {
         Some((a, hash)) => {
             let ok = credentials::verify_password(&password, &hash) && a.active;
             (Some(a), ok)
@@ -114,12 +123,24 @@ async fn login(
     .await?;
     let now = Utc::now();
     let Some(account) = account.filter(|_| ok) else {
-        s.limiter.record_failure(&email);
         let origin = origin_label(&headers, peer);
         s.store.write(move |db| db.record_failed_login(&email, &origin, now)).await?;
         return Err(ApiError::unauthenticated("wrong e-mail or password"));
     };
-    s.limiter.record_success(&email);
+    if account.two_factor {
+        let Some(code) = body.code.filter(|c| !c.trim().is_empty()) else {
+            return Err(ApiError::new(
+                ErrorCode::SecondFactorRequired,
+                "enter the 6-digit code from your authenticator app, or a recovery code",
+            ));
+        };
+        if !super::two_factor::check_at_login(&s, account.id, code).await? {
+            let origin = origin_label(&headers, peer);
+            s.store.write(move |db| db.record_failed_login(&email, &origin, now)).await?;
+            return Err(super::two_factor::wrong_code());
+        }
+    }
+    s.limiter.succeeded(attempt);
     let (token, hash) = credentials::new_token();
     let expires = now + chrono::Duration::hours(i64::from(s.config.auth.session_hours));
     let id = account.id;
@@ -130,9 +151,17 @@ async fn login(
     let secure = if s.tls { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
     let reply = LoginReply { token, expires_at: crate::store::ts(expires), user: account };
+    // This browser has now logged into the account: an account-wide guard against guessing does not hold it.
+    let device = format!(
+        "{DEVICE_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/api/auth; Max-Age={}{secure}",
+        s.limiter.device_token(&email),
+        180 * 24 * 3600
+    );
     let mut resp = Json(reply).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
+    for c in [cookie, device] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     Ok(resp)
 }
@@ -157,7 +186,9 @@ fn origin_label(headers: &HeaderMap, peer: SocketAddr) -> String {
 async fn logout(State(s): State<AppState>, PendingCaller(caller): PendingCaller) -> Result<Response, ApiError> {
     let now = Utc::now();
     let actor = caller.actor();
+    let token_hash = caller.token_hash.clone();
     s.store.write(move |db| db.revoke_session(&caller.token_hash, actor, now)).await?;
+    s.session_sockets.end_session(&token_hash);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let secure = if s.tls { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")) {
@@ -178,6 +209,7 @@ async fn change_password(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     PendingCaller(caller): PendingCaller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<Json<Account>, ApiError> {
     validate_password(&body.new_password)?;
@@ -189,28 +221,41 @@ async fn change_password(
         return Err(wrong());
     }
     // Guessing the current password of a stolen session is throttled like logins are.
-    s.limiter.admit(peer.ip(), &caller.account.email).map_err(too_many_attempts)?;
     let email = caller.account.email.clone();
+    let trusted = s.limiter.is_trusted(&headers, &email);
+    let attempt = s.limiter.admit(peer.ip(), &email, trusted).map_err(too_many_attempts)?;
     let found = s.store.read(move |db| db.credentials(&email)).await?;
     let (current, new) = (body.current_password, body.new_password);
-    let hash = credentials::password_work(move || {
+    let hash = credentials::password_work(credentials::Lane::Priority, move || {
         let ok = found.is_some_and(|(_, hash)| credentials::verify_password(&current, &hash));
         ok.then(|| credentials::hash_password(&new))
     })
     .await?;
     let Some(hash) = hash else {
-        s.limiter.record_failure(&caller.account.email);
         return Err(wrong());
     };
+    s.limiter.succeeded(attempt);
     let hash = hash.map_err(ApiError::internal)?;
     let (id, keep, actor, now) = (caller.account.id, caller.token_hash.clone(), caller.actor(), Utc::now());
+    let kept = keep.clone();
     let account = s.store.write(move |db| db.change_own_password(id, &hash, &keep, actor, now)).await?;
+    s.session_sockets.end_account(id, Some(&kept));
     tracing::info!(account = id, "password changed");
     Ok(Json(account))
 }
 
-async fn profile(PendingCaller(caller): PendingCaller) -> Json<Account> {
-    Json(caller.account)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    #[serde(flatten)]
+    account: Account,
+    /// The clinic's policy requires a second factor for this account.
+    two_factor_required: bool,
+}
+
+async fn profile(State(s): State<AppState>, PendingCaller(caller): PendingCaller) -> Json<Profile> {
+    let two_factor_required = super::auth::two_factor_required(&s, &caller.account);
+    Json(Profile { account: caller.account, two_factor_required })
 }
 
 #[derive(Deserialize)]
@@ -321,7 +366,20 @@ async fn create_appointment(
     };
     let actor = caller.actor();
     let now = Utc::now();
-    let a = s.store.write(move |db| db.add_appointment(&new, actor, now)).await?;
+    // A doctor books follow-ups with their own patients; a patient new to them is booked by a technician (who
+    // registers patients). Checked in the same transaction as the booking; an unknown patient and another doctor's
+    // patient get the same answer, so ids cannot be probed.
+    let doctor_only = !caller.is_technician();
+    let a = s
+        .store
+        .write(move |db| {
+            if doctor_only && !db.doctor_sees_patient(new.doctor_id, new.patient_id)? {
+                return Ok(None);
+            }
+            db.add_appointment(&new, actor, now).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("patient"))?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -476,7 +534,9 @@ async fn create_account(
     validate_password(&body.password)?;
     let password = body.password;
     let password_hash =
-        credentials::password_work(move || credentials::hash_password(&password)).await?.map_err(ApiError::internal)?;
+        credentials::password_work(credentials::Lane::Priority, move || credentials::hash_password(&password))
+            .await?
+            .map_err(ApiError::internal)?;
     let new = NewAccount { name, specialty, email, password_hash, role: body.role };
     let actor = caller.actor();
     let now = Utc::now();
@@ -503,5 +563,8 @@ async fn set_account_active(
     let actor = caller.actor();
     let now = Utc::now();
     let a = s.store.write(move |db| db.set_account_active(id, body.active, actor, now)).await?;
+    if !body.active {
+        s.session_sockets.end_account(id, None);
+    }
     Ok(Json(a))
 }

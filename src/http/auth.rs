@@ -1,16 +1,16 @@
 //! Who is calling: the `Caller` extractor that accepts a session cookie or `Authorization: Bearer`, and login rate
-//! limiting per account and per address. Hashing and tokens are in [`crate::credentials`].
+//! limiting (the rules are in [`crate::core::login_throttle`]). Hashing and tokens are in [`crate::credentials`].
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::core::login_throttle::{Attempt, LoginThrottle, ThrottleSettings};
 use crate::core::{Actor, ErrorCode, Role};
 use crate::credentials::token_hash;
 use crate::store::Account;
@@ -25,17 +25,7 @@ pub fn request_token(parts: &Parts) -> Option<(String, bool)> {
     {
         return Some((t.trim().to_string(), false));
     }
-    for v in parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
-        for pair in v.split(';') {
-            if let Some((k, val)) = pair.trim().split_once('=')
-                && k == COOKIE
-                && !val.is_empty()
-            {
-                return Some((val.to_string(), true));
-            }
-        }
-    }
-    None
+    cookie(&parts.headers, COOKIE).map(|v| (v.to_string(), true))
 }
 
 /// What the audit log calls an account: its role and id.
@@ -62,8 +52,15 @@ impl Caller {
     }
 }
 
-/// The caller of the few handlers an account still on its one-time password may reach (its profile, logout and the
-/// password change). Every other handler takes [`Caller`], which refuses such an account.
+/// Whether the clinic's policy requires a second factor for this account.
+pub fn two_factor_required(state: &AppState, account: &Account) -> bool {
+    let a = &state.config.auth;
+    account.role.needs_two_factor(a.two_factor_for_technicians, a.two_factor_for_doctors)
+}
+
+/// The caller of the few handlers an account still on its one-time password, or without the second factor its
+/// policy requires, may reach (its profile, logout, the password change, two-factor set-up). Every other handler
+/// takes [`Caller`], which refuses such an account.
 pub struct PendingCaller(pub Caller);
 
 impl FromRequestParts<AppState> for Caller {
@@ -74,6 +71,12 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::new(
                 ErrorCode::PasswordChangeRequired,
                 "choose a new password first (POST /api/auth/password)",
+            ));
+        }
+        if two_factor_required(state, &caller.account) && !caller.account.two_factor {
+            return Err(ApiError::new(
+                ErrorCode::TwoFactorSetupRequired,
+                "set up two-factor login first (POST /api/auth/2fa/setup)",
             ));
         }
         Ok(caller)
@@ -98,111 +101,61 @@ impl FromRequestParts<AppState> for PendingCaller {
     }
 }
 
-/// Sliding-window counters of login attempts. In memory: a restart forgets them, which is acceptable for a kiosk
-/// (an attacker cannot restart it) and keeps failed logins from writing to the database.
+/// Login throttling ([`LoginThrottle`]'s rules) and the trusted-device cookie that lets an account's owner past an
+/// account-wide guard. In memory: a restart forgets counts and trusted browsers (an attacker cannot restart the
+/// kiosk), and failed logins never write to the database to be counted.
 pub struct LoginLimiter {
-    window: Duration,
-    max_failures_per_account: usize,
-    max_attempts_per_address: usize,
-    /// Failed attempts per lower-cased e-mail.
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-    /// All attempts per client address.
-    attempts: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    throttle: Mutex<LoginThrottle>,
+    /// Signs trusted-device cookies (HMAC-SHA256 of the account's e-mail); a fresh key at each start.
+    device_key: ring::hmac::Key,
 }
 
-/// Beyond this many tracked keys, stale entries are swept before a new one is added.
-const MAX_TRACKED: usize = 10_000;
+/// Name of the trusted-device cookie: set at a successful login, scoped to `/api/auth`.
+pub const DEVICE_COOKIE: &str = "mm_device";
 
 impl LoginLimiter {
-    pub fn new(window: Duration, max_failures_per_account: u32, max_attempts_per_address: u32) -> Self {
-        Self {
-            window,
-            max_failures_per_account: max_failures_per_account as usize,
-            max_attempts_per_address: max_attempts_per_address as usize,
-            failures: Mutex::new(HashMap::new()),
-            attempts: Mutex::new(HashMap::new()),
-        }
+    pub fn new(settings: ThrottleSettings) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let device_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .unwrap_or_else(|_| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()));
+        Self { throttle: Mutex::new(LoginThrottle::new(settings)), device_key }
     }
 
-    /// Counts an attempt from `addr` for `account`; refuses with the seconds to wait if either limit is reached.
-    /// Every attempt counts against the address, refused ones too, so hammering keeps the address locked out.
-    pub fn admit(&self, addr: IpAddr, account: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(wait) = Self::full(&mut attempts, &addr, now, self.window, self.max_attempts_per_address) {
-            return Err(wait);
-        }
-        if attempts.len() >= MAX_TRACKED {
-            attempts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
-        }
-        attempts.entry(addr).or_default().push_back(now);
-        drop(attempts);
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match Self::full(&mut failures, account, now, self.window, self.max_failures_per_account) {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record_failure(&self, account: &str) {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
-        }
-        let q = failures.entry(account.to_string()).or_default();
-        q.push_back(now);
-        while q.len() > self.max_failures_per_account {
-            q.pop_front();
-        }
+    /// Counts an attempt before its password is checked; refuses with the whole seconds to wait.
+    pub fn admit(&self, addr: IpAddr, account: &str, trusted: bool) -> Result<Attempt, u64> {
+        self.lock()
+            .admit(account, addr, trusted, Instant::now())
+            .map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
-    pub fn record_success(&self, account: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
+    /// The attempt's password was right.
+    pub fn succeeded(&self, attempt: Attempt) {
+        self.lock().succeeded(attempt);
     }
 
-    /// Whether `key` has used its allowance (the seconds until its oldest entry expires); drops expired entries.
-    fn full<K, Q>(
-        map: &mut HashMap<K, VecDeque<Instant>>,
-        key: &Q,
-        now: Instant,
-        window: Duration,
-        max: usize,
-    ) -> Option<u64>
-    where
-        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        let q = map.get_mut(key)?;
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
-        }
-        if q.len() >= max {
-            q.front().map(|t| window.saturating_sub(now.duration_since(*t)).as_secs() + 1)
-        } else {
-            None
-        }
+    /// The trusted-device cookie's value for an account.
+    pub fn device_token(&self, account: &str) -> String {
+        hex::encode(ring::hmac::sign(&self.device_key, account.as_bytes()).as_ref())
+    }
+
+    /// Whether the request carries a trusted-device cookie for `account`.
+    pub fn is_trusted(&self, headers: &axum::http::HeaderMap, account: &str) -> bool {
+        cookie(headers, DEVICE_COOKIE)
+            .and_then(|v| hex::decode(v).ok())
+            .is_some_and(|tag| ring::hmac::verify(&self.device_key, account.as_bytes(), &tag).is_ok())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limiter_refuses_after_failures_and_per_address() {
-        let l = LoginLimiter::new(Duration::from_secs(60), 2, 5);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..2 {
-            assert!(l.admit(ip, "a@x.in").is_ok());
-            l.record_failure("a@x.in");
-        }
-        assert!(l.admit(ip, "a@x.in").is_err());
-        assert!(l.admit(ip, "b@x.in").is_ok());
-        assert!(l.admit(ip, "b@x.in").is_ok());
-        // 5 attempts from this address so far, the refused one included.
-        assert!(l.admit(ip, "c@x.in").is_err());
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(l.admit(other, "c@x.in").is_ok());
-    }
+/// A cookie's value by name.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().split_once('=').filter(|(k, v)| *k == name && !v.is_empty()).map(|(_, v)| v))
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::{ErrorCode, FieldError};
-use crate::credentials::PasswordThreadGone;
+use crate::credentials::PasswordWorkError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -70,9 +70,16 @@ impl From<FieldError> for ApiError {
     }
 }
 
-impl From<PasswordThreadGone> for ApiError {
-    fn from(e: PasswordThreadGone) -> Self {
-        Self::internal(e)
+impl From<PasswordWorkError> for ApiError {
+    fn from(e: PasswordWorkError) -> Self {
+        match e {
+            PasswordWorkError::Busy => {
+                let mut e = ApiError::new(ErrorCode::Busy, "the kiosk is checking many logins; try again in a second");
+                e.retry_after = Some(1);
+                e
+            }
+            PasswordWorkError::Gone => Self::internal(e),
+        }
     }
 }
 
@@ -149,4 +156,46 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             .map_err(|r: PathRejection| ApiError::new(ErrorCode::InvalidPath, r.body_text()))?;
         raw.parse::<i64>().map(IdPath).map_err(|_| ApiError::not_found("resource"))
     }
+}
+
+/// The code an error answer that no handler shaped gets, by its status (axum's own rejections outside the typed
+/// extractors, the router's fallbacks).
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::Unauthenticated,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::BodyTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        426 => ErrorCode::UpgradeRequired,
+        500..=599 => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// Middleware: an error answer that is not JSON yet becomes `{code, message}` with the same status; the message is
+/// the original text (first 200 characters) or the status's reason.
+pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    let message = match text {
+        Ok(t) if !t.is_empty() => t.chars().take(200).collect(),
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let code = code_for_status(status);
+    let json = serde_json::to_vec(&Body { code, message: &message }).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json))
 }

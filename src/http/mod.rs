@@ -5,9 +5,12 @@
 mod api;
 pub mod auth;
 mod error;
+mod limits;
 mod metrics;
+mod sessions;
 mod signal;
 pub mod tls;
+mod two_factor;
 mod web;
 
 pub use error::ApiError;
@@ -45,18 +48,15 @@ pub struct AppState {
     pub calls: Option<crate::calls::CallsHandle>,
     /// Signaling sockets open now: at shutdown the server waits for them to deliver their last message.
     pub(crate) open_sockets: Arc<std::sync::atomic::AtomicUsize>,
+    /// Signaling sockets by login session, closed when their session ends.
+    pub(crate) session_sockets: Arc<sessions::SessionSockets>,
     /// Answers by status class, for `/metrics`.
     pub(crate) http_counters: Arc<metrics::HttpCounters>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> Self {
-        let a = &config.auth;
-        let limiter = auth::LoginLimiter::new(
-            Duration::from_secs(u64::from(a.window_minutes) * 60),
-            a.max_failures_per_account,
-            a.max_attempts_per_address,
-        );
+        let limiter = auth::LoginLimiter::new(config.auth.throttle());
         let tls = config.tls.mode != TlsMode::Off;
         Self {
             store,
@@ -65,6 +65,7 @@ impl AppState {
             tls,
             calls: None,
             open_sockets: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            session_sockets: Arc::default(),
             http_counters: Arc::new(metrics::HttpCounters::default()),
         }
     }
@@ -90,13 +91,21 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     let counters = state.http_counters.clone();
+    // Strict-Transport-Security only with a certificate browsers trust (a clinic's own, `tls.mode = "files"`):
+    // with the self-signed one it would pin browsers to a certificate they were told to accept once.
+    let hsts = state.config.tls.mode == TlsMode::Files;
     Router::new()
         .route("/api/signal", axum::routing::get(signal::upgrade))
         .route("/metrics", axum::routing::get(metrics::metrics))
         .nest("/api", api::routes())
         .merge(web::routes())
+        .fallback(|| async { ApiError::not_found("page") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(crate::core::ErrorCode::MethodNotAllowed, "this page does not take that method")
+        })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(move |req, next| security_headers(req, next, hsts)))
         .layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| {
             let counters = counters.clone();
             async move {
@@ -108,7 +117,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+async fn security_headers(req: axum::extract::Request, next: Next, hsts: bool) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -117,6 +126,9 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if is_api {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     resp
 }
@@ -175,16 +187,31 @@ pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
     let bound = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
+    match limits::raise_open_files_limit() {
+        Some(files) if (files as usize) < config.server.max_connections + 256 => tracing::warn!(
+            files,
+            max_connections = config.server.max_connections,
+            "the open-files limit is below the connection cap: raise LimitNOFILE"
+        ),
+        _ => {}
+    }
+    let capped = limits::ConnectionCap::new(axum_server::accept::DefaultAcceptor, config.server.max_connections);
+    let mut server = axum_server::from_tcp(listener).handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits::REQUEST_HEAD_TIMEOUT);
     let (scheme, fingerprint, cert_path, task) = match tls {
         Some(material) => {
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
-            let server = axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(limits::HANDSHAKE_TIMEOUT)
+                .acceptor(capped);
+            let server = server.acceptor(acceptor);
             ("https", Some(material.fingerprint), Some(material.cert_path), tokio::spawn(server.serve(app)))
         }
-        None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
-            ("http", None, None, tokio::spawn(server.serve(app)))
-        }
+        None => ("http", None, None, tokio::spawn(server.acceptor(capped).serve(app))),
     };
     Ok(RunningServer { addr: bound, scheme, fingerprint, cert_path, handle, task, open_sockets })
 }

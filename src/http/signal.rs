@@ -13,10 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::sessions::Registered;
 use crate::calls::{CallsHandle, Command};
 use crate::core::ErrorCode;
 use crate::core::protocol::KioskMessage;
 use crate::core::signaling::{CloseReason, Frame, PING_EVERY, SocketRules, Verdict};
+use crate::store::Store;
 
 /// Checks the Origin of the upgrade request before anything else.
 pub struct SameOrigin;
@@ -38,8 +40,10 @@ pub async fn upgrade(State(s): State<AppState>, _origin: SameOrigin, caller: Cal
     };
     let open = OpenSocket::count(&s.open_sockets);
     // Frames up to 1 MiB are read so that oversized ones (over 64 KiB) can be answered with an error.
+    let registered = s.session_sockets.register(caller.account.id, &caller.token_hash);
+    let store = s.store.clone();
     ws.max_message_size(1024 * 1024).max_frame_size(1024 * 1024).on_upgrade(move |socket| async move {
-        run(socket, calls, caller).await;
+        run(socket, calls, caller, registered, store).await;
         drop(open);
     })
 }
@@ -66,10 +70,11 @@ enum Closed {
     ByPeer,
 }
 
-async fn run(mut socket: WebSocket, calls: CallsHandle, caller: Caller) {
+async fn run(mut socket: WebSocket, calls: CallsHandle, caller: Caller, mut registered: Registered, store: Store) {
     let (outbox, mut inbox) = mpsc::unbounded_channel::<KioskMessage>();
     let (reply, conn) = oneshot::channel();
     let account = caller.account.id;
+    let token_hash = caller.token_hash.clone();
     if !calls.send(Command::Connect { account: caller.account, outbox, reply }) {
         return;
     }
@@ -81,6 +86,9 @@ async fn run(mut socket: WebSocket, calls: CallsHandle, caller: Caller) {
     ping.tick().await;
     let closed = loop {
         tokio::select! {
+            // An ended session wins over a frame that arrived with it: nothing more is delivered for it.
+            biased;
+            _ = &mut registered.ended => break Closed::ByRule(CloseReason::SessionEnded),
             out = inbox.recv() => match out {
                 Some(m) => {
                     if send(&mut socket, &m).await.is_err() {
@@ -123,12 +131,29 @@ async fn run(mut socket: WebSocket, calls: CallsHandle, caller: Caller) {
                 if rules.silent_too_long(last_heard.elapsed()) {
                     break Closed::ByRule(CloseReason::Silent);
                 }
+                // Sessions also end where no socket hears of it at once: expiry, the command line, provisioning.
+                let hash = token_hash.clone();
+                if let Ok(None) = store.read(move |db| db.session_account(&hash, chrono::Utc::now())).await {
+                    break Closed::ByRule(CloseReason::SessionEnded);
+                }
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break Closed::ByPeer;
                 }
             }
         }
     };
+    if matches!(closed, Closed::ByRule(CloseReason::SessionEnded)) {
+        // End the call first and deliver what that says (`call:ended`) before the close frame.
+        let (done, handled) = oneshot::channel();
+        if calls.send(Command::SessionEnded { conn, done }) && handled.await.is_ok() {
+            while let Ok(m) = inbox.try_recv() {
+                if send(&mut socket, &m).await.is_err() {
+                    break;
+                }
+            }
+        }
+        tracing::info!(conn, account, "signaling socket closed: its login session ended");
+    }
     let reason = match closed {
         Closed::ByRule(why) => {
             let frame = CloseFrame { code: why.close_code(), reason: why.as_str().into() };

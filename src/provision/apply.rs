@@ -130,6 +130,9 @@ pub fn apply(plan: &Plan, store: &Store, targets: &Targets) -> Result<Applied, P
     config.clinic.name = plan.clinic_name.clone();
     config.clinic.id = plan.clinic_id.clone();
     config.ice_servers = plan.ice_servers.clone();
+    if let Some(required) = plan.two_factor_for_doctors {
+        config.auth.two_factor_for_doctors = required;
+    }
     if let Some(l) = &plan.language {
         config.ui.language = l.clone();
     }

@@ -25,6 +25,8 @@ pub struct Plan {
     /// Kept as configured when the file leaves them out.
     pub language: Option<String>,
     pub technician_pin: Option<String>,
+    /// The clinic's two-factor policy for doctors; kept as configured when the file leaves it out.
+    pub two_factor_for_doctors: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +47,7 @@ pub enum TlsPlan {
 }
 
 const SECTIONS: [(&str, &[&str]); 6] = [
-    ("clinic", &["name", "id", "timezone"]),
+    ("clinic", &["name", "id", "timezone", "two_factor_for_doctors"]),
     ("wifi", &["ssid", "password", "country"]),
     ("turn", &["urls", "username", "credential", "stun_urls"]),
     ("tls", &["mode", "certificate", "private_key"]),
@@ -81,6 +83,14 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
     });
     let clinic_id = r.string(clinic, "clinic.id", true, ClinicId::try_from);
     let timezone = r.string(clinic, "clinic.timezone", true, |v| timezone_ok(&v, zone_exists).map(|()| v));
+    let two_factor_for_doctors = match clinic.and_then(|c| c.get("two_factor_for_doctors")) {
+        None => None,
+        Some(Value::Boolean(b)) => Some(*b),
+        Some(_) => {
+            r.problem("clinic.two_factor_for_doctors", "must be true or false".into());
+            None
+        }
+    };
 
     let wifi = match r.section(&root, "wifi", false) {
         None => None,
@@ -198,6 +208,7 @@ pub fn parse(text: &str, zone_exists: &dyn Fn(&str) -> bool) -> Result<Plan, Vec
             one_time_password,
             language,
             technician_pin,
+            two_factor_for_doctors,
         }),
         _ => Err(r.problems),
     }

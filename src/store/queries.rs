@@ -47,6 +47,8 @@ pub struct Account {
     pub created_at: String,
     /// Logged in with a one-time password: nothing but choosing a new one is allowed until then.
     pub must_change_password: bool,
+    /// Two-factor login (TOTP) is set up for the account.
+    pub two_factor: bool,
 }
 
 pub struct NewAccount {
@@ -137,14 +139,16 @@ pub struct AuditEntry {
 }
 
 /// Every table, in the order `db check` reports them.
-pub const TABLES: [&str; 6] = ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log"];
+pub const TABLES: [&str; 7] =
+    ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log", "recovery_codes"];
 
 /// A borrowed connection (or transaction) with the kiosk's queries.
 pub struct Db<'c> {
     conn: &'c Connection,
 }
 
-const ACCOUNT_COLS: &str = "id, name, specialty, email, role, active, created_at, must_change_password";
+const ACCOUNT_COLS: &str =
+    "id, name, specialty, email, role, active, created_at, must_change_password, totp_secret IS NOT NULL";
 const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
 const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
      a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at \
@@ -160,6 +164,7 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         active: r.get(5)?,
         created_at: r.get(6)?,
         must_change_password: r.get(7)?,
+        two_factor: r.get(8)?,
     })
 }
 
@@ -239,7 +244,7 @@ impl<'c> Db<'c> {
         Ok(self
             .conn
             .query_row(&format!("SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE email = ?1"), [email], |r| {
-                Ok((account_row(r)?, r.get::<_, String>(8)?))
+                Ok((account_row(r)?, r.get::<_, String>(9)?))
             })
             .optional()?)
     }
@@ -316,6 +321,108 @@ impl<'c> Db<'c> {
         )?;
         self.audit(actor, "password_change", &format!("account:{id}"), "", now)?;
         self.account(id)
+    }
+
+    // ---- two-factor login ----
+
+    /// The account's TOTP secret and the last step a code was accepted for, when two-factor login is set up.
+    pub fn second_factor(&self, id: i64) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .conn
+            .query_row("SELECT totp_secret, totp_last_step FROM accounts WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(row.and_then(|(secret, step)| {
+            let secret = hex::decode(secret?).ok()?;
+            Some((secret, step.and_then(|s| u64::try_from(s).ok())))
+        }))
+    }
+
+    /// Records that a code for `step` was accepted; false when that step (or a later one) was used already, so two
+    /// logins racing with the same code cannot both pass.
+    pub fn accept_totp_step(&self, id: i64, step: u64) -> Result<bool, StoreError> {
+        let step = i64::try_from(step).map_err(|_| StoreError::Conflict("time step out of range".into()))?;
+        Ok(self.conn.execute(
+            "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_secret IS NOT NULL \
+             AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+            params![id, step],
+        )? > 0)
+    }
+
+    /// Uses up a recovery code; false when it is not one of the account's unused codes.
+    pub fn use_recovery_code(&self, id: i64, code_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let used = self.conn.execute(
+            "UPDATE recovery_codes SET used_at = ?3 WHERE account_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+            params![id, code_hash, ts(now)],
+        )? > 0;
+        if used {
+            self.audit(Actor::Account { role: self.account(id)?.role, id }, "recovery_code_used", "", "", now)?;
+        }
+        Ok(used)
+    }
+
+    /// Starts (or restarts) an enrolment with a new secret, not in force until confirmed.
+    pub fn start_two_factor(&self, id: i64, secret: &[u8]) -> Result<(), StoreError> {
+        account_updated(
+            self.conn
+                .execute("UPDATE accounts SET totp_pending = ?2 WHERE id = ?1", params![id, hex::encode(secret)])?,
+        )
+    }
+
+    /// The secret of the enrolment in progress.
+    pub fn pending_two_factor(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let s: Option<Option<String>> =
+            self.conn.query_row("SELECT totp_pending FROM accounts WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        Ok(s.flatten().and_then(|h| hex::decode(h).ok()))
+    }
+
+    /// Puts the enrolment in force (its code matched `step`) with fresh recovery codes (their hashes).
+    pub fn confirm_two_factor(
+        &self,
+        id: i64,
+        step: u64,
+        recovery_hashes: &[String],
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Account, StoreError> {
+        let step = i64::try_from(step).map_err(|_| StoreError::Conflict("time step out of range".into()))?;
+        let moved = self.conn.execute(
+            "UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?2 \
+             WHERE id = ?1 AND totp_pending IS NOT NULL",
+            params![id, step],
+        )?;
+        if moved == 0 {
+            return Err(StoreError::Conflict("no two-factor set-up is in progress".into()));
+        }
+        self.conn.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [id])?;
+        for h in recovery_hashes {
+            self.conn.execute("INSERT INTO recovery_codes (account_id, code_hash) VALUES (?1, ?2)", params![id, h])?;
+        }
+        self.audit(actor, "two_factor_enabled", &format!("account:{id}"), "", now)?;
+        self.account(id)
+    }
+
+    /// Turns two-factor login off for an account (a technician for a lost phone, or the account itself where
+    /// policy allows): its secret and recovery codes go, and its sessions end.
+    pub fn reset_two_factor(&self, id: i64, actor: Actor, now: DateTime<Utc>) -> Result<Account, StoreError> {
+        account_updated(self.conn.execute(
+            "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
+            [id],
+        )?)?;
+        self.conn.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [id])?;
+        self.revoke_sessions_of(id, now)?;
+        self.audit(actor, "two_factor_reset", &format!("account:{id}"), "", now)?;
+        self.account(id)
+    }
+
+    /// Unused recovery codes left.
+    pub fn recovery_codes_left(&self, id: i64) -> Result<u32, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM recovery_codes WHERE account_id = ?1 AND used_at IS NULL",
+            [id],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- patients ----
@@ -573,8 +680,8 @@ impl<'c> Db<'c> {
     /// The active account behind a live (not expired, not revoked) session.
     pub fn session_account(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Account>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at, d.must_change_password \
-             FROM sessions s \
+            "SELECT d.id, d.name, d.specialty, d.email, d.role, d.active, d.created_at, d.must_change_password, \
+             d.totp_secret IS NOT NULL FROM sessions s \
              JOIN accounts d ON d.id = s.account_id WHERE s.token_hash = ?1 AND s.revoked_at IS NULL \
              AND s.expires_at > ?2 AND d.active = 1",
         )?;

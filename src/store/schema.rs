@@ -77,4 +77,18 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX sessions_by_doctor;
     CREATE INDEX sessions_by_account ON sessions (account_id);
     "#,
+    // 4: two-factor login for staff. The TOTP secret (hex) is set once an enrolment is confirmed with a code;
+    // `totp_pending` holds an enrolment in progress; `totp_last_step` is the last time step a code was accepted for
+    // (a code works once). Recovery codes are stored as SHA-256 and used once.
+    r#"
+    ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+    ALTER TABLE accounts ADD COLUMN totp_pending TEXT;
+    ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER;
+    CREATE TABLE recovery_codes (
+        account_id           INTEGER NOT NULL REFERENCES accounts(id),
+        code_hash            TEXT NOT NULL,
+        used_at              TEXT,
+        PRIMARY KEY (account_id, code_hash)
+    );
+    "#,
 ];

@@ -23,6 +23,22 @@ use std::time::{Duration, Instant};
 /// The password of every seeded account.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The 6-digit TOTP code (RFC 6238: HMAC-SHA1, 30 s, 6 digits) for a base32 secret at the step `offset` steps from
+/// now, computed by Python's standard library: an implementation independent of the kiosk's.
+pub fn totp_code(secret_base32: &str, offset: i64) -> String {
+    let script = "import base64,hmac,hashlib,struct,sys,time\n\
+                  s=sys.argv[1].replace(' ','').upper(); k=base64.b32decode(s+'='*(-len(s)%8))\n\
+                  c=int(time.time())//30+int(sys.argv[2])\n\
+                  h=hmac.new(k,struct.pack('>Q',c),hashlib.sha1).digest(); o=h[-1]&15\n\
+                  print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, secret_base32, &offset.to_string()])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
 /// Polls `check` every 50 ms until it holds or `limit` has passed; how long it took, or `None`.
 pub async fn poll_until<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where

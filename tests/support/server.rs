@@ -54,6 +54,8 @@ impl TestServer {
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        // Tests about other things log technicians in with a password only; the two-factor tests turn it on.
+        config.auth.two_factor_for_technicians = false;
         tune(&mut config);
         let store = Store::open_in(dir.path()).expect("store");
         let mut state = AppState::new(store.clone(), config.clone());
@@ -186,4 +188,44 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     let text = resp.text().await.expect("body");
     let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     (status, value)
+}
+
+/// A client of the kiosk whose connections come from `ip` (any 127.x address reaches the loopback listener), so
+/// the kiosk sees many addresses.
+pub fn client_from(k: &TestServer, ip: [u8; 4]) -> reqwest::Client {
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(k.dir.path().join("tls/cert.pem")).unwrap()).unwrap();
+    let port = k.base.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .local_address(std::net::IpAddr::from(ip))
+        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A login attempt: status, error code, `Retry-After`, and the trusted-device cookie if one was set.
+pub async fn try_login(
+    k: &TestServer,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+    device: Option<&str>,
+) -> (u16, String, Option<u64>, Option<String>) {
+    let mut req =
+        client.post(k.url("/api/auth/login")).json(&serde_json::json!({"email": email, "password": password}));
+    if let Some(d) = device {
+        req = req.header("cookie", d);
+    }
+    let resp = req.send().await.unwrap();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+    let device = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("mm_device="))
+        .map(|c| c.split(';').next().unwrap().to_string());
+    let (status, body) = read(resp).await;
+    (status, body["code"].as_str().unwrap_or("").to_string(), retry, device)
 }

@@ -16,6 +16,7 @@ async function api(path, options = {}) {
   if (!res.ok) {
     const err = new Error(body && body.message ? body.message : `HTTP ${res.status}`);
     err.status = res.status;
+    err.code = body && body.code;
     throw err;
   }
   return body;
@@ -27,7 +28,7 @@ function localDay(d = new Date()) {
 }
 
 function show(view) {
-  for (const v of ["login", "password", "list", "call"]) $(`${v}-view`).hidden = view !== v;
+  for (const v of ["login", "password", "twofactor", "list", "call"]) $(`${v}-view`).hidden = view !== v;
   $("logout").hidden = view === "login";
   $("who").hidden = view === "login";
 }
@@ -141,6 +142,7 @@ const END_MESSAGES = {
   patient_ended: "The patient ended the call.",
   doctor_ended: "Call ended.",
   doctor_lost: "The connection to the kiosk was lost and the call ended.",
+  session_ended: "Your login session ended (logged out, password changed, account disabled or expired). Log in again.",
   media_failed: "The network could not carry the call. Check the connection and call again.",
   negotiation_failed: "Your browser and the kiosk could not agree on audio and video.",
   not_resumable: "The call could not be resumed; it has ended.",
@@ -490,6 +492,11 @@ async function start() {
       show("password");
       return;
     }
+    if (me.twoFactorRequired && !me.twoFactor) {
+      signal.close();
+      await twoFactorSetup();
+      return;
+    }
     show("list");
     await loadAppointments();
     refreshTimer = setInterval(() => { if (!call.id) loadAppointments(); }, 5000);
@@ -503,17 +510,64 @@ async function start() {
 $("login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("login-error").textContent = "";
+  const body = { email: $("email").value, password: $("password").value };
+  if (!$("code-row").hidden) body.code = $("login-code").value;
   try {
-    await api("/api/auth/login", {
-      method: "POST",
-      body: JSON.stringify({ email: $("email").value, password: $("password").value }),
-    });
+    await api("/api/auth/login", { method: "POST", body: JSON.stringify(body) });
     $("password").value = "";
+    $("login-code").value = "";
+    $("code-row").hidden = true;
     await start();
   } catch (e) {
+    if (e.code === "second_factor_required") {
+      // The password was right: ask for the authenticator's code on the same form.
+      $("code-row").hidden = false;
+      $("login-code").focus();
+    }
     $("login-error").textContent = e.message;
   }
 });
+
+// ---- two-factor set-up ----
+
+async function twoFactorSetup() {
+  show("twofactor");
+  $("twofactor-setup").hidden = false;
+  $("twofactor-codes").hidden = true;
+  $("twofactor-error").textContent = "";
+  try {
+    const s = await api("/api/auth/2fa/setup", { method: "POST" });
+    // The kiosk's own SVG (a path and a rectangle), parsed as an image: no script can run from it.
+    $("twofactor-qr").src = `data:image/svg+xml;base64,${btoa(s.qrSvg)}`;
+    $("twofactor-secret").textContent = s.secret.replace(/(.{4})/g, "$1 ").trim();
+  } catch (e) {
+    $("twofactor-error").textContent = e.message;
+  }
+}
+
+$("twofactor-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("twofactor-error").textContent = "";
+  try {
+    const r = await api("/api/auth/2fa/confirm", {
+      method: "POST",
+      body: JSON.stringify({ code: $("twofactor-code").value }),
+    });
+    $("twofactor-code").value = "";
+    const list = $("recovery-codes");
+    list.replaceChildren(...r.recoveryCodes.map((c) => {
+      const li = document.createElement("li");
+      li.textContent = c;
+      return li;
+    }));
+    $("twofactor-setup").hidden = true;
+    $("twofactor-codes").hidden = false;
+  } catch (e) {
+    $("twofactor-error").textContent = e.message;
+  }
+});
+
+$("twofactor-done").addEventListener("click", () => start());
 
 $("password-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();

@@ -48,7 +48,8 @@ impl Call {
 fn end_reason(r: crate::core::EndReason) -> EndReason {
     use crate::core::EndReason as R;
     match r {
-        R::DoctorEnded => EndReason::DoctorEnded,
+        // To the patient, a doctor whose session ended has left the call.
+        R::DoctorEnded | R::SessionEnded => EndReason::DoctorEnded,
         R::PatientEnded => EndReason::PatientEnded,
         R::Declined => EndReason::Declined,
         R::NoAnswer => EndReason::NoAnswer,
