@@ -51,6 +51,9 @@ pub struct Account {
     pub two_factor: bool,
 }
 
+/// An account's TOTP secret and the last time step a code was accepted for (none yet: `None`).
+pub type SecondFactor = (Vec<u8>, Option<u64>);
+
 pub struct NewAccount {
     pub name: String,
     pub specialty: String,
@@ -326,7 +329,7 @@ impl<'c> Db<'c> {
     // ---- two-factor login ----
 
     /// The account's TOTP secret and the last step a code was accepted for, when two-factor login is set up.
-    pub fn second_factor(&self, id: i64) -> Result<Option<(Vec<u8>, Option<u64>)>, StoreError> {
+    pub fn second_factor(&self, id: i64) -> Result<Option<SecondFactor>, StoreError> {
         let row: Option<(Option<String>, Option<i64>)> = self
             .conn
             .query_row("SELECT totp_secret, totp_last_step FROM accounts WHERE id = ?1", [id], |r| {
