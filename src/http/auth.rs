@@ -50,6 +50,17 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         actor(&self.account)
     }
+
+    /// Refuses an account still on its one-time password: it must choose its own first.
+    pub fn not_on_a_one_time_password(&self) -> Result<(), ApiError> {
+        if self.account.must_change_password {
+            return Err(ApiError::new(
+                ErrorCode::PasswordChangeRequired,
+                "choose a new password first (POST /api/auth/password)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Whether the clinic's policy requires a second factor for this account.
@@ -67,12 +78,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let PendingCaller(caller) = PendingCaller::from_request_parts(parts, state).await?;
-        if caller.account.must_change_password {
-            return Err(ApiError::new(
-                ErrorCode::PasswordChangeRequired,
-                "choose a new password first (POST /api/auth/password)",
-            ));
-        }
+        caller.not_on_a_one_time_password()?;
         if two_factor_required(state, &caller.account) && !caller.account.two_factor {
             return Err(ApiError::new(
                 ErrorCode::TwoFactorSetupRequired,

@@ -28,22 +28,12 @@ pub struct SetupReply {
     qr_svg: String,
 }
 
-fn not_before_password_change(caller: &super::auth::Caller) -> Result<(), ApiError> {
-    if caller.account.must_change_password {
-        return Err(ApiError::new(
-            ErrorCode::PasswordChangeRequired,
-            "choose a new password first (POST /api/auth/password)",
-        ));
-    }
-    Ok(())
-}
-
 /// Starts (or restarts) a set-up: a new secret, not in force until a code from it is confirmed.
 pub async fn setup(
     State(s): State<AppState>,
     PendingCaller(caller): PendingCaller,
 ) -> Result<Json<SetupReply>, ApiError> {
-    not_before_password_change(&caller)?;
+    caller.not_on_a_one_time_password()?;
     if caller.account.two_factor {
         return Err(ApiError::new(ErrorCode::Conflict, "two-factor login is set up already"));
     }
@@ -77,7 +67,7 @@ pub async fn confirm(
     PendingCaller(caller): PendingCaller,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<Json<ConfirmReply>, ApiError> {
-    not_before_password_change(&caller)?;
+    caller.not_on_a_one_time_password()?;
     if body.code.len() > 64 {
         return Err(wrong_code());
     }
