@@ -6,6 +6,7 @@
 mod support;
 
 use medimitra::core::Role;
+use medimitra::credentials::LANE_CAPACITY;
 use serde_json::json;
 use support::PASSWORD;
 use support::server::TestServer as Kiosk;
@@ -50,9 +51,14 @@ async fn a_flood_of_logins_does_not_queue_the_owner_behind_it() {
         f.await.unwrap();
     }
     let done = done.lock().unwrap().clone();
-    // Guesses checked while the owner waited: before the bounded, ordered queues, every waiting guess (~190).
+    // Guesses answered while the owner waited: before the bounded, ordered queues, every waiting guess (~190); with
+    // one first-come queue of LANE_CAPACITY the owner waits behind a full lane (8) or is refused `busy`. With the
+    // priority lane it is the guess being hashed when the owner's job arrives, plus the guesses whose answers were
+    // still on their way back or that were hashed while the owner's own request waited for the two cores the flood's
+    // 200 TLS handshakes share (seen: 0 to 3 on a loaded 2-core CI machine). The password lane's exact order is
+    // checked without HTTP by `credentials::password`'s unit test.
     let ahead = done.iter().filter(|d| d.0 == 401 && d.2 > sent && d.2 < answered).count();
-    assert!(ahead <= 2, "{ahead} guesses were checked ahead of the owner");
+    assert!(ahead <= LANE_CAPACITY / 2, "{ahead} guesses were checked ahead of the owner");
     // The queue's bound answers the rest at once, with a code and a time to retry.
     assert!(done.iter().any(|d| d.0 == 503 && d.1 == "busy"), "the flood met the bound");
     assert!(done.iter().all(|d| d.0 == 401 || (d.0 == 503 && d.1 == "busy")));
