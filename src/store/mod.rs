@@ -79,7 +79,10 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL, not WAL's usual NORMAL: a commit is on the card before the API answers, so a power cut (common where
+    // the kiosks stand) loses nothing that was acknowledged. One fsync per commit: 2.5 ms on the development
+    // machine's disk; the kiosk writes a few rows a minute.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -239,5 +242,22 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
         tracing::info!(version = version + 1, "database migrated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_syncs_each_commit_before_it_returns() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_in(dir.path()).expect("open");
+        // 2 = FULL: the WAL is synced at every commit, so an acknowledged write survives a power cut too.
+        let level: i64 = lock(&store.inner.writer).query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(level, 2);
+        let reader = open_connection(&dir.path().join(DB_FILE)).expect("reader");
+        let level: i64 = reader.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(level, 2);
     }
 }
