@@ -679,6 +679,7 @@ fn main() {
             results.push(r);
             // What the impairers did so far (a profile whose loss the receivers do not see shows here).
             println!("  impairers: {:?}", shaping.impaired(dir.path()));
+            println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
             for _ in 0..extra {
                 let r = kiosk_call(&k, &doctor, p, 3, None).await;
                 println!("  kiosk (short): ok {} setup {:?} {}", r.ok, r.setup_s, r.note);
@@ -690,6 +691,7 @@ fn main() {
                 r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
             );
             println!("  impairers: {:?}", shaping.impaired(dir.path()));
+            println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
             results.push(r);
             if p.name == "clean" {
                 // Glass to glass: stamped cameras on the pages (the kiosk's moving picture is always stamped).

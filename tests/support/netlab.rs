@@ -177,6 +177,39 @@ impl Shaping {
     }
 }
 
+impl Shaping {
+    /// Packets each rate cap (`tbf`) sent and dropped for a full queue, per shaped interface: drops here are the
+    /// sender's overshoot of the link's rate, apart from the impairers' loss.
+    pub fn shaper_drops(&self) -> Vec<(String, u64, u64)> {
+        self.shaped
+            .iter()
+            .map(|(ns, iface)| {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", iface])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                // " Sent 123 bytes 45 pkt (dropped 6, overlimits 7 requeues 0)"
+                let number_after = |word: &str| -> u64 {
+                    out.split_whitespace()
+                        .skip_while(|w| *w != word)
+                        .nth(1)
+                        .and_then(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+                        .unwrap_or(0)
+                };
+                let sent = out
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .find(|w| w[1] == "pkt")
+                    .and_then(|w| w[0].parse().ok())
+                    .unwrap_or(0);
+                (format!("{}:{iface}", ns.trim_start_matches(&self.lab_prefix)), sent, number_after("(dropped"))
+            })
+            .collect()
+    }
+}
+
 impl Drop for Shaping {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.cut_file);
