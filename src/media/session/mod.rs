@@ -338,14 +338,6 @@ impl Drop for Session {
     }
 }
 
-/// Between each payloader and webrtcbin: webrtcbin holds RTP back until ICE and DTLS are up (1–3 s through a NAT),
-/// and a plain queue then sent all it had kept at once: ~1.6 Mbit/s in a call's first second against a 0.4 Mbit/s
-/// target, which a 1 Mbit/s link's queue dropped (about 40 % of the first second's packets lost at the doctor's
-/// page, hundreds of NACKs, a second of frozen picture) and stale audio filling the page's jitter buffer. This one
-/// keeps only the newest 200 ms while held (the page asks for a keyframe; the kiosk sends one within 0.5 s) and is
-/// empty in a running call, where webrtcbin takes each packet as it comes.
-const SEND_QUEUE: &str = "queue max-size-buffers=0 max-size-bytes=0 max-size-time=200000000 leaky=downstream";
-
 /// The pipeline of one session, from its text description (see the diagram at the top of this file).
 fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung) -> Result<gst::Pipeline, MediaError> {
     let (settings, profile, sources) = (&spec.settings, &spec.profile, &spec.sources);
@@ -356,17 +348,16 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
            ! {ladder} \
-           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt={video_pt} mtu={mtu} ! {send_queue} ! webrtc. \
+           ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt={video_pt} mtu={mtu} ! queue ! webrtc. \
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
            ! opusenc name=aenc bitrate=32000 frame-size=20 audio-type=voice inband-fec=true packet-loss-percentage=0 \
-           ! rtpopuspay name=apay pt=111 mtu={mtu} ! {send_queue} ! webrtc. \
+           ! rtpopuspay name=apay pt=111 mtu={mtu} ! queue ! webrtc. \
          audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! audiomixer name=playmix ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! volume name={speaker} ! level name={level} interval=100000000 \
            ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
         latency = settings.jitter_latency_ms,
-        send_queue = SEND_QUEUE,
         video_pt = tuning::VIDEO_PT,
         video = sources.video,
         camera = element::CAMERA_BALANCE,
