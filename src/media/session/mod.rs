@@ -586,18 +586,10 @@ fn hold_media_until_connected(parts: &Parts) {
     const AWAITING_KEYFRAME: u8 = 1;
     const SENDING: u8 = 2;
     let state = Arc::new(AtomicU8::new(HOLDING));
-    // A payloader may learn its output caps only from its first buffer (rtph264pay from the SPS/PPS of a byte
-    // stream), and the offer names the streams' SSRCs only once those caps exist (`wait_for_ssrcs`): buffers pass
-    // until then. What passes is the encoder's first frame, a keyframe, and the numbering stays gapless.
-    let has_caps = |payloader: &gst::Element| {
-        let src = payloader.static_pad("src").map(|p| p.downgrade());
-        move || src.as_ref().and_then(|p| p.upgrade()).is_none_or(|p| p.current_caps().is_some())
-    };
     if let Some(pad) = parts.payloader.static_pad("sink") {
-        let (state, ready) = (state.clone(), has_caps(&parts.payloader));
+        let state = state.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match state.load(Ordering::SeqCst) {
             SENDING => gst::PadProbeReturn::Ok,
-            HOLDING if !ready() => gst::PadProbeReturn::Ok,
             AWAITING_KEYFRAME if info.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)) => {
                 state.store(SENDING, Ordering::SeqCst);
                 gst::PadProbeReturn::Ok
@@ -606,13 +598,9 @@ fn hold_media_until_connected(parts: &Parts) {
         });
     }
     if let Some(pad) = parts.audio_payloader.static_pad("sink") {
-        let (state, ready) = (state.clone(), has_caps(&parts.audio_payloader));
+        let state = state.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if state.load(Ordering::SeqCst) == HOLDING && ready() {
-                gst::PadProbeReturn::Drop
-            } else {
-                gst::PadProbeReturn::Ok
-            }
+            if state.load(Ordering::SeqCst) == HOLDING { gst::PadProbeReturn::Drop } else { gst::PadProbeReturn::Ok }
         });
     }
     let encoder_src = parts.encoder.static_pad("src").map(|p| p.downgrade());
