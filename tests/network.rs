@@ -73,11 +73,10 @@ async fn until_kiosk(
 }
 
 #[test]
-fn loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_a_cut_keeps_the_session_and_no_start_burst() {
-    in_lab(
-        "loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_a_cut_keeps_the_session_and_no_start_burst",
-        |lab| Box::pin(shaped_call(lab)),
-    );
+fn loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_and_a_cut_keeps_the_session() {
+    in_lab("loss_is_repaired_a_capped_uplink_steps_the_picture_down_and_up_and_a_cut_keeps_the_session", |lab| {
+        Box::pin(shaped_call(lab))
+    });
 }
 
 async fn shaped_call(lab: NatLab) {
@@ -175,22 +174,6 @@ async fn shaped_call(lab: NatLab) {
 
     end_from_page(&a, &k).await;
     assert_eq!(k.status_of(id), AppointmentStatus::Completed);
-
-    // 5. A call that starts on a slow, lossy link does not overrun it. Before, webrtcbin held the media back while
-    // ICE and DTLS connected and the send queues then let all of it go at once (~1.6 Mbit/s in the first second):
-    // this link's rate cap dropped 100–190 packets, most of them in that second (in Chromium ↔ Chromium calls on
-    // the same link: none). Now nothing is encoded into packets before the transport is up.
-    let shaping = Shaping::kiosk_link(&lab, profile("40ms-3pct-1mbit"), dir.path());
-    let id = k.checked_in(k.doctor_a);
-    call_and_accept(&a, &k, id).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let caps = shaping.shaper_drops();
-    println!("a call starting on 1 Mbit/s: rate caps (interface, sent, dropped) {caps:?}");
-    let (_, sent, dropped) = caps.iter().find(|c| c.0.ends_with(":out")).cloned().expect("the kiosk's uplink cap");
-    assert!(sent > 500, "the call sent through the cap: {caps:?}");
-    assert!(dropped * 100 < sent, "the kiosk overran its 1 Mbit/s uplink: {dropped} of {sent} packets dropped");
-    drop(shaping);
-    end_from_page(&a, &k).await;
     a.close().await.expect("close");
 }
 

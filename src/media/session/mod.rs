@@ -172,7 +172,6 @@ impl Session {
         tuning::connect_jitterbuffers(&parts.webrtc, &tuning);
         tuning::catch_rtx_sender(&parts.webrtc, &tuning);
         connect_ice_signals(&parts.webrtc, &spec.session_id, &spec.events);
-        hold_media_until_connected(&parts);
         connect_remote_streams(&pipeline, &parts.webrtc, &spec.live, &tuning);
         let bus_task = spawn_bus_thread(&pipeline, &spec)?;
         let stop_monitor = Arc::new(AtomicBool::new(false));
@@ -300,8 +299,11 @@ impl Session {
     /// PLI from the RTP session: the same event sent up from the doctor's picture never reached it, see
     /// docs/platform-notes.md).
     pub fn request_keyframe(&self) {
+        // What GstVideo's upstream force-key-unit event is: a custom upstream event named GstForceKeyUnit.
         if let Some(pad) = self.encoder.static_pad("src") {
-            ask_for_keyframe(&pad);
+            pad.send_event(gst::event::CustomUpstream::new(
+                gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
+            ));
         }
         if let Some(ssrcs) = self.tuning.facts().map(|f| f.video_ssrcs) {
             tuning::request_doctor_keyframe(&self.webrtc, &ssrcs);
@@ -569,59 +571,6 @@ fn connect_ice_signals(
             _ => {}
         }
     });
-}
-
-/// Sends nothing until the transport is up, then starts the picture on a keyframe.
-///
-/// webrtcbin holds RTP back until ICE and DTLS are up (1–3 s through NATs), and the queues after the payloaders then
-/// let everything held go at once: ~1.6 Mbit/s in a call's first second against a 0.4 Mbit/s target, which a
-/// 1 Mbit/s link's queue dropped (100–190 packets per call at the lab's router; Chromium ↔ Chromium: none), with
-/// stale audio filling the doctor's jitter buffer. Dropping RTP instead (a leaky queue) left sequence gaps that the
-/// doctor's browser waited on. So the encoded frames and audio are dropped *before* the payloaders, which number
-/// only what they send; once the peer connection is connected the encoder is asked for a keyframe and the picture
-/// starts with the first one. Only the first connection gates: a cut later leaves the flow alone.
-fn hold_media_until_connected(parts: &Parts) {
-    use std::sync::atomic::AtomicU8;
-    const HOLDING: u8 = 0;
-    const AWAITING_KEYFRAME: u8 = 1;
-    const SENDING: u8 = 2;
-    let state = Arc::new(AtomicU8::new(HOLDING));
-    if let Some(pad) = parts.payloader.static_pad("sink") {
-        let state = state.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match state.load(Ordering::SeqCst) {
-            SENDING => gst::PadProbeReturn::Ok,
-            AWAITING_KEYFRAME if info.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)) => {
-                state.store(SENDING, Ordering::SeqCst);
-                gst::PadProbeReturn::Ok
-            }
-            _ => gst::PadProbeReturn::Drop,
-        });
-    }
-    if let Some(pad) = parts.audio_payloader.static_pad("sink") {
-        let state = state.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if state.load(Ordering::SeqCst) == HOLDING { gst::PadProbeReturn::Drop } else { gst::PadProbeReturn::Ok }
-        });
-    }
-    let encoder_src = parts.encoder.static_pad("src").map(|p| p.downgrade());
-    parts.webrtc.connect_notify(Some("connection-state"), move |w, _| {
-        let connected = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
-            == gst_webrtc::WebRTCPeerConnectionState::Connected;
-        if connected
-            && state.compare_exchange(HOLDING, AWAITING_KEYFRAME, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-            && let Some(pad) = encoder_src.as_ref().and_then(|p| p.upgrade())
-        {
-            ask_for_keyframe(&pad);
-        }
-    });
-}
-
-/// Sends GstVideo's upstream force-key-unit event (a custom upstream event named GstForceKeyUnit) up from the
-/// encoder's source pad: the encoder makes its next frame a keyframe with its headers.
-fn ask_for_keyframe(encoder_src: &gst::Pad) {
-    encoder_src.send_event(gst::event::CustomUpstream::new(
-        gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
-    ));
 }
 
 /// Plays what the doctor sends as its streams appear.
