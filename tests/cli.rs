@@ -369,26 +369,18 @@ async fn every_acknowledged_write_survives_the_server_killed_mid_load() {
         let (mut server, url) = serve(data);
         let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
         let client = support::server::https_client(&cert);
-        let login: serde_json::Value = client
-            .post(format!("{url}api/auth/login"))
-            .json(&serde_json::json!({"email": "a@clinic.in", "password": "long enough secret"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = |request: reqwest::RequestBuilder| async move {
+            request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        };
+        let login = answer(
+            client
+                .post(format!("{url}api/auth/login"))
+                .json(&serde_json::json!({"email": "a@clinic.in", "password": "long enough secret"})),
+        )
+        .await;
         let token = login["token"].as_str().unwrap().to_string();
         // Everything acknowledged so far is there after the restart.
-        let a: serde_json::Value = client
-            .get(format!("{url}api/appointments/1"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let a = answer(client.get(format!("{url}api/appointments/1")).bearer_auth(&token)).await;
         let notes = a["notes"].as_str().unwrap_or("");
         let lines: std::collections::HashSet<&str> =
             notes.lines().filter_map(|l| l.rsplit_once("] ").map(|(_, t)| t)).collect();

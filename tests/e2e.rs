@@ -298,25 +298,12 @@ fn a_kiosk_stopped_or_killed_mid_call_tells_the_doctor_and_gives_the_appointment
     support::block_on(stop_and_kill());
 }
 
-/// The systemd notifications a kiosk sends, read from a socket the test holds.
-fn notifications(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n) = sock.recv(&mut buf) {
-        out.push(String::from_utf8_lossy(&buf[..n]).to_string());
-    }
-    out
-}
-
 async fn stop_and_kill() {
-    let notify_dir = tempfile::tempdir().expect("dir");
-    let notify_path = notify_dir.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
-    notify.set_nonblocking(true).expect("nonblocking");
+    let notify = support::kiosk::NotifySocket::bind();
     let mut k = KioskProcess::start_in(support::kiosk::Where {
         width: 640,
         height: 360,
-        env: vec![("NOTIFY_SOCKET".into(), notify_path.display().to_string())],
+        env: vec![notify.env()],
         ..Default::default()
     });
     let (_driver, driver_port) = start_chromedriver();
@@ -332,7 +319,7 @@ async fn stop_and_kill() {
     println!("SIGTERM mid-call: exited with {status} after {took:?}");
     assert!(status.success(), "a clean exit on SIGTERM: {status}");
     assert!(took < Duration::from_secs(5), "stopped within 5 s: {took:?}");
-    let said = notifications(&notify);
+    let said = notify.received();
     assert!(said.iter().any(|n| n.starts_with("READY=1")), "{said:?}");
     assert_eq!(said.last().map(String::as_str), Some("STOPPING=1"), "{said:?}");
     wait_for("the page to say the kiosk is restarting", Duration::from_secs(10), || async {

@@ -13,16 +13,6 @@ use support::wait_for;
 
 use std::time::Duration;
 
-/// The systemd notifications a kiosk sends, read from a socket the test holds.
-fn notifications(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n) = sock.recv(&mut buf) {
-        out.push(String::from_utf8_lossy(&buf[..n]).to_string());
-    }
-    out
-}
-
 #[test]
 fn a_call_with_the_touch_ui_works_under_the_units_system_call_sandbox() {
     if std::env::var(INSIDE).is_err() {
@@ -37,18 +27,12 @@ fn a_call_with_the_touch_ui_works_under_the_units_system_call_sandbox() {
 async fn sandboxed() {
     let root = env!("CARGO_MANIFEST_DIR");
     let xvfb = support::Xvfb::start(800, 480);
-    let notify_dir = tempfile::tempdir().expect("dir");
-    let notify_path = notify_dir.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
-    notify.set_nonblocking(true).expect("nonblocking");
+    let notify = support::kiosk::NotifySocket::bind();
     let k = KioskProcess::start_in(support::kiosk::Where {
         width: 640,
         height: 360,
         display: Some(xvfb.display.clone()),
-        env: vec![
-            ("NOTIFY_SOCKET".into(), notify_path.display().to_string()),
-            ("MEDIMITRA_UI_FULLSCREEN".into(), "false".into()),
-        ],
+        env: vec![notify.env(), ("MEDIMITRA_UI_FULLSCREEN".into(), "false".into())],
         wrapper: vec![
             "/usr/bin/python3".into(),
             format!("{root}/scripts/seccomp-exec"),
@@ -59,7 +43,7 @@ async fn sandboxed() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", k.kiosk_pid())).expect("status");
     assert!(status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "not filtered: {status}");
     wait_for("READY=1 with the touch UI", Duration::from_secs(30), || {
-        let seen = notifications(&notify);
+        let seen = notify.received();
         async move { seen.iter().any(|m| m.contains("READY=1") && m.contains("(touch UI)")) }
     })
     .await;

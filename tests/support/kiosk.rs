@@ -121,6 +121,39 @@ pub fn rerun_inside(ns: &str, test: &str, env: &[(&str, &str)]) {
     assert!(ran_one, "the run inside network namespace {ns} did not run {test}");
 }
 
+/// A socket standing in for systemd's `NOTIFY_SOCKET`: give [`env`](Self::env) to the kiosk, read what it said
+/// with [`received`](Self::received).
+pub struct NotifySocket {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    sock: std::os::unix::net::UnixDatagram,
+}
+
+impl NotifySocket {
+    pub fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
+        sock.set_nonblocking(true).expect("nonblocking");
+        NotifySocket { _dir: dir, path, sock }
+    }
+
+    /// The environment variable that points the kiosk at this socket.
+    pub fn env(&self) -> (String, String) {
+        ("NOTIFY_SOCKET".into(), self.path.display().to_string())
+    }
+
+    /// The notifications received since the last call.
+    pub fn received(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        out
+    }
+}
+
 /// Where and how a test kiosk runs.
 #[derive(Default)]
 pub struct Where {
