@@ -7,7 +7,7 @@
 //!   frames, silence); [`error_code`]: every error code the API and the socket send.
 //! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown;
 //!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams.
-//!   `appointment`, `people`, `validate`: the data rules.
+//!   `appointment`, `people`, `validate`: the data rules; [`vitals`]: the medical devices' serial protocols.
 
 pub(crate) mod names;
 
@@ -27,6 +27,7 @@ pub mod reception_report;
 pub mod retransmission;
 pub mod signaling;
 mod validate;
+pub mod vitals;
 
 pub use appointment::{AppointmentStatus, TransitionError, overlaps};
 pub use call_status::{CallPhase, CallState, EndReason};
