@@ -34,6 +34,7 @@ pub struct Config {
     pub ui: Ui,
     pub log: Log,
     pub metrics: Metrics,
+    pub devices: Devices,
     /// STUN/TURN servers handed to both peers of a call. None by default: a kiosk on the clinic LAN needs none, and
     /// tests must never contact outside addresses.
     pub ice_servers: Vec<IceServer>,
@@ -63,6 +64,33 @@ impl Default for Metrics {
     fn default() -> Self {
         Self { access: MetricsAccess::Localhost, token: String::new() }
     }
+}
+
+/// The serial medical devices (pulse oximeter, scale): `crate::devices`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Devices {
+    /// Where udev links the USB-serial adapters of vitals devices (`vitals-*`, see `udev/`); each one's protocol is
+    /// found by trying them in turn.
+    pub scan_dir: PathBuf,
+    /// Ports read with the protocol named, whether or not udev linked them (e.g. a built-in UART).
+    pub ports: Vec<DevicePort>,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Self { scan_dir: PathBuf::from("/dev/medimitra"), ports: Vec::new() }
+    }
+}
+
+/// One serial port and the protocol its device speaks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePort {
+    /// The port, e.g. `/dev/ttyUSB0`.
+    pub path: PathBuf,
+    /// `cms50d-legacy`, `cms50d-v46` or `and-standard`.
+    pub protocol: crate::core::vitals::Protocol,
 }
 
 /// The patient's touch UI.
@@ -865,6 +893,14 @@ mod tests {
     }
 
     #[test]
+    fn a_device_port_with_an_unknown_protocol_is_refused_with_the_known_ones() {
+        let text = "[[devices.ports]]\npath = \"/dev/ttyUSB0\"\nprotocol = \"cms60\"\n";
+        let e = Config::from_toml(text, "t").unwrap_err();
+        assert!(e.message.contains("unknown device protocol \"cms60\""), "{}", e.message);
+        assert!(e.message.contains("cms50d-legacy, cms50d-v46, and-standard"), "{}", e.message);
+    }
+
+    #[test]
     fn the_documented_example_is_the_defaults() {
         let text = include_str!("../docs/medimitra.toml");
         assert_eq!(Config::from_toml(text, "docs/medimitra.toml").unwrap(), Config::default());
@@ -875,6 +911,10 @@ mod tests {
             .join("\n");
         let c = Config::from_toml(&uncommented, "example").unwrap();
         assert_eq!(c.ice_servers.len(), 2);
+        assert_eq!(
+            c.devices.ports,
+            vec![DevicePort { path: "/dev/ttyAMA0".into(), protocol: crate::core::vitals::Protocol::Cms50dLegacy }]
+        );
         assert_eq!(c.tls.cert_file.as_deref(), Some(Path::new("/etc/medimitra/tls/cert.pem")));
     }
 

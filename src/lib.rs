@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTPS API (axum + rustls), sessions and login limits, the signaling socket's IO, the web app.
 //! - [`store`]: SQLite through rusqlite (WAL, migrations); every change is one transaction with its audit entry.
 //! - [`credentials`]: password hashing, session tokens, TLS certificate checks (used by http, cli and provision).
+//! - [`devices`]: the serial medical devices (pulse oximeter, scale): reader threads over the core's decoders.
 //! - [`ui`]: the patient's Slint touch UI; its controllers drive the same call service and store as everything else.
 //! - [`provision`]: the first-boot provisioning file (pure parse, staged apply).
 //! - [`config`]: the one TOML file, its embedded defaults and `MEDIMITRA_*` environment overrides.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod credentials;
+pub mod devices;
 pub mod http;
 pub mod logring;
 pub mod media;
