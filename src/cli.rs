@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod devices;
+
 use crate::calls::control::ControlCommand;
 use crate::config::{Config, ConfigError, Overrides};
 use crate::core::{
@@ -60,6 +62,9 @@ enum Command {
     /// Media engine diagnostics
     #[command(subcommand)]
     Media(MediaCmd),
+    /// The serial medical devices: list them, or watch one's readings
+    #[command(subcommand)]
+    Devices(devices::DevicesCmd),
     /// Apply a provisioning file (first boot; see the README's technician section). The file holds secrets: it is
     /// removed afterwards, also when it was refused
     Provision(ProvisionArgs),
@@ -255,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Provision(args) => provision(&loaded.config, loaded.path.as_deref(), args),
+        Command::Devices(c) => devices::run(&loaded.config.devices, c),
         Command::Media(MediaCmd::Probe) => {
             let engine = crate::media::MediaEngine::start(&loaded.config.media, &loaded.config.ice_servers);
             match engine {
