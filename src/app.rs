@@ -33,6 +33,8 @@ pub struct ServeOptions {
 /// The parts running on the runtime, in the order they stop.
 struct Parts {
     calls: Option<(CallService, Sources)>,
+    /// The medical devices' readers, feeding the calls' data channels; stopped when dropped.
+    _vitals: Option<crate::devices::Hub>,
     server: RunningServer,
 }
 
@@ -106,7 +108,7 @@ pub fn serve(loaded: Loaded, options: ServeOptions) -> Result<()> {
     runtime.spawn(watchdog(shutdown.signal()));
     runtime.spawn(stop_on_signal(shutdown.clone(), ui.is_some()));
 
-    let Parts { calls, mut server } = parts;
+    let Parts { calls, mut server, _vitals } = parts;
     let result = match ui {
         // Returns when a signal ends the event loop (or the window is closed on a desktop).
         Some(ui) => ui.run().context("the touch UI"),
@@ -134,6 +136,7 @@ pub fn serve(loaded: Loaded, options: ServeOptions) -> Result<()> {
 async fn start_parts(store: &Store, config: &Arc<Config>, shutdown: &Shutdown) -> Result<Parts> {
     let mut state = AppState::new(store.clone(), (**config).clone());
     let mut calls = None;
+    let mut vitals = None;
     match MediaEngine::start(&config.media, &config.ice_servers) {
         Ok(engine) => {
             for p in engine.report.chosen() {
@@ -146,6 +149,7 @@ async fn start_parts(store: &Store, config: &Arc<Config>, shutdown: &Shutdown) -
                 tracing::warn!("no microphone: calls send a test tone");
             }
             let sources = engine.sources.clone();
+            vitals = Some(crate::devices::Hub::start(&config.devices, engine.live.vitals.clone()));
             let service = crate::calls::spawn(engine, store.clone(), config.clone(), shutdown.signal());
             let handle: CallsHandle = service.handle.clone();
             let sock = crate::calls::control::serve(&config.storage.data_dir, handle.clone(), shutdown.signal())
@@ -160,7 +164,7 @@ async fn start_parts(store: &Store, config: &Arc<Config>, shutdown: &Shutdown) -
         }
     }
     let server = http::start(state).await?;
-    Ok(Parts { calls, server })
+    Ok(Parts { calls, server, _vitals: vitals })
 }
 
 /// The reverse of [`start_parts`], after the shutdown signal: the call service first (it tells the doctors and lets

@@ -397,3 +397,72 @@ async fn glass_to_glass() {
     end_from_page(&a, &k).await;
     a.close().await.expect("close");
 }
+
+#[test]
+fn the_doctor_sees_the_kiosk_oximeter_live_during_a_call() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace("the_doctor_sees_the_kiosk_oximeter_live_during_a_call");
+    }
+    support::block_on(vitals_in_a_call());
+}
+
+/// An emulated CMS50D+ (legacy stream, 60 frames a second) on a pseudo-terminal named in the kiosk's configuration:
+/// its numbers, waveform and states reach the doctor's page over the call's data channels.
+async fn vitals_in_a_call() {
+    use support::pty::{Streamer, legacy_frame, pty};
+    let device = pty();
+    let k = KioskProcess::start_in(support::kiosk::Where {
+        width: 640,
+        height: 360,
+        extra_config: format!(
+            "[devices]\nscan_dir = \"/nonexistent\"\n[[devices.ports]]\npath = {:?}\nprotocol = \"cms50d-legacy\"\n",
+            device.path.to_str().unwrap()
+        ),
+        ..Default::default()
+    });
+    let streamer = Streamer::start(device.master, &legacy_frame(97, 72, 40, false));
+    let (_driver, driver_port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(driver_port, &profiles.path().join("a")).await;
+    let id = k.checked_in(k.doctor_a);
+    login(&a, &k.url, "asha@clinic.in").await;
+    call_and_accept(&a, &k, id).await;
+
+    let shown = |id: &'static str| {
+        let a = a.clone();
+        async move { js(&a, &format!("document.getElementById('{id}').textContent")).await }
+    };
+    wait_for("SpO2 and pulse on the doctor's page", Duration::from_secs(15), || async {
+        shown("v-spo2").await == json!("97") && shown("v-pulse").await == json!("72")
+    })
+    .await;
+    assert_eq!(js(&a, "document.getElementById('vitals').hidden").await, json!(false));
+    wait_for("the pleth waveform", Duration::from_secs(10), || async {
+        js(&a, "window.medimitra.vitals.wave.length > 60").await == json!(true)
+    })
+    .await;
+    assert_eq!(js(&a, "window.medimitra.vitals.wave.every((s) => s === 31)").await, json!(true), "40/127 as 0-100");
+
+    // A changed number is shown as it changes; an empty clip is a state, not a number.
+    streamer.send(&legacy_frame(93, 130, 40, false));
+    wait_for("the new numbers", Duration::from_secs(5), || async {
+        shown("v-spo2").await == json!("93") && shown("v-pulse").await == json!("130")
+    })
+    .await;
+    streamer.send(&legacy_frame(127, 0, 0, true));
+    wait_for("no finger", Duration::from_secs(5), || async {
+        shown("v-state").await == json!("No finger in the clip") && shown("v-spo2").await == json!("--")
+    })
+    .await;
+
+    // Unplugged: the page says so and shows no stale numbers.
+    let master = streamer.stop();
+    drop(master);
+    drop(device.slave);
+    wait_for("unplugged", Duration::from_secs(5), || async {
+        shown("v-state").await == json!("The oximeter is unplugged")
+    })
+    .await;
+    end_from_page(&a, &k).await;
+    a.close().await.expect("close");
+}

@@ -65,7 +65,7 @@ fn list(config: &Devices) -> Result<()> {
             }
         };
         let (tx, rx) = mpsc::channel();
-        let reader = Reader::spawn(port.clone(), protocol, tx);
+        let reader = Reader::spawn(port.clone(), protocol, move |u| tx.send(u).is_ok());
         let deadline = Instant::now() + LIST_LISTEN;
         let mut latest = String::from("nothing received");
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -85,7 +85,7 @@ fn list(config: &Devices) -> Result<()> {
 fn watch(port: PathBuf, protocol: Protocol, limit: Option<Duration>) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     println!("watching {} ({protocol}); waiting for the device", port.display());
-    let reader = Reader::spawn(port, protocol, tx);
+    let reader = Reader::spawn(port, protocol, move |u| tx.send(u).is_ok());
     let started = Instant::now();
     let mut shown = Shown::default();
     loop {

@@ -7,9 +7,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod hub;
+
+pub use hub::{Hub, VitalsFeed};
 
 use crate::core::vitals::{ByteStats, Decode, Event, LineSettings, Parity, Protocol, Reading, StopBits};
 
@@ -55,14 +58,14 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts reading `path` with `protocol`; updates go to `updates` until the reader is stopped or the receiver is
-    /// dropped.
-    pub fn spawn(path: PathBuf, protocol: Protocol, updates: mpsc::Sender<Update>) -> Reader {
+    /// Starts reading `path` with `protocol`; each update goes to `sink` until the reader is stopped or `sink`
+    /// returns false (nobody listens any more).
+    pub fn spawn(path: PathBuf, protocol: Protocol, sink: impl FnMut(Update) -> bool + Send + 'static) -> Reader {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("vitals-reader".into())
-            .spawn(move || read_port(&path, protocol, &updates, &flag))
+            .spawn(move || read_port(&path, protocol, sink, &flag))
             .ok();
         Reader { stop, thread }
     }
@@ -170,7 +173,7 @@ fn is_wait(e: &std::io::Error) -> bool {
 }
 
 /// The reader thread: open, read until the port fails, report, reopen; until stopped.
-fn read_port(path: &Path, protocol: Protocol, updates: &mpsc::Sender<Update>, stop: &AtomicBool) {
+fn read_port(path: &Path, protocol: Protocol, mut sink: impl FnMut(Update) -> bool, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let mut port = match open(path, protocol) {
             Ok(port) => port,
@@ -181,17 +184,17 @@ fn read_port(path: &Path, protocol: Protocol, updates: &mpsc::Sender<Update>, st
             }
         };
         tracing::info!(port = %path.display(), %protocol, "vitals device connected");
-        if updates.send(Update::Connected).is_err() {
+        if !sink(Update::Connected) {
             return;
         }
-        let ended = stream(&mut port, protocol, updates, stop);
+        let ended = stream(&mut port, protocol, &mut sink, stop);
         stop_device(&mut port, protocol);
         drop(port);
         match ended {
             StreamEnd::Stopped => return,
             StreamEnd::PortGone => {
                 tracing::info!(port = %path.display(), "vitals device unplugged");
-                if updates.send(Update::Unplugged).is_err() {
+                if !sink(Update::Unplugged) {
                     return;
                 }
             }
@@ -208,7 +211,7 @@ enum StreamEnd {
 fn stream(
     port: &mut serialport::TTYPort,
     protocol: Protocol,
-    updates: &mpsc::Sender<Update>,
+    sink: &mut impl FnMut(Update) -> bool,
     stop: &AtomicBool,
 ) -> StreamEnd {
     let mut decoder = protocol.decoder();
@@ -227,13 +230,13 @@ fn stream(
                         Event::Disconnected { reason } => Update::DeviceEnded { reason },
                         Event::Ignored => continue,
                     };
-                    if updates.send(update).is_err() {
+                    if !sink(update) {
                         return StreamEnd::Stopped;
                     }
                 }
                 if last_stats.elapsed() >= Duration::from_secs(1) {
                     last_stats = Instant::now();
-                    if updates.send(Update::Bytes(decoder.stats())).is_err() {
+                    if !sink(Update::Bytes(decoder.stats())) {
                         return StreamEnd::Stopped;
                     }
                 }

@@ -28,6 +28,8 @@ pub struct LiveMedia {
     pub controls: PatientControls,
     /// The newest pictures, for a screen that draws them.
     pub pictures: Pictures,
+    /// The kiosk's medical devices, for the call's data channels (fed by `crate::devices::Hub`).
+    pub vitals: crate::devices::VitalsFeed,
 }
 
 impl LiveMedia {

@@ -5,7 +5,8 @@
 //!   network namespaces that end-to-end tests re-run themselves in;
 //! - [`browser`]: chromedriver and headless Chromium as the doctor, and the page's helpers;
 //! - [`natlab`]: NATed namespaces with a TURN server between them;
-//! - [`seed`]: the accounts, patient and appointments every test kiosk starts with.
+//! - [`seed`]: the accounts, patient and appointments every test kiosk starts with;
+//! - [`pty`]: emulated serial medical devices on pseudo-terminals.
 //!
 //! Servers listen on port 0 and report the port they bound; chromedriver says which port it took. Nothing binds a
 //! port found free a moment earlier.
@@ -15,6 +16,7 @@ pub mod browser;
 pub mod kiosk;
 pub mod natlab;
 pub mod netlab;
+pub mod pty;
 pub mod seed;
 pub mod server;
 

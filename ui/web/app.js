@@ -150,6 +150,94 @@ const END_MESSAGES = {
   kiosk_restarted: "The kiosk restarted and the call ended. The patient stays checked in: call again when the kiosk is back.",
 };
 
+// The kiosk's medical devices, live during a call: numbers and states on the "vitals" data channel (reliable),
+// the pulse oximeter's waveform on "vitals-wave" (unordered, no retransmission). Nothing here is stored.
+const VITAL_STATES = {
+  no_finger: "No finger in the clip",
+  searching: "Searching for a pulse…",
+  unplugged: "The oximeter is unplugged",
+  settling: "Weight settling…",
+  overload: "The scale is overloaded",
+};
+const vitals = {
+  // The latest waveform samples (0-100), oldest first: 4 s at 60 a second.
+  wave: [],
+  // What was shown and when (Date.now()), for the latency benchmark and tests; the last 500 updates.
+  shownLog: [],
+  drawing: false,
+
+  attach(channel) {
+    if (channel.label !== "vitals" && channel.label !== "vitals-wave") return;
+    channel.onmessage = (ev) => this.onMessage(ev.data);
+  },
+
+  onMessage(text) {
+    let m;
+    try {
+      m = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (m.type === "pleth" && Array.isArray(m.samples)) {
+      this.wave.push(...m.samples.filter((s) => Number.isInteger(s)));
+      if (this.wave.length > 240) this.wave.splice(0, this.wave.length - 240);
+      this.startDrawing();
+      return;
+    }
+    if (m.type !== "vitals" || typeof m.device !== "string") return;
+    $("vitals").hidden = false;
+    const value = (v) => (v === undefined || v === null ? "--" : String(v));
+    if (m.device.startsWith("cms50d")) {
+      $("v-spo2").textContent = value(m.spo2);
+      $("v-pulse").textContent = value(m.pulse);
+      $("v-state").textContent = VITAL_STATES[m.state] || "";
+      $("v-oximeter").hidden = false;
+      if (m.state !== "reading") this.wave = [];
+    } else {
+      $("v-weight").textContent = m.weight_kg === undefined ? "--" : m.weight_kg.toFixed(1);
+      $("v-weight-state").textContent = m.state === "unplugged" ? "The scale is unplugged" : VITAL_STATES[m.state] || "";
+      $("v-scale").hidden = false;
+    }
+    this.shownLog.push({ device: m.device, state: m.state, spo2: m.spo2, pulse: m.pulse, weight: m.weight_kg, at: Date.now() });
+    if (this.shownLog.length > 500) this.shownLog.shift();
+  },
+
+  startDrawing() {
+    if (this.drawing) return;
+    this.drawing = true;
+    const draw = () => {
+      const canvas = $("v-pleth");
+      if ($("vitals").hidden || !canvas) {
+        this.drawing = false;
+        return;
+      }
+      const g = canvas.getContext("2d");
+      g.clearRect(0, 0, canvas.width, canvas.height);
+      g.strokeStyle = "#0b6e4f";
+      g.lineWidth = 2;
+      g.beginPath();
+      this.wave.forEach((s, i) => {
+        const x = (i / 239) * canvas.width;
+        const y = canvas.height - 2 - (s / 100) * (canvas.height - 4);
+        if (i === 0) g.moveTo(x, y);
+        else g.lineTo(x, y);
+      });
+      g.stroke();
+      requestAnimationFrame(draw);
+    };
+    requestAnimationFrame(draw);
+  },
+
+  reset() {
+    this.wave = [];
+    $("vitals").hidden = true;
+    $("v-oximeter").hidden = true;
+    $("v-scale").hidden = true;
+    for (const id of ["v-spo2", "v-pulse", "v-weight"]) $(id).textContent = "--";
+    for (const id of ["v-state", "v-weight-state"]) $(id).textContent = "";
+  },
+};
+
 const call = {
   id: null,
   sessionId: null,
@@ -234,6 +322,7 @@ const call = {
         });
       }
     };
+    pc.ondatachannel = (ev) => vitals.attach(ev.channel);
     pc.onicecandidate = (ev) => {
       const c = ev.candidate;
       signal.send({
@@ -336,6 +425,7 @@ const call = {
     this.lastBytes = null;
     this.pendingCandidates = [];
     $("remote-video").srcObject = null;
+    vitals.reset();
   },
 
   cleanup() {
@@ -461,7 +551,7 @@ const call = {
 };
 
 // For tests and support: the call as the page sees it.
-window.medimitra = { call, signal };
+window.medimitra = { call, signal, vitals };
 
 signal.handlers = {
   welcome: (m) => call.onWelcome(m),

@@ -17,6 +17,7 @@
 //! [`monitor`] reads the statistics every half second and adapts the picture (a resolution and frame-rate ladder),
 //! the rate (when the browser sends no transport-wide feedback), the protection and the jitter buffer's wait.
 
+mod data;
 pub mod ladder;
 mod monitor;
 mod remote;
@@ -172,9 +173,9 @@ impl Session {
         tuning::connect_jitterbuffers(&parts.webrtc, &tuning);
         tuning::catch_rtx_sender(&parts.webrtc, &tuning);
         connect_ice_signals(&parts.webrtc, &spec.session_id, &spec.events);
+        let stop_monitor = Arc::new(AtomicBool::new(false));
         connect_remote_streams(&pipeline, &parts.webrtc, &spec.live, &tuning);
         let bus_task = spawn_bus_thread(&pipeline, &spec)?;
-        let stop_monitor = Arc::new(AtomicBool::new(false));
         let monitor = monitor::spawn(
             monitor::Handles {
                 webrtc: parts.webrtc.downgrade(),
@@ -214,6 +215,8 @@ impl Session {
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
         wait_for_ssrcs(&payloaders);
+        // webrtcbin makes data channels only once it is running (before, `create-data-channel` gives nothing).
+        data::open_vitals_channels(&session.webrtc, &spec.live.vitals, session.stop_monitor.clone());
         session.create_offer(spec.events);
         Ok(session)
     }
