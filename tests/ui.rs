@@ -26,6 +26,7 @@ use medimitra::ui::{
 use slint::ComponentHandle;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::pty::{Streamer, legacy_frame, pty};
 use support::seed::{appointment, seed_people};
 
 fn init_backend() {
@@ -158,7 +159,18 @@ fn until(ui: &Ui, what: &str, cond: impl Fn(&KioskWindow) -> bool) {
 #[test]
 fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() {
     init_backend();
-    let rig = Rig::new(|_| {});
+    // A pulse oximeter (emulated, on a pseudo-terminal) read by the kiosk's device hub, as `serve` runs it.
+    let oximeter = pty();
+    let port = oximeter.path.clone();
+    let rig = Rig::new(|c| {
+        c.devices.scan_dir = "/nonexistent".into();
+        c.devices.ports = vec![medimitra::config::DevicePort {
+            path: port,
+            protocol: medimitra::core::vitals::Protocol::Cms50dLegacy,
+        }];
+    });
+    let _hub = medimitra::devices::Hub::start(&rig.config.devices, rig.calls.media().vitals.clone());
+    let streamer = Streamer::start(oximeter.master, &legacy_frame(97, 72, 40, false));
     let ui = rig.ui();
     let w = ui.window();
     let id = rig.appointment(0);
@@ -193,6 +205,13 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     assert_eq!(rig.status_of(id), AppointmentStatus::InCall);
     // The self view is the kiosk's own camera, drawn small.
     until(&ui, "the self view", |w| w.global::<CallAdapter>().get_has_self_video());
+    // The oximeter's numbers, large, the same the doctor gets; an empty clip asks for the finger in words.
+    until(&ui, "the oximeter's numbers", |w| texts_on_screen(w).contains("\"Oxygen\\n97 %\""));
+    assert!(texts_on_screen(w).contains("\"Pulse\\n72\""), "{}", texts_on_screen(w));
+    streamer.send(&legacy_frame(127, 0, 0, true));
+    until(&ui, "the prompt for the finger", |w| texts_on_screen(w).contains("\"Put your finger in the clip\""));
+    assert!(texts_on_screen(w).contains("\"Oxygen\\n-- %\""), "no stale number: {}", texts_on_screen(w));
+    drop(streamer.stop());
     // Mute and camera reach the media engine.
     press(w, "Mute");
     assert!(rig.calls.media().controls.muted() && call.get_muted());
@@ -225,10 +244,13 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
         checkin.get_appointment_time(),
         checkin.get_code(),
         call.get_doctor_name(),
+        call.get_spo2(),
+        call.get_pulse(),
     ] {
         assert_eq!(v.as_str(), "");
     }
     assert_eq!(call.get_ended_reason(), EndReason::None);
+    assert!(!call.get_oximeter_shown());
     assert_eq!(slint::Model::row_count(&checkin.get_slots()), 0);
     assert!(!call.get_has_remote_video() && !call.get_has_self_video());
     assert_eq!(call.get_self_video().size().width, 0, "the self view's picture is gone, not only hidden");

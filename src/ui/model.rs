@@ -2,6 +2,8 @@
 //! written, which appointments may be checked in. No Slint, no store.
 
 use crate::core::AppointmentStatus;
+use crate::core::vitals::Protocol;
+use crate::core::vitals::wire::{DeviceState, VitalsMessage};
 
 /// 0 unknown, 1 poor, 2 fair, 3 good: from the doctor's video frame rate arriving and the bitrate congestion
 /// control allows for the kiosk's video.
@@ -32,6 +34,44 @@ pub fn first_name(full: &str) -> String {
     full.split_whitespace().next().unwrap_or("").to_string()
 }
 
+/// What the pulse oximeter asks of the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OximeterPrompt {
+    None,
+    PutFinger,
+    Searching,
+    Unplugged,
+}
+
+/// The pulse oximeter on the patient's screen: the numbers as text ("--" when the device has none) and a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OximeterView {
+    pub spo2: String,
+    pub pulse: String,
+    pub prompt: OximeterPrompt,
+}
+
+/// The oximeter's view from the devices' latest messages; `None` when no oximeter has been heard from.
+pub fn oximeter_view(latest: &[VitalsMessage]) -> Option<OximeterView> {
+    latest.iter().rev().find_map(|m| match m {
+        VitalsMessage::Vitals { device: Protocol::Cms50dLegacy | Protocol::Cms50dV46, state, spo2, pulse, .. } => {
+            let text = |v: Option<String>| v.unwrap_or_else(|| "--".into());
+            let (spo2, pulse) = match state {
+                DeviceState::Reading => (text(spo2.map(|v| v.to_string())), text(pulse.map(|v| v.to_string()))),
+                _ => ("--".into(), "--".into()),
+            };
+            let prompt = match state {
+                DeviceState::NoFinger => OximeterPrompt::PutFinger,
+                DeviceState::Searching => OximeterPrompt::Searching,
+                DeviceState::Unplugged => OximeterPrompt::Unplugged,
+                DeviceState::Reading | DeviceState::Settling | DeviceState::Overload => OximeterPrompt::None,
+            };
+            Some(OximeterView { spo2, pulse, prompt })
+        }
+        _ => None,
+    })
+}
+
 /// Why an appointment cannot be checked in at the kiosk now, if it cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckInRefusal {
@@ -60,6 +100,35 @@ pub fn pin_matches(expected: &str, given: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn oximeter(state: DeviceState, spo2: Option<u8>, pulse: Option<u16>) -> VitalsMessage {
+        VitalsMessage::Vitals { device: Protocol::Cms50dLegacy, state, spo2, pulse, signal: Some(5), weight_kg: None }
+    }
+
+    #[test]
+    fn the_patient_sees_the_oximeter_numbers_or_what_to_do_never_stale_numbers() {
+        assert_eq!(oximeter_view(&[]), None);
+        let scale = VitalsMessage::Vitals {
+            device: Protocol::AndStandard,
+            state: DeviceState::Reading,
+            spo2: None,
+            pulse: None,
+            signal: None,
+            weight_kg: Some(70.0),
+        };
+        assert_eq!(oximeter_view(std::slice::from_ref(&scale)), None, "a scale is not an oximeter");
+        let view = |m| oximeter_view(&[scale.clone(), m]).expect("oximeter");
+        let reading = view(oximeter(DeviceState::Reading, Some(97), Some(72)));
+        assert_eq!(reading, OximeterView { spo2: "97".into(), pulse: "72".into(), prompt: OximeterPrompt::None });
+        assert_eq!(view(oximeter(DeviceState::Reading, None, Some(72))).spo2, "--");
+        let no_finger = view(oximeter(DeviceState::NoFinger, None, None));
+        assert_eq!(
+            no_finger,
+            OximeterView { spo2: "--".into(), pulse: "--".into(), prompt: OximeterPrompt::PutFinger }
+        );
+        assert_eq!(view(oximeter(DeviceState::Searching, None, None)).prompt, OximeterPrompt::Searching);
+        assert_eq!(view(oximeter(DeviceState::Unplugged, None, None)).prompt, OximeterPrompt::Unplugged);
+    }
 
     #[test]
     fn quality_from_frame_rate_and_bitrate() {

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::super::{CallAdapter, EndReason, KioskAdapter, Screen, Screens, model};
+use super::super::{CallAdapter, EndReason, KioskAdapter, OximeterPrompt, Screen, Screens, model};
 use crate::calls::{KioskStatus, PatientIntent};
 use crate::core::{CallPhase, CallState};
 use crate::media::{RingTone, VideoFrame};
@@ -201,4 +201,24 @@ fn draw_call(s: &Screens, status: &KioskStatus) {
     g.set_reconnecting(reconnecting);
     let secs = s.call.started.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     g.set_call_timer(model::call_timer(secs).into());
+    show_oximeter(s);
+}
+
+/// The pulse oximeter's numbers and prompt, from the same feed the doctor's page gets.
+fn show_oximeter(s: &Screens) {
+    let g = s.window.global::<CallAdapter>();
+    let latest = s.ctx.calls.media().vitals.latest.lock().map(|l| l.clone()).unwrap_or_default();
+    let Some(view) = model::oximeter_view(&latest) else {
+        g.set_oximeter_shown(false);
+        return;
+    };
+    g.set_oximeter_shown(true);
+    g.set_spo2(view.spo2.into());
+    g.set_pulse(view.pulse.into());
+    g.set_oximeter_prompt(match view.prompt {
+        model::OximeterPrompt::None => OximeterPrompt::None,
+        model::OximeterPrompt::PutFinger => OximeterPrompt::PutFinger,
+        model::OximeterPrompt::Searching => OximeterPrompt::Searching,
+        model::OximeterPrompt::Unplugged => OximeterPrompt::Unplugged,
+    });
 }
