@@ -62,7 +62,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -71,7 +71,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 4);
+    assert_eq!(again.schema_version().unwrap(), 5);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
@@ -305,7 +305,7 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     assert!(store.check().unwrap().is_empty(), "foreign keys follow the renamed table");
     let accounts = store.read_blocking(|db| db.list_accounts(None)).unwrap();
     assert_eq!(accounts.iter().map(|a| (a.id, a.role)).collect::<Vec<_>>(), [(1, Role::Doctor), (2, Role::Technician)]);
@@ -393,4 +393,44 @@ fn patient(i: u64) -> NewPatient {
         phone: Some(format!("+91 98{i:08}")),
         preferred_language: Language::English,
     }
+}
+
+#[test]
+fn device_readings_are_kept_with_the_patient_at_the_kiosk_and_read_back_in_order() {
+    use medimitra::core::vitals::Protocol;
+    use medimitra::core::vitals::observation::{Observation, ObservationKind, owner};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let (d, p) = seed(&store);
+    let (first, second) = (book(&store, d, p, 0), book(&store, d, p, 1));
+    let now = Utc::now();
+    let status = |id, s| store.write_blocking(|db| db.set_appointment_status(id, s, Actor::Cli, now)).unwrap();
+    let at_kiosk = || store.read_blocking(|db| db.patients_at_the_kiosk(Utc::now())).unwrap();
+    assert_eq!(at_kiosk(), (None, vec![]));
+    status(first, AppointmentStatus::CheckedIn);
+    assert_eq!(owner(at_kiosk().0, &at_kiosk().1), Some(first));
+    status(second, AppointmentStatus::CheckedIn);
+    assert_eq!(owner(at_kiosk().0, &at_kiosk().1), None, "two patients waiting: nobody's reading");
+    status(second, AppointmentStatus::InCall);
+    assert_eq!(owner(at_kiosk().0, &at_kiosk().1), Some(second));
+
+    let reading = |kind, value, secs| Observation {
+        kind,
+        value,
+        device: Protocol::Cms50dLegacy,
+        taken_at: Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, secs).unwrap(),
+    };
+    let kept = vec![reading(ObservationKind::HeartRate, 72.0, 5), reading(ObservationKind::Spo2, 97.0, 1)];
+    store.write_blocking(|db| db.add_observations(second, &kept, now)).unwrap();
+    let back: Vec<Observation> =
+        store.read_blocking(|db| db.observations(second)).unwrap().into_iter().map(|(_, o)| o).collect();
+    assert_eq!(back, vec![kept[1].clone(), kept[0].clone()], "oldest first");
+    assert!(store.read_blocking(|db| db.observations(first)).unwrap().is_empty());
+
+    // Bad input changes nothing: an unknown appointment, a value that is not a number.
+    let before = store.read_blocking(|db| db.table_counts()).unwrap();
+    assert!(matches!(store.write_blocking(|db| db.add_observations(9999, &kept, now)), Err(StoreError::NotFound(_))));
+    let nan = vec![reading(ObservationKind::Spo2, 97.0, 2), reading(ObservationKind::BodyWeight, f64::NAN, 2)];
+    assert!(store.write_blocking(|db| db.add_observations(second, &nan, now)).is_err());
+    assert_eq!(store.read_blocking(|db| db.table_counts()).unwrap(), before);
 }

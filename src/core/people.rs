@@ -45,6 +45,8 @@ pub enum Actor {
     CallService,
     /// A first-boot provisioning file.
     Provisioning,
+    /// The kiosk's medical devices (a stable reading kept with an appointment).
+    Devices,
     /// The kiosk's own start-up (closing what a crash left open).
     Startup,
     /// Someone not logged in (a failed login).
@@ -59,6 +61,7 @@ impl fmt::Display for Actor {
             Self::TouchScreen => f.write_str("kiosk_screen"),
             Self::CallService => f.write_str("call_service"),
             Self::Provisioning => f.write_str("provisioning"),
+            Self::Devices => f.write_str("devices"),
             Self::Startup => f.write_str("startup"),
             Self::Anonymous => f.write_str("anonymous"),
         }

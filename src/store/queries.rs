@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::str::FromStr;
 
 use super::StoreError;
+use crate::core::vitals::observation::{Observation, ObservationKind};
 use crate::core::{Actor, AppointmentStatus, EndReason, Language, Role, Sex, overlaps};
 
 /// Timestamps are stored as UTC text of one fixed width, so text order is time order.
@@ -142,8 +143,8 @@ pub struct AuditEntry {
 }
 
 /// Every table, in the order `db check` reports them.
-pub const TABLES: [&str; 7] =
-    ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log", "recovery_codes"];
+pub const TABLES: [&str; 8] =
+    ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log", "recovery_codes", "observations"];
 
 /// A borrowed connection (or transaction) with the kiosk's queries.
 pub struct Db<'c> {
@@ -717,6 +718,72 @@ impl<'c> Db<'c> {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.audit(Actor::Provisioning, "provision", &format!("account:{technician_id}"), clinic_id, now)
+    }
+
+    // ---- observations ----
+
+    /// Keeps device readings with an appointment, with one audit entry (kinds only: values are patient data).
+    pub fn add_observations(
+        &self,
+        appointment_id: i64,
+        observations: &[Observation],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.appointment(appointment_id)?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO observations (appointment_id, kind, value, device, taken_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for o in observations {
+            if !o.value.is_finite() {
+                return Err(StoreError::Conflict(format!("{} is not a number", o.kind.as_str())));
+            }
+            stmt.execute(params![appointment_id, o.kind.as_str(), o.value, o.device.id(), ts(o.taken_at)])?;
+        }
+        let kinds: Vec<&str> = observations.iter().map(|o| o.kind.as_str()).collect();
+        self.audit(Actor::Devices, "observations", &format!("appointment:{appointment_id}"), &kinds.join(","), now)
+    }
+
+    /// The appointment's readings, oldest first, each with its id.
+    pub fn observations(&self, appointment_id: i64) -> Result<Vec<(i64, Observation)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, value, device, taken_at FROM observations WHERE appointment_id = ?1 \
+             ORDER BY taken_at, id",
+        )?;
+        let rows = stmt.query_map(params![appointment_id], |r| {
+            let kind: String = r.get(1)?;
+            let kind = ObservationKind::parse(&kind).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, "unknown kind".into())
+            })?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                Observation {
+                    kind,
+                    value: r.get(2)?,
+                    device: parse_col(r, 3)?,
+                    taken_at: parse_col::<DateTime<Utc>>(r, 4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The appointment in a call, and those checked in within the last 12 hours (older ones are forgotten
+    /// check-ins, not patients at the kiosk): whose readings these are ([`crate::core::vitals::observation::owner`]).
+    pub fn patients_at_the_kiosk(&self, now: DateTime<Utc>) -> Result<(Option<i64>, Vec<i64>), StoreError> {
+        let in_call = self
+            .conn
+            .query_row(
+                "SELECT id FROM appointments WHERE status = 'in_call' ORDER BY updated_at DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM appointments WHERE status = 'checked_in' AND updated_at >= ?1 ORDER BY id",
+        )?;
+        let checked_in =
+            stmt.query_map(params![ts(now - Duration::hours(12))], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+        Ok((in_call, checked_in))
     }
 
     // ---- audit ----

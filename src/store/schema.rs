@@ -91,4 +91,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, code_hash)
     );
     "#,
+    // 5: readings from the kiosk's medical devices kept with an appointment (stable values only, never the
+    // waveform): `kind` is `core::vitals::observation::ObservationKind`, `device` a `core::vitals::Protocol`.
+    r#"
+    CREATE TABLE observations (
+        id                   INTEGER PRIMARY KEY,
+        appointment_id       INTEGER NOT NULL REFERENCES appointments(id),
+        kind                 TEXT NOT NULL CHECK (kind IN ('spo2', 'heart_rate', 'body_weight')),
+        value                REAL NOT NULL,
+        device               TEXT NOT NULL,
+        taken_at             TEXT NOT NULL
+    );
+    CREATE INDEX observations_by_appointment ON observations (appointment_id, taken_at);
+    "#,
 ];

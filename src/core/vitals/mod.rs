@@ -4,10 +4,12 @@
 //!
 //! - [`cms50d`]: the Contec CMS50D+ pulse oximeter, both protocol generations.
 //! - [`scale`]: the A&D standard format sent by A&D weighing instruments (`ST,+0072.50 kg`).
+//! - [`observation`]: which readings are kept with an appointment, and their FHIR R4 form.
 //! - [`wire`]: what the doctor's page is told during a call, and when.
 //! - [`StabilityDetector`]: when an oximetry value has held still long enough to be stored.
 
 pub mod cms50d;
+pub mod observation;
 pub mod scale;
 pub mod wire;
 
