@@ -149,7 +149,8 @@ async fn start_parts(store: &Store, config: &Arc<Config>, shutdown: &Shutdown) -
                 tracing::warn!("no microphone: calls send a test tone");
             }
             let sources = engine.sources.clone();
-            vitals = Some(crate::devices::Hub::start(&config.devices, engine.live.vitals.clone()));
+            vitals =
+                Some(crate::devices::Hub::start(&config.devices, engine.live.vitals.clone(), keeper(store.clone())));
             let service = crate::calls::spawn(engine, store.clone(), config.clone(), shutdown.signal());
             let handle: CallsHandle = service.handle.clone();
             let sock = crate::calls::control::serve(&config.storage.data_dir, handle.clone(), shutdown.signal())
@@ -165,6 +166,26 @@ async fn start_parts(store: &Store, config: &Arc<Config>, shutdown: &Shutdown) -
     }
     let server = http::start(state).await?;
     Ok(Parts { calls, server, _vitals: vitals })
+}
+
+/// Keeps stable device readings with the appointment they belong to (`core::vitals::observation::owner`): the one in
+/// a call, else the only one checked in. Called on the device hub's thread; a failed write is logged, not retried.
+fn keeper(store: Store) -> impl FnMut(Vec<crate::core::vitals::observation::Observation>) + Send + 'static {
+    move |observations| {
+        let now = chrono::Utc::now();
+        let kept = store.write_blocking(|db| {
+            let (in_call, checked_in) = db.patients_at_the_kiosk(now)?;
+            match crate::core::vitals::observation::owner(in_call, &checked_in) {
+                Some(id) => db.add_observations(id, &observations, now).map(|()| Some(id)),
+                None => Ok(None),
+            }
+        });
+        match kept {
+            Ok(Some(id)) => tracing::info!(appointment = id, readings = observations.len(), "vitals kept"),
+            Ok(None) => tracing::debug!("a stable reading with no patient to keep it for"),
+            Err(e) => tracing::warn!(error = %e, "vitals not kept"),
+        }
+    }
 }
 
 /// The reverse of [`start_parts`], after the shutdown signal: the call service first (it tells the doctors and lets

@@ -169,7 +169,7 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
             protocol: medimitra::core::vitals::Protocol::Cms50dLegacy,
         }];
     });
-    let _hub = medimitra::devices::Hub::start(&rig.config.devices, rig.calls.media().vitals.clone());
+    let _hub = medimitra::devices::Hub::start(&rig.config.devices, rig.calls.media().vitals.clone(), |_| {});
     let streamer = Streamer::start(oximeter.master, &legacy_frame(97, 72, 40, false));
     let ui = rig.ui();
     let w = ui.window();

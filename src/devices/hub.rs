@@ -1,6 +1,7 @@
 //! The kiosk's running devices: a reader for every configured port and every `vitals-*` adapter udev links (found
 //! by a rescan every two seconds, its protocol detected first), their updates turned into messages for the doctor
-//! ([`crate::core::vitals::wire::Publisher`]) and published to whoever listens (the call's data channels).
+//! ([`crate::core::vitals::wire::Publisher`]) and published to whoever listens (the call's data channels). Stable
+//! readings (a steady oximetry run, a finished weighing) go to a keeper, which `serve` points at the store.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,8 +14,9 @@ use tokio::sync::broadcast;
 
 use super::{Reader, Update, detect, ports};
 use crate::config::Devices;
-use crate::core::vitals::Protocol;
+use crate::core::vitals::observation::{Observation, ObservationKind, WeighingRule, from_oximetry};
 use crate::core::vitals::wire::{Publisher, VitalsMessage};
+use crate::core::vitals::{Protocol, StabilityDetector, StabilityRule};
 
 /// How often the udev directory is looked at for adapters plugged in or removed.
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
@@ -48,12 +50,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts watching the configured ports and the udev directory; messages go to `feed`.
-    pub fn start(config: &Devices, feed: VitalsFeed) -> Hub {
+    /// Starts watching the configured ports and the udev directory; messages go to `feed`, stable readings to
+    /// `keep` (called on the hub's thread).
+    pub fn start(config: &Devices, feed: VitalsFeed, keep: impl FnMut(Vec<Observation>) + Send + 'static) -> Hub {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, config) = (stop.clone(), config.clone());
         let thread =
-            std::thread::Builder::new().name("vitals-hub".into()).spawn(move || run(&config, &feed, &flag)).ok();
+            std::thread::Builder::new().name("vitals-hub".into()).spawn(move || run(&config, &feed, keep, &flag)).ok();
         Hub { stop, thread }
     }
 }
@@ -73,11 +76,13 @@ enum Heard {
     Detected(PathBuf, Option<Protocol>),
 }
 
-fn run(config: &Devices, feed: &VitalsFeed, stop: &AtomicBool) {
+fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation>), stop: &AtomicBool) {
     let named: Vec<(PathBuf, Protocol)> = config.ports.iter().map(|p| (p.path.clone(), p.protocol)).collect();
     let (tx, rx) = mpsc::channel::<Heard>();
     let started = Instant::now();
     let mut publisher = Publisher::default();
+    // Per port: when its readings are steady enough to keep.
+    let mut steady: HashMap<PathBuf, (StabilityDetector, WeighingRule)> = HashMap::new();
     // Per port: its protocol and reader once known; `None` while detecting or after a failed detection.
     let mut running: HashMap<PathBuf, Option<(Protocol, Reader)>> = HashMap::new();
     let mut next_scan = Instant::now();
@@ -127,8 +132,29 @@ fn run(config: &Devices, feed: &VitalsFeed, stop: &AtomicBool) {
                 let Some(Some((protocol, _))) = running.get(&path) else { continue };
                 let now = started.elapsed();
                 match update {
-                    Update::Reading { reading, .. } => publisher.reading(*protocol, &reading, now),
-                    Update::Unplugged => publisher.unplugged(*protocol, now),
+                    Update::Reading { reading, .. } => {
+                        let (oximetry, weighing) = steady.entry(path.clone()).or_insert_with(|| {
+                            (StabilityDetector::new(StabilityRule::default()), WeighingRule::default())
+                        });
+                        let at = chrono::Utc::now();
+                        if let Some(stable) = oximetry.push(&reading) {
+                            keep(from_oximetry(stable, *protocol, at).to_vec());
+                        }
+                        if let Some(kg) = weighing.push(&reading) {
+                            let weight = Observation {
+                                kind: ObservationKind::BodyWeight,
+                                value: kg,
+                                device: *protocol,
+                                taken_at: at,
+                            };
+                            keep(vec![weight]);
+                        }
+                        publisher.reading(*protocol, &reading, now)
+                    }
+                    Update::Unplugged => {
+                        steady.remove(&path);
+                        publisher.unplugged(*protocol, now)
+                    }
                     Update::Connected | Update::DeviceEnded { .. } | Update::Bytes(_) => continue,
                 }
             }
