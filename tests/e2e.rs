@@ -443,6 +443,40 @@ async fn vitals_in_a_call() {
     .await;
     assert_eq!(js(&a, "window.medimitra.vitals.wave.every((s) => s === 31)").await, json!(true), "40/127 as 0-100");
 
+    // Held steady for 5 s, the reading is kept with the appointment in the call, and the API gives it back as FHIR R4,
+    // checked by an independent implementation (fhir.resources).
+    let fetch = format!(
+        "const r = await fetch('/api/appointments/{id}/observations'); \
+         return {{type: r.headers.get('content-type'), body: await r.json()}};"
+    );
+    let mut kept = json!(null);
+    for _ in 0..40 {
+        kept = js_async(&a, &fetch).await;
+        if kept["body"]["total"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(kept["body"]["total"], json!(2), "the steady reading was not kept: {kept}");
+    assert_eq!(kept["type"], "application/fhir+json");
+    let codes: Vec<(String, f64, String)> = kept["body"]["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            let code = r["code"]["coding"][0]["code"].as_str().unwrap().to_string();
+            (
+                code,
+                r["valueQuantity"]["value"].as_f64().unwrap(),
+                r["valueQuantity"]["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(codes, vec![("59408-5".into(), 97.0, "%".into()), ("8867-4".into(), 72.0, "/min".into())]);
+    assert_eq!(kept["body"]["entry"][0]["resource"]["subject"]["reference"], format!("Patient/{}", k.patient));
+    support::fhir::assert_valid_r4(&kept["body"]);
+
     // A changed number is shown as it changes; an empty clip is a state, not a number.
     streamer.send(&legacy_frame(93, 130, 40, false));
     wait_for("the new numbers", Duration::from_secs(5), || async {

@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/appointments/{id}", get(get_appointment))
         .route("/appointments/{id}/status", put(set_status))
         .route("/appointments/{id}/notes", post(add_note))
+        .route("/appointments/{id}/observations", get(observations))
         .route("/patients", get(list_patients).post(create_patient))
         .route("/patients/{id}", get(get_patient))
         .route("/accounts", get(list_accounts).post(create_account))
@@ -329,6 +330,16 @@ async fn get_appointment(
     IdPath(id): IdPath,
 ) -> Result<Json<crate::store::Appointment>, ApiError> {
     visible_appointment(&s, &caller, id).await.map(Json)
+}
+
+/// The readings kept with the appointment, as a FHIR R4 `Bundle` of `Observation`s (`application/fhir+json`).
+async fn observations(State(s): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Response, ApiError> {
+    let a = visible_appointment(&s, &caller, id).await?;
+    let kept = s.store.read(move |db| db.observations(id)).await?;
+    let bundle = crate::core::vitals::observation::fhir_bundle(a.patient_id, a.id, &kept);
+    let mut response = Json(bundle).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"));
+    Ok(response)
 }
 
 #[derive(Deserialize)]

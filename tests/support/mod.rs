@@ -6,13 +6,14 @@
 //! - [`browser`]: chromedriver and headless Chromium as the doctor, and the page's helpers;
 //! - [`natlab`]: NATed namespaces with a TURN server between them;
 //! - [`seed`]: the accounts, patient and appointments every test kiosk starts with;
-//! - [`pty`]: emulated serial medical devices on pseudo-terminals.
+//! - [`pty`]: emulated serial medical devices on pseudo-terminals; [`fhir`]: FHIR R4 checked by `fhir.resources`.
 //!
 //! Servers listen on port 0 and report the port they bound; chromedriver says which port it took. Nothing binds a
 //! port found free a moment earlier.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod fhir;
 pub mod kiosk;
 pub mod natlab;
 pub mod netlab;
