@@ -345,7 +345,14 @@ fn language_switch_is_instant_and_resets_for_the_next_patient() {
 #[test]
 fn the_technician_screen_needs_the_pin() {
     init_backend();
-    let rig = Rig::new(|_| {});
+    // An oximeter on an adapter udev linked: the screen lists it with its detected protocol and latest reading.
+    let links = tempfile::tempdir().unwrap();
+    let oximeter = pty();
+    std::os::unix::fs::symlink(&oximeter.path, links.path().join("vitals-ftdi-0")).unwrap();
+    let scan = links.path().to_path_buf();
+    let rig = Rig::new(move |c| c.devices.scan_dir = scan);
+    let _hub = medimitra::devices::Hub::start(&rig.config.devices, rig.calls.media().vitals.clone(), |_| {});
+    let streamer = Streamer::start(oximeter.master, &legacy_frame(96, 88, 40, false));
     let ui = rig.ui();
     let w = ui.window();
     w.global::<KioskAdapter>().invoke_technician_requested(); // what a 3 s press on the clinic's name does
@@ -367,6 +374,12 @@ fn the_technician_screen_needs_the_pin() {
     assert!(lines.contains("Camera: none (test picture)"), "{lines}");
     assert!(lines.contains("AB:CD"), "{lines}");
     assert!(lines.contains("Sending: nothing (no call)\nReceiving: nothing (no call)"), "{lines}");
+    let device = format!(
+        "Vitals device {}/vitals-ftdi-0 (cms50d-legacy): connected, SpO2 96 %  pulse 88 /min",
+        links.path().display()
+    );
+    until(&ui, "the oximeter on the technician screen", |_| tech.get_lines().contains(&device));
+    drop(streamer.stop());
     assert_eq!(tech.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
     assert!(tech.get_qr().size().width > 0, "the URL as a QR code");
     press(w, "Close");

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::Devices;
-use crate::core::vitals::{Protocol, Reading};
+use crate::core::vitals::Protocol;
 use crate::devices::{self, Reader, Update};
 
 #[derive(Subcommand)]
@@ -70,7 +70,7 @@ fn list(config: &Devices) -> Result<()> {
         let mut latest = String::from("nothing received");
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
-                Ok(Update::Reading { reading, .. }) => latest = describe(&reading),
+                Ok(Update::Reading { reading, .. }) => latest = reading.to_string(),
                 Ok(Update::Unplugged) => latest = "unplugged".into(),
                 Ok(_) => {}
                 Err(_) => break,
@@ -136,7 +136,7 @@ impl Shown {
             )),
             Update::Bytes(_) => None,
             Update::Reading { reading, at } => {
-                let line = describe(reading);
+                let line = reading.to_string();
                 let state_changed = self.last.as_ref().is_none_or(|(l, _)| kind(l) != kind(&line));
                 let due = self.last.as_ref().is_none_or(|(_, t)| at.duration_since(*t) >= Duration::from_secs(1));
                 if state_changed || due {
@@ -153,20 +153,4 @@ impl Shown {
 /// The first word of a described reading: the state it is in.
 fn kind(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or_default()
-}
-
-fn describe(reading: &Reading) -> String {
-    let value = |v: Option<String>| v.unwrap_or_else(|| "--".into());
-    match reading {
-        Reading::Oximetry { spo2_percent, pulse_bpm, signal_strength, .. } => format!(
-            "SpO2 {} %  pulse {} /min  signal {signal_strength}/8",
-            value(spo2_percent.map(|v| v.to_string())),
-            value(pulse_bpm.map(|v| v.to_string()))
-        ),
-        Reading::NoFinger => "no finger in the clip".into(),
-        Reading::Searching => "searching for a pulse".into(),
-        Reading::Weight { kg } => format!("weight {kg:.2} kg (stable)"),
-        Reading::UnstableWeight { kg } => format!("settling {kg:.2} kg"),
-        Reading::Overload => "overload: the load is outside the scale's range".into(),
-    }
 }

@@ -16,24 +16,54 @@ use super::{Reader, Update, detect, ports};
 use crate::config::Devices;
 use crate::core::vitals::observation::{Observation, ObservationKind, WeighingRule, from_oximetry};
 use crate::core::vitals::wire::{Publisher, VitalsMessage};
-use crate::core::vitals::{Protocol, StabilityDetector, StabilityRule};
+use crate::core::vitals::{Protocol, Reading, StabilityDetector, StabilityRule};
 
 /// How often the udev directory is looked at for adapters plugged in or removed.
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
 
 /// The vitals as the call's data channels see them: messages as they are made (lagging listeners lose the oldest;
-/// the waveform is the bulk), and every device's latest numbers or state for a channel that opens late.
+/// the waveform is the bulk), and every device's latest numbers or state for a channel that opens late. Also each
+/// port as the technician sees it.
 #[derive(Clone)]
 pub struct VitalsFeed {
     pub sender: broadcast::Sender<Arc<VitalsMessage>>,
     pub latest: Arc<Mutex<Vec<VitalsMessage>>>,
+    /// Every port the hub watches, sorted by path (refreshed at most four times a second while readings flow).
+    pub devices: Arc<Mutex<Vec<DeviceStatus>>>,
 }
 
 impl Default for VitalsFeed {
     fn default() -> Self {
         // ~4 s of a 60 Hz oximeter's messages.
-        Self { sender: broadcast::channel(256).0, latest: Arc::default() }
+        Self { sender: broadcast::channel(256).0, latest: Arc::default(), devices: Arc::default() }
     }
+}
+
+/// Where a watched port stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    /// Trying each protocol on an adapter nobody named.
+    Detecting,
+    /// No known protocol answered: not read until the adapter is replugged.
+    NoProtocol,
+    /// Known protocol; the port is not open (yet).
+    Waiting,
+    /// Open and read.
+    Connected,
+    /// The port went away after it had been open.
+    Unplugged,
+}
+
+/// One port as the technician sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceStatus {
+    pub port: PathBuf,
+    pub protocol: Option<Protocol>,
+    pub state: PortState,
+    /// The latest reading and when it arrived.
+    pub last: Option<(Reading, Instant)>,
+    /// Bytes that made no frame, of all read since the port opened (a wrong device or baud rate reads near 1).
+    pub garbage_ratio: f64,
 }
 
 impl std::fmt::Debug for VitalsFeed {
@@ -86,16 +116,32 @@ fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation
     // Per port: its protocol and reader once known; `None` while detecting or after a failed detection.
     let mut running: HashMap<PathBuf, Option<(Protocol, Reader)>> = HashMap::new();
     let mut next_scan = Instant::now();
+    let mut publish_now = true;
+    let mut statuses: std::collections::BTreeMap<PathBuf, DeviceStatus> = Default::default();
+    let mut statuses_shown = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        // The technician's view: at once after a change of state, else at most every 250 ms.
+        let status_changed = std::mem::take(&mut publish_now) || statuses_shown.elapsed() >= Duration::from_millis(250);
+        if status_changed {
+            statuses_shown = Instant::now();
+            if let Ok(mut d) = feed.devices.lock() {
+                *d = statuses.values().cloned().collect();
+            }
+        }
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + RESCAN_EVERY;
             let present = ports(&config.scan_dir, &named);
             // Links that vanished: their reader stops, so a different device behind a new link is detected anew.
             running.retain(|path, _| present.iter().any(|(p, _)| p == path));
+            statuses.retain(|path, _| running.contains_key(path) || present.iter().any(|(p, _)| p == path));
             for (path, protocol) in present {
                 if running.contains_key(&path) {
                     continue;
                 }
+                let state = if protocol.is_some() { PortState::Waiting } else { PortState::Detecting };
+                let status = DeviceStatus { port: path.clone(), protocol, state, last: None, garbage_ratio: 0.0 };
+                statuses.insert(path.clone(), status);
+                publish_now = true;
                 match protocol {
                     Some(protocol) => {
                         let reader = spawn_reader(&path, protocol, &tx);
@@ -121,16 +167,35 @@ fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation
                 if let Some(slot @ None) = running.get_mut(&path) {
                     tracing::info!(port = %path.display(), %protocol, "vitals device detected");
                     *slot = Some((protocol, spawn_reader(&path, protocol, &tx)));
+                    if let Some(s) = statuses.get_mut(&path) {
+                        (s.protocol, s.state) = (Some(protocol), PortState::Waiting);
+                    }
+                    publish_now = true;
                 }
                 continue;
             }
             Heard::Detected(path, None) => {
                 tracing::warn!(port = %path.display(), "no known vitals protocol answered; not read until replugged");
+                if let Some(s) = statuses.get_mut(&path) {
+                    s.state = PortState::NoProtocol;
+                }
+                publish_now = true;
                 continue;
             }
             Heard::Update(path, update) => {
                 let Some(Some((protocol, _))) = running.get(&path) else { continue };
                 let now = started.elapsed();
+                if let Some(s) = statuses.get_mut(&path) {
+                    match &update {
+                        Update::Connected => {
+                            (s.state, s.garbage_ratio, publish_now) = (PortState::Connected, 0.0, true)
+                        }
+                        Update::Unplugged => (s.state, publish_now) = (PortState::Unplugged, true),
+                        Update::Reading { reading, at } => s.last = Some((*reading, *at)),
+                        Update::Bytes(stats) => s.garbage_ratio = stats.garbage_ratio(),
+                        Update::DeviceEnded { .. } => {}
+                    }
+                }
                 match update {
                     Update::Reading { reading, .. } => {
                         let (oximetry, weighing) = steady.entry(path.clone()).or_insert_with(|| {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod hub;
 
-pub use hub::{Hub, VitalsFeed};
+pub use hub::{DeviceStatus, Hub, PortState, VitalsFeed};
 
 use crate::core::vitals::{ByteStats, Decode, Event, LineSettings, Parity, Protocol, Reading, StopBits};
 

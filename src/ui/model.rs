@@ -72,6 +72,36 @@ pub fn oximeter_view(latest: &[VitalsMessage]) -> Option<OximeterView> {
     })
 }
 
+/// One device's line on the technician screen, e.g. `/dev/ttyUSB0 (cms50d-legacy): connected, SpO2 97 %  pulse 72
+/// /min  signal 5/8, 0.2 s ago`.
+pub fn device_line(d: &crate::devices::DeviceStatus, now: std::time::Instant) -> String {
+    use crate::devices::PortState;
+    let port = d.port.display();
+    let named = match d.protocol {
+        Some(p) => format!("{port} ({p})"),
+        None => port.to_string(),
+    };
+    let mut line = match d.state {
+        PortState::Detecting => format!("{named}: finding its protocol…"),
+        PortState::NoProtocol => format!("{named}: no known protocol answered (replug it to try again)"),
+        PortState::Waiting => format!("{named}: waiting for the device"),
+        PortState::Unplugged => format!("{named}: unplugged"),
+        PortState::Connected => match &d.last {
+            Some((reading, at)) => {
+                format!("{named}: connected, {reading}, {:.1} s ago", now.saturating_duration_since(*at).as_secs_f64())
+            }
+            None => format!("{named}: connected, nothing decoded yet"),
+        },
+    };
+    if d.state == PortState::Connected && d.garbage_ratio > 0.5 {
+        line.push_str(&format!(
+            "; {:.0} % of its bytes made no frame: the wrong device or baud rate?",
+            100.0 * d.garbage_ratio
+        ));
+    }
+    line
+}
+
 /// Why an appointment cannot be checked in at the kiosk now, if it cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckInRefusal {
@@ -103,6 +133,37 @@ mod tests {
 
     fn oximeter(state: DeviceState, spo2: Option<u8>, pulse: Option<u16>) -> VitalsMessage {
         VitalsMessage::Vitals { device: Protocol::Cms50dLegacy, state, spo2, pulse, signal: Some(5), weight_kg: None }
+    }
+
+    #[test]
+    fn a_device_line_says_where_the_port_stands_and_its_latest_reading() {
+        use crate::devices::{DeviceStatus, PortState};
+        let now = std::time::Instant::now();
+        let mut d = DeviceStatus {
+            port: "/dev/medimitra/vitals-cp210x-0".into(),
+            protocol: None,
+            state: PortState::Detecting,
+            last: None,
+            garbage_ratio: 0.0,
+        };
+        assert_eq!(device_line(&d, now), "/dev/medimitra/vitals-cp210x-0: finding its protocol…");
+        d.protocol = Some(Protocol::Cms50dLegacy);
+        d.state = PortState::Connected;
+        let reading = crate::core::vitals::Reading::Oximetry {
+            spo2_percent: Some(97),
+            pulse_bpm: None,
+            pleth: 3,
+            signal_strength: 5,
+        };
+        d.last = Some((reading, now));
+        assert_eq!(
+            device_line(&d, now),
+            "/dev/medimitra/vitals-cp210x-0 (cms50d-legacy): connected, SpO2 97 %  pulse -- /min  signal 5/8, 0.0 s ago"
+        );
+        d.garbage_ratio = 0.9;
+        assert!(device_line(&d, now).ends_with("90 % of its bytes made no frame: the wrong device or baud rate?"));
+        d.state = PortState::Unplugged;
+        assert_eq!(device_line(&d, now), "/dev/medimitra/vitals-cp210x-0 (cms50d-legacy): unplugged");
     }
 
     #[test]

@@ -62,6 +62,27 @@ impl Reading {
     }
 }
 
+/// A reading in a technician's words, e.g. `SpO2 97 %  pulse 72 /min  signal 5/8` (`--` for a value the device
+/// marks invalid).
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = |v: Option<String>| v.unwrap_or_else(|| "--".into());
+        match self {
+            Reading::Oximetry { spo2_percent, pulse_bpm, signal_strength, .. } => write!(
+                f,
+                "SpO2 {} %  pulse {} /min  signal {signal_strength}/8",
+                value(spo2_percent.map(|v| v.to_string())),
+                value(pulse_bpm.map(|v| v.to_string()))
+            ),
+            Reading::NoFinger => f.write_str("no finger in the clip"),
+            Reading::Searching => f.write_str("searching for a pulse"),
+            Reading::Weight { kg } => write!(f, "weight {kg:.2} kg (stable)"),
+            Reading::UnstableWeight { kg } => write!(f, "settling {kg:.2} kg"),
+            Reading::Overload => f.write_str("overload: the load is outside the scale's range"),
+        }
+    }
+}
+
 /// What a decoder found in the bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {

@@ -102,9 +102,19 @@ fn fill(s: &Screens) {
         format!("Receiving: {}", status.receiving.summary()),
         format!("Version: {}", env!("CARGO_PKG_VERSION")),
     ];
-    s.technician.filled_at.set(Some(Instant::now()));
+    let devices = s.ctx.calls.media().vitals.devices.lock().map(|d| d.clone()).unwrap_or_default();
+    let now = Instant::now();
+    let vitals: Vec<String> = if devices.is_empty() {
+        vec![format!(
+            "Vitals devices: none (configured ports, or vitals-* in {})",
+            s.ctx.config.devices.scan_dir.display()
+        )]
+    } else {
+        devices.iter().map(|d| format!("Vitals device {}", model::device_line(d, now))).collect()
+    };
+    s.technician.filled_at.set(Some(now));
     let g = s.window.global::<TechnicianAdapter>();
-    g.set_lines(lines.join("\n").into());
+    g.set_lines(lines.iter().chain(&vitals).cloned().collect::<Vec<_>>().join("\n").into());
     g.set_errors(crate::logring::recent().join("\n").into());
 }
 
