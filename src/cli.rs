@@ -55,9 +55,12 @@ enum Command {
     Config(ConfigCmd),
     /// Answer or end calls on a kiosk without a screen (talks to the running `serve`)
     Call {
-        /// accept, decline, end or status
+        /// accept, decline, end, status, or reply (with --answer)
         #[arg(value_parser = parse_control)]
         action: ControlCommand,
+        /// For `reply`: the patient's answer to the doctor's chat message (yes, no, please_repeat, cannot_hear, wait)
+        #[arg(long, value_parser = parse_reply)]
+        answer: Option<crate::core::chat::QuickReply>,
     },
     /// Media engine diagnostics
     #[command(subcommand)]
@@ -198,6 +201,9 @@ enum ConfigCmd {
 fn parse_control(s: &str) -> Result<ControlCommand, String> {
     s.parse()
 }
+fn parse_reply(s: &str) -> Result<crate::core::chat::QuickReply, String> {
+    s.parse()
+}
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -251,8 +257,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Patient(c) => patient(&open_store(&loaded.config)?, c),
         Command::Appointment(c) => appointment(&open_store(&loaded.config)?, c),
         Command::Db(c) => db(&open_store(&loaded.config)?, c),
-        Command::Call { action } => {
-            let reply = crate::calls::control::request(&loaded.config.storage.data_dir, action)?;
+        Command::Call { action, answer } => {
+            let reply = crate::calls::control::request_with(&loaded.config.storage.data_dir, action, answer)?;
             println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());
             match (reply.ok, reply.error) {
                 (true, _) => Ok(()),

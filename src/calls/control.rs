@@ -1,5 +1,6 @@
 //! Local control of the kiosk without a screen: a Unix socket in the data dir (mode 0600, so only the kiosk's user
-//! and root can use it) taking one JSON line per request: `{"command": "accept" | "decline" | "end" | "status"}`,
+//! and root can use it) taking one JSON line per request: `{"command": "accept" | "decline" | "end" | "status"}`
+//! or `{"command": "reply", "reply": "yes" | "no" | "please_repeat" | "cannot_hear" | "wait"}`,
 //! answered with `{"ok": bool, "error"?: text, "status": KioskStatus}`. `medimitra call …` is its client; the touch
 //! UI drives the same [`CallsHandle`] directly.
 
@@ -21,6 +22,8 @@ wire_enum!(
         Decline = "decline",
         End = "end",
         Status = "status",
+        /// The patient's quick reply to the doctor's chat message (with `reply`).
+        Reply = "reply",
     }
 );
 
@@ -30,7 +33,7 @@ impl ControlCommand {
             Self::Accept => Some(PatientIntent::Accept),
             Self::Decline => Some(PatientIntent::Decline),
             Self::End => Some(PatientIntent::End),
-            Self::Status => None,
+            Self::Status | Self::Reply => None,
         }
     }
 }
@@ -39,6 +42,9 @@ impl ControlCommand {
 #[serde(deny_unknown_fields)]
 struct Request {
     command: ControlCommand,
+    /// For `reply`: `yes`, `no`, `please_repeat`, `cannot_hear` or `wait`.
+    #[serde(default)]
+    reply: Option<String>,
 }
 
 /// The answer to one request.
@@ -87,11 +93,24 @@ pub fn serve(data_dir: &Path, calls: CallsHandle, mut shutdown: ShutdownSignal) 
 }
 
 fn answer(calls: &CallsHandle, line: &str) -> Reply {
-    let command = match serde_json::from_str::<Request>(line) {
-        Ok(r) => r.command,
+    let (command, reply) = match serde_json::from_str::<Request>(line) {
+        Ok(r) => (r.command, r.reply),
         Err(e) => return Reply { ok: false, error: Some(format!("bad request: {e}")), status: None },
     };
     let before = calls.status();
+    if command == ControlCommand::Reply {
+        let answer = match reply.as_deref().map(str::parse::<crate::core::chat::QuickReply>) {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => return Reply { ok: false, error: Some(e), status: Some(before) },
+            None => return Reply { ok: false, error: Some("reply needs an answer".into()), status: Some(before) },
+        };
+        if before.call != CallState::InCall {
+            let error = format!("nothing to reply to (the kiosk is {})", before.call);
+            return Reply { ok: false, error: Some(error), status: Some(before) };
+        }
+        calls.media().chat.reply(answer);
+        return Reply { ok: true, error: None, status: Some(calls.status()) };
+    }
     if let Some(intent) = command.intent() {
         let applicable = match intent {
             PatientIntent::Accept | PatientIntent::Decline => before.call == CallState::Incoming,
@@ -108,6 +127,15 @@ fn answer(calls: &CallsHandle, line: &str) -> Reply {
 
 /// Client side, for the CLI and tests: sends one command and returns the reply.
 pub fn request(data_dir: &Path, command: ControlCommand) -> std::io::Result<Reply> {
+    request_with(data_dir, command, None)
+}
+
+/// [`request`] with the patient's quick reply (for [`ControlCommand::Reply`]).
+pub fn request_with(
+    data_dir: &Path,
+    command: ControlCommand,
+    reply: Option<crate::core::chat::QuickReply>,
+) -> std::io::Result<Reply> {
     use std::io::{BufRead, Write};
     let path = data_dir.join(SOCKET_NAME);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
@@ -117,7 +145,11 @@ pub fn request(data_dir: &Path, command: ControlCommand) -> std::io::Result<Repl
         )
     })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    writeln!(stream, "{}", serde_json::json!({ "command": command }))?;
+    let request = match reply {
+        Some(r) => serde_json::json!({ "command": command.as_str(), "reply": r.as_str() }),
+        None => serde_json::json!({ "command": command.as_str() }),
+    };
+    writeln!(stream, "{request}")?;
     let mut line = String::new();
     std::io::BufReader::new(stream).read_line(&mut line)?;
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))

@@ -90,6 +90,9 @@ pub struct KioskStatus {
     pub sending: SendStats,
     /// What arrives from the doctor now: frame rate, size, loss, NACKs and PLIs sent, freezes.
     pub receiving: ReceiveStats,
+    /// The doctor's chat message the patient has not answered yet (never stored, never logged).
+    #[serde(default)]
+    pub chat_message: Option<String>,
 }
 
 /// How the rest of the program talks to the call service.
@@ -121,6 +124,7 @@ impl CallsHandle {
         s.send_bitrate_kbps = self.live.sent.video_bitrate_kbps();
         s.sending = self.live.sent.stats();
         s.receiving = self.live.received.stats();
+        s.chat_message = self.live.chat.latest().1;
         s
     }
 
@@ -202,6 +206,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         media_session: None,
         sending: SendStats::default(),
         receiving: ReceiveStats::default(),
+        chat_message: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let c = &config.calls;
@@ -492,10 +497,13 @@ impl Service {
         match &view {
             PatientView::Incoming { .. } => {
                 self.counters.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.media.live.chat.forget();
                 tracing::info!("incoming call");
             }
             PatientView::Ended { reason } => {
                 self.counters.ended(*reason);
+                // A chat message belongs to its call only.
+                self.media.live.chat.forget();
                 tracing::info!(%reason, "call ended");
             }
             _ => {}

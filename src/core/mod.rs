@@ -7,6 +7,7 @@
 //!   frames, silence); [`error_code`]: every error code the API and the socket send.
 //! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown;
 //!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams.
+//!   [`chat`]: the doctor's messages and the patient's quick replies during a call;
 //!   `appointment`, `people`, `validate`: the data rules; [`vitals`]: the medical devices' serial protocols.
 
 pub(crate) mod names;
@@ -15,6 +16,7 @@ pub mod adaptation;
 mod appointment;
 pub mod call;
 pub mod call_status;
+pub mod chat;
 pub mod error_code;
 pub mod frame_stamp;
 pub mod freeze;

@@ -30,6 +30,55 @@ pub struct LiveMedia {
     pub pictures: Pictures,
     /// The kiosk's medical devices, for the call's data channels (fed by `crate::devices::Hub`).
     pub vitals: crate::devices::VitalsFeed,
+    /// The doctor's latest chat message and the patient's quick replies.
+    pub chat: ChatBox,
+}
+
+/// Chat during the call: the doctor's latest message (for the patient's screen) and the patient's replies (for the
+/// session's `chat` channel). Held in memory only, and forgotten when the call ends.
+#[derive(Debug)]
+pub struct ChatBox {
+    /// The latest message and its number (1, 2, …), so a screen can tell a new one from the one it shows.
+    inbox: std::sync::Mutex<(u64, Option<String>)>,
+    outbox: tokio::sync::broadcast::Sender<crate::core::chat::QuickReply>,
+}
+
+impl Default for ChatBox {
+    fn default() -> Self {
+        Self { inbox: std::sync::Mutex::new((0, None)), outbox: tokio::sync::broadcast::channel(16).0 }
+    }
+}
+
+impl ChatBox {
+    /// A message from the doctor arrived.
+    pub fn received(&self, text: String) {
+        if let Ok(mut i) = self.inbox.lock() {
+            *i = (i.0 + 1, Some(text));
+        }
+    }
+
+    /// The latest message and its number; `None` once answered or forgotten.
+    pub fn latest(&self) -> (u64, Option<String>) {
+        self.inbox.lock().map(|i| i.clone()).unwrap_or((0, None))
+    }
+
+    /// The patient answered: the reply goes to the doctor and the message is put away.
+    pub fn reply(&self, reply: crate::core::chat::QuickReply) {
+        let _ = self.outbox.send(reply);
+        self.forget();
+    }
+
+    /// Puts the message away (the call ended).
+    pub fn forget(&self) {
+        if let Ok(mut i) = self.inbox.lock() {
+            i.1 = None;
+        }
+    }
+
+    /// The replies, for the session's channel.
+    pub fn replies(&self) -> tokio::sync::broadcast::Receiver<crate::core::chat::QuickReply> {
+        self.outbox.subscribe()
+    }
 }
 
 impl LiveMedia {

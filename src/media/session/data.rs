@@ -57,6 +57,53 @@ pub(super) fn open_vitals_channels(webrtc: &gst::Element, feed: &VitalsFeed, sto
     }
 }
 
+/// The `chat` channel (reliable, ordered): the doctor's messages go to the patient's screen (`LiveMedia::chat`), the
+/// patient's quick replies go back, until `stop`. Message texts are never logged.
+pub(super) fn open_chat_channel(webrtc: &gst::Element, live: &Arc<crate::media::LiveMedia>, stop: Arc<AtomicBool>) {
+    let Some(chat) = create(webrtc, crate::core::chat::CHAT_CHANNEL, None) else {
+        tracing::warn!("webrtcbin made no chat channel: the doctor cannot write to the patient in this call");
+        return;
+    };
+    let inbox = Arc::downgrade(live);
+    chat.connect_on_message_string(move |_, text| {
+        let Some(live) = inbox.upgrade() else { return };
+        match crate::core::chat::message_from_doctor(text.unwrap_or_default()) {
+            Ok(message) => live.chat.received(message),
+            Err(e) => tracing::info!("a chat message from the doctor was not shown: {}", kind_of(&e)),
+        }
+    });
+    let mut replies = live.chat.replies();
+    let alive = webrtc.downgrade();
+    let spawned = std::thread::Builder::new().name("chat-channel".into()).spawn(move || {
+        while !stop.load(Ordering::SeqCst) && alive.upgrade().is_some() {
+            match replies.try_recv() {
+                Ok(reply) => {
+                    if chat.ready_state() == gst_webrtc::WebRTCDataChannelState::Open
+                        && let Err(e) = chat.send_string_full(Some(&reply.to_json()))
+                    {
+                        tracing::warn!("chat: the patient's reply was not sent: {e}");
+                    }
+                }
+                Err(TryRecvError::Empty | TryRecvError::Lagged(_)) => std::thread::sleep(POLL),
+                Err(TryRecvError::Closed) => break,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("chat: no forwarding thread: {e}");
+    }
+}
+
+/// Why a message was refused, without its text (a doctor's words are patient data).
+fn kind_of(e: &crate::core::chat::ChatError) -> &'static str {
+    use crate::core::chat::ChatError;
+    match e {
+        ChatError::NotAMessage(_) => "not a chat message",
+        ChatError::Empty => "empty",
+        ChatError::TooLong(_) => "too long",
+    }
+}
+
 fn create(
     webrtc: &gst::Element,
     label: &str,
