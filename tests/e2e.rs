@@ -489,6 +489,33 @@ async fn vitals_in_a_call() {
     })
     .await;
 
+    // Chat: the doctor types, the kiosk has the message for the patient's screen; the patient's quick reply comes
+    // back in English. (The kiosk here has no screen: the reply goes through the local control, as `medimitra call
+    // reply --answer please_repeat` sends it; the touch UI's buttons are tested in tests/ui.rs.)
+    wait_for("the chat channel", Duration::from_secs(10), || async {
+        js(&a, "!document.getElementById('chat').hidden").await == json!(true)
+    })
+    .await;
+    type_into(&a, "#chat-text", "Please keep your hand on the table").await;
+    a.find(Locator::Css("#chat-form button[type=submit]")).await.expect("send").click().await.expect("click send");
+    wait_for("the message at the kiosk", Duration::from_secs(5), || async {
+        k.kiosk_status().chat_message.as_deref() == Some("Please keep your hand on the table")
+    })
+    .await;
+    let reply = medimitra::calls::control::request_with(
+        &k.data,
+        ControlCommand::Reply,
+        Some(medimitra::core::chat::QuickReply::PleaseRepeat),
+    )
+    .expect("control");
+    assert!(reply.ok, "{reply:?}");
+    wait_for("the reply on the doctor's page", Duration::from_secs(5), || async {
+        js(&a, "document.getElementById('chat-log').textContent").await
+            == json!("You: Please keep your hand on the tablePatient: Please repeat")
+    })
+    .await;
+    assert_eq!(k.kiosk_status().chat_message, None, "answered: off the patient's screen");
+
     // Unplugged: the page says so and shows no stale numbers.
     let master = streamer.stop();
     drop(master);

@@ -212,6 +212,17 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     until(&ui, "the prompt for the finger", |w| texts_on_screen(w).contains("\"Put your finger in the clip\""));
     assert!(texts_on_screen(w).contains("\"Oxygen\\n-- %\""), "no stale number: {}", texts_on_screen(w));
     drop(streamer.stop());
+    // The doctor's chat message, large, answered with a big button; the answer goes to the doctor.
+    let mut replies = rig.calls.media().chat.replies();
+    rig.calls.media().chat.received("Please keep your hand on the table".into());
+    until(&ui, "the doctor's message", |w| texts_on_screen(w).contains("\"Please keep your hand on the table\""));
+    assert!(texts_on_screen(w).contains("\"Message from the doctor\""));
+    press(w, "Please repeat");
+    assert_eq!(replies.try_recv().ok(), Some(medimitra::core::chat::QuickReply::PleaseRepeat));
+    until(&ui, "the message put away", |w| !texts_on_screen(w).contains("Please keep your hand"));
+    // One left unanswered is forgotten with the call (checked after Done below).
+    rig.calls.media().chat.received("Are you feeling dizzy?".into());
+    until(&ui, "the second message", |w| texts_on_screen(w).contains("\"Are you feeling dizzy?\""));
     // Mute and camera reach the media engine.
     press(w, "Mute");
     assert!(rig.calls.media().controls.muted() && call.get_muted());
@@ -246,11 +257,13 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
         call.get_doctor_name(),
         call.get_spo2(),
         call.get_pulse(),
+        call.get_chat_message(),
     ] {
         assert_eq!(v.as_str(), "");
     }
     assert_eq!(call.get_ended_reason(), EndReason::None);
     assert!(!call.get_oximeter_shown());
+    assert_eq!(rig.calls.media().chat.latest().1, None, "the unanswered message is gone with the call");
     assert_eq!(slint::Model::row_count(&checkin.get_slots()), 0);
     assert!(!call.get_has_remote_video() && !call.get_has_self_video());
     assert_eq!(call.get_self_video().size().width, 0, "the self view's picture is gone, not only hidden");

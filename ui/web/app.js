@@ -238,6 +238,45 @@ const vitals = {
   },
 };
 
+// Chat with the patient on the call's "chat" data channel: short messages shown large on the kiosk; the patient
+// answers with quick replies that arrive here in English. Nothing is stored.
+const chat = {
+  channel: null,
+  attach(channel) {
+    if (channel.label !== "chat") return;
+    this.channel = channel;
+    $("chat").hidden = false;
+    channel.onmessage = (ev) => {
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (m.type === "reply" && typeof m.text === "string") this.log("Patient", m.text);
+    };
+  },
+  send(text) {
+    const t = text.trim();
+    if (!t || !this.channel || this.channel.readyState !== "open") return false;
+    this.channel.send(JSON.stringify({ type: "chat", text: t }));
+    this.log("You", t);
+    return true;
+  },
+  log(who, text) {
+    const li = document.createElement("li");
+    const b = document.createElement("strong");
+    b.textContent = `${who}: `;
+    li.append(b, document.createTextNode(text));
+    $("chat-log").append(li);
+  },
+  reset() {
+    this.channel = null;
+    $("chat").hidden = true;
+    $("chat-log").replaceChildren();
+  },
+};
+
 const call = {
   id: null,
   sessionId: null,
@@ -322,7 +361,10 @@ const call = {
         });
       }
     };
-    pc.ondatachannel = (ev) => vitals.attach(ev.channel);
+    pc.ondatachannel = (ev) => {
+      vitals.attach(ev.channel);
+      chat.attach(ev.channel);
+    };
     pc.onicecandidate = (ev) => {
       const c = ev.candidate;
       signal.send({
@@ -426,6 +468,7 @@ const call = {
     this.pendingCandidates = [];
     $("remote-video").srcObject = null;
     vitals.reset();
+    chat.reset();
   },
 
   cleanup() {
@@ -551,7 +594,7 @@ const call = {
 };
 
 // For tests and support: the call as the page sees it.
-window.medimitra = { call, signal, vitals };
+window.medimitra = { call, signal, vitals, chat };
 
 signal.handlers = {
   welcome: (m) => call.onWelcome(m),
@@ -686,5 +729,9 @@ $("logout").addEventListener("click", async () => {
 $("mute").addEventListener("click", (ev) => call.toggle("audio", ev.currentTarget));
 $("camera").addEventListener("click", (ev) => call.toggle("video", ev.currentTarget));
 $("end").addEventListener("click", () => call.end());
+$("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (chat.send($("chat-text").value)) $("chat-text").value = "";
+});
 
 start();

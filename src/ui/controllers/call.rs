@@ -63,6 +63,14 @@ fn end_reason(r: crate::core::EndReason) -> EndReason {
 }
 
 pub(crate) fn wire(s: &Rc<Screens>) {
+    let weak = Rc::downgrade(s);
+    s.window.global::<CallAdapter>().on_quick_reply(move |i| {
+        let Some(s) = weak.upgrade() else { return };
+        use crate::core::chat::QuickReply;
+        let Some(reply) = usize::try_from(i).ok().and_then(|i| QuickReply::ALL.get(i).copied()) else { return };
+        s.ctx.calls.media().chat.reply(reply);
+        s.window.global::<CallAdapter>().set_chat_message("".into());
+    });
     let g = s.window.global::<CallAdapter>();
     show_controls(s);
     let calls = s.ctx.calls.clone();
@@ -202,6 +210,10 @@ fn draw_call(s: &Screens, status: &KioskStatus) {
     let secs = s.call.started.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     g.set_call_timer(model::call_timer(secs).into());
     show_oximeter(s);
+    let message = s.ctx.calls.media().chat.latest().1.unwrap_or_default();
+    if g.get_chat_message().as_str() != message {
+        g.set_chat_message(message.into());
+    }
 }
 
 /// The pulse oximeter's numbers and prompt, from the same feed the doctor's page gets.
