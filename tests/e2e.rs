@@ -516,6 +516,28 @@ async fn vitals_in_a_call() {
     .await;
     assert_eq!(k.kiosk_status().chat_message, None, "answered: off the patient's screen");
 
+    // The doctor shows a picture in place of the camera: the kiosk is told, and the picture's frames keep coming.
+    let showing = js_async(
+        &a,
+        "const c = document.createElement('canvas'); c.width = 640; c.height = 480; \
+         const g = c.getContext('2d'); g.fillStyle = '#d02020'; g.fillRect(0, 0, 640, 480); \
+         return await window.medimitra.share.showImage(c.toDataURL('image/png'));",
+    )
+    .await;
+    assert_eq!(showing, json!(true));
+    wait_for("the kiosk to know the doctor shares", Duration::from_secs(5), || async {
+        k.kiosk_status().doctor_sharing
+    })
+    .await;
+    let before = k.kiosk_status().remote_video_frames;
+    wait_for("the shared picture's frames at the kiosk", Duration::from_secs(10), || async {
+        k.kiosk_status().remote_video_frames > before + 5
+    })
+    .await;
+    js_async(&a, "await window.medimitra.share.stop(); return true;").await;
+    wait_for("sharing stopped at the kiosk", Duration::from_secs(5), || async { !k.kiosk_status().doctor_sharing })
+        .await;
+
     // Unplugged: the page says so and shows no stale numbers.
     let master = streamer.stop();
     drop(master);

@@ -220,6 +220,9 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     press(w, "Please repeat");
     assert_eq!(replies.try_recv().ok(), Some(medimitra::core::chat::QuickReply::PleaseRepeat));
     until(&ui, "the message put away", |w| !texts_on_screen(w).contains("Please keep your hand"));
+    // The doctor shows a picture: the screen says so.
+    rig.calls.media().chat.set_sharing(true);
+    until(&ui, "the sharing label", |w| texts_on_screen(w).contains("\"The doctor is showing you a picture\""));
     // One left unanswered is forgotten with the call (checked after Done below).
     rig.calls.media().chat.received("Are you feeling dizzy?".into());
     until(&ui, "the second message", |w| texts_on_screen(w).contains("\"Are you feeling dizzy?\""));
@@ -264,6 +267,7 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     assert_eq!(call.get_ended_reason(), EndReason::None);
     assert!(!call.get_oximeter_shown());
     assert_eq!(rig.calls.media().chat.latest().1, None, "the unanswered message is gone with the call");
+    assert!(!rig.calls.media().chat.sharing() && !call.get_doctor_sharing());
     assert_eq!(slint::Model::row_count(&checkin.get_slots()), 0);
     assert!(!call.get_has_remote_video() && !call.get_has_self_video());
     assert_eq!(call.get_self_video().size().width, 0, "the self view's picture is gone, not only hidden");

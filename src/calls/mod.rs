@@ -93,6 +93,9 @@ pub struct KioskStatus {
     /// The doctor's chat message the patient has not answered yet (never stored, never logged).
     #[serde(default)]
     pub chat_message: Option<String>,
+    /// The doctor's video is a picture or screen they share, not their camera.
+    #[serde(default)]
+    pub doctor_sharing: bool,
 }
 
 /// How the rest of the program talks to the call service.
@@ -125,6 +128,7 @@ impl CallsHandle {
         s.sending = self.live.sent.stats();
         s.receiving = self.live.received.stats();
         s.chat_message = self.live.chat.latest().1;
+        s.doctor_sharing = self.live.chat.sharing();
         s
     }
 
@@ -207,6 +211,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         sending: SendStats::default(),
         receiving: ReceiveStats::default(),
         chat_message: None,
+        doctor_sharing: false,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let c = &config.calls;

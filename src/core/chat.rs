@@ -53,14 +53,38 @@ pub enum ChatError {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum FromDoctor {
+enum Wire {
     Chat { text: String },
+    Sharing { on: bool },
 }
 
-/// The text to show the patient, from the doctor's JSON (`{"type":"chat","text":"…"}`): trimmed, control
-/// characters (other than line breaks) removed, not empty, at most [`MAX_CHAT_CHARS`].
+/// What the doctor's page says on the `chat` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromDoctor {
+    /// A message for the patient's screen (cleaned: see [`from_doctor`]).
+    Message(String),
+    /// The doctor started (`true`) or stopped showing a picture or their screen in place of their camera.
+    Sharing(bool),
+}
+
+/// Reads the doctor's JSON (`{"type":"chat","text":"…"}` or `{"type":"sharing","on":true}`). A message is trimmed,
+/// its control characters (other than line breaks) removed, and must be 1 to [`MAX_CHAT_CHARS`] characters.
+pub fn from_doctor(json: &str) -> Result<FromDoctor, ChatError> {
+    match serde_json::from_str(json).map_err(|e| ChatError::NotAMessage(e.to_string()))? {
+        Wire::Chat { text } => message(&text).map(FromDoctor::Message),
+        Wire::Sharing { on } => Ok(FromDoctor::Sharing(on)),
+    }
+}
+
+/// The text to show the patient, from the doctor's JSON (only a chat message; see [`from_doctor`]).
 pub fn message_from_doctor(json: &str) -> Result<String, ChatError> {
-    let FromDoctor::Chat { text } = serde_json::from_str(json).map_err(|e| ChatError::NotAMessage(e.to_string()))?;
+    match from_doctor(json)? {
+        FromDoctor::Message(m) => Ok(m),
+        FromDoctor::Sharing(_) => Err(ChatError::NotAMessage("a sharing notice, not a message".into())),
+    }
+}
+
+fn message(text: &str) -> Result<String, ChatError> {
     let clean: String = text.chars().filter(|c| !c.is_control() || *c == '\n').collect();
     let clean = clean.trim();
     let n = clean.chars().count();
@@ -96,6 +120,14 @@ mod tests {
             Err(ChatError::NotAMessage(_))
         ));
         assert!(matches!(message_from_doctor(r#"{"type":"vitals"}"#), Err(ChatError::NotAMessage(_))));
+    }
+
+    #[test]
+    fn the_doctor_says_when_a_picture_is_shown_instead_of_the_camera() {
+        assert_eq!(from_doctor(r#"{"type":"sharing","on":true}"#), Ok(FromDoctor::Sharing(true)));
+        assert_eq!(from_doctor(r#"{"type":"sharing","on":false}"#), Ok(FromDoctor::Sharing(false)));
+        assert!(matches!(from_doctor(r#"{"type":"sharing","on":"yes"}"#), Err(ChatError::NotAMessage(_))));
+        assert_eq!(from_doctor(r#"{"type":"chat","text":"Hi"}"#), Ok(FromDoctor::Message("Hi".into())));
     }
 
     #[test]

@@ -41,11 +41,17 @@ pub struct ChatBox {
     /// The latest message and its number (1, 2, …), so a screen can tell a new one from the one it shows.
     inbox: std::sync::Mutex<(u64, Option<String>)>,
     outbox: tokio::sync::broadcast::Sender<crate::core::chat::QuickReply>,
+    /// The doctor shows a picture or their screen in place of their camera.
+    sharing: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ChatBox {
     fn default() -> Self {
-        Self { inbox: std::sync::Mutex::new((0, None)), outbox: tokio::sync::broadcast::channel(16).0 }
+        Self {
+            inbox: std::sync::Mutex::new((0, None)),
+            outbox: tokio::sync::broadcast::channel(16).0,
+            sharing: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
@@ -68,11 +74,22 @@ impl ChatBox {
         self.forget();
     }
 
-    /// Puts the message away (the call ended).
+    /// Puts the message away and the sharing flag down (the call ended).
     pub fn forget(&self) {
         if let Ok(mut i) = self.inbox.lock() {
             i.1 = None;
         }
+        self.set_sharing(false);
+    }
+
+    /// The doctor started or stopped showing a picture or their screen.
+    pub fn set_sharing(&self, on: bool) {
+        self.sharing.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the doctor's video is a shared picture or screen now.
+    pub fn sharing(&self) -> bool {
+        self.sharing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The replies, for the session's channel.

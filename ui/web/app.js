@@ -277,6 +277,74 @@ const chat = {
   },
 };
 
+// Showing the patient a picture (an image file) or the doctor's screen: the doctor's video sender carries it in
+// place of the camera (replaceTrack: no renegotiation, in every browser and with webrtcbin 1.22), and the chat
+// channel tells the kiosk, which labels it. While sharing, the patient does not see the doctor's face.
+const share = {
+  track: null,
+  timer: null,
+  videoSender() {
+    const t = call.pc && call.pc.getTransceivers().find((x) => x.receiver.track.kind === "video");
+    return t ? t.sender : null;
+  },
+  async start(track) {
+    const sender = this.videoSender();
+    if (!sender || !chat.channel || chat.channel.readyState !== "open") return false;
+    await sender.replaceTrack(track);
+    if (this.track && this.track !== track) this.track.stop();
+    this.track = track;
+    chat.channel.send(JSON.stringify({ type: "sharing", on: true }));
+    $("share-stop").hidden = false;
+    return true;
+  },
+  // An image, letterboxed into 1280x720 and redrawn 5 times a second (a canvas stream only sends changed frames).
+  async showImage(url) {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = 1280;
+    c.height = 720;
+    const g = c.getContext("2d");
+    const scale = Math.min(c.width / img.width, c.height / img.height);
+    const [w, h] = [img.width * scale, img.height * scale];
+    const draw = () => {
+      g.fillStyle = "#000";
+      g.fillRect(0, 0, c.width, c.height);
+      g.drawImage(img, (c.width - w) / 2, (c.height - h) / 2, w, h);
+    };
+    draw();
+    clearInterval(this.timer);
+    this.timer = setInterval(draw, 200);
+    return this.start(c.captureStream(5).getVideoTracks()[0]);
+  },
+  async showScreen() {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    const track = stream.getVideoTracks()[0];
+    track.onended = () => this.stop();
+    clearInterval(this.timer);
+    return this.start(track);
+  },
+  async stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    const sender = this.videoSender();
+    const camera = call.local && call.local.getVideoTracks()[0];
+    if (sender) await sender.replaceTrack(camera || null);
+    if (this.track) this.track.stop();
+    this.track = null;
+    if (chat.channel && chat.channel.readyState === "open") chat.channel.send(JSON.stringify({ type: "sharing", on: false }));
+    $("share-stop").hidden = true;
+  },
+  reset() {
+    clearInterval(this.timer);
+    this.timer = null;
+    if (this.track) this.track.stop();
+    this.track = null;
+    $("share-stop").hidden = true;
+  },
+};
+
 const call = {
   id: null,
   sessionId: null,
@@ -469,6 +537,7 @@ const call = {
     $("remote-video").srcObject = null;
     vitals.reset();
     chat.reset();
+    share.reset();
   },
 
   cleanup() {
@@ -594,7 +663,7 @@ const call = {
 };
 
 // For tests and support: the call as the page sees it.
-window.medimitra = { call, signal, vitals, chat };
+window.medimitra = { call, signal, vitals, chat, share };
 
 signal.handlers = {
   welcome: (m) => call.onWelcome(m),
@@ -729,6 +798,26 @@ $("logout").addEventListener("click", async () => {
 $("mute").addEventListener("click", (ev) => call.toggle("audio", ev.currentTarget));
 $("camera").addEventListener("click", (ev) => call.toggle("video", ev.currentTarget));
 $("end").addEventListener("click", () => call.end());
+$("share-picture").addEventListener("click", () => $("share-file").click());
+$("share-file").addEventListener("change", async (ev) => {
+  const file = ev.target.files && ev.target.files[0];
+  if (!file) return;
+  const url = URL.createObjectURL(file);
+  try {
+    if (!(await share.showImage(url))) banner("The picture could not be shown: the call is not connected yet.", true);
+  } catch (e) {
+    banner(`The picture could not be shown (${e.message}). Choose a PNG or JPEG image.`, true);
+  }
+  ev.target.value = "";
+});
+$("share-screen").addEventListener("click", async () => {
+  try {
+    await share.showScreen();
+  } catch (e) {
+    banner(`Your screen could not be shared (${e.message}).`, true);
+  }
+});
+$("share-stop").addEventListener("click", () => share.stop());
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   if (chat.send($("chat-text").value)) $("chat-text").value = "";

@@ -67,8 +67,9 @@ pub(super) fn open_chat_channel(webrtc: &gst::Element, live: &Arc<crate::media::
     let inbox = Arc::downgrade(live);
     chat.connect_on_message_string(move |_, text| {
         let Some(live) = inbox.upgrade() else { return };
-        match crate::core::chat::message_from_doctor(text.unwrap_or_default()) {
-            Ok(message) => live.chat.received(message),
+        match crate::core::chat::from_doctor(text.unwrap_or_default()) {
+            Ok(crate::core::chat::FromDoctor::Message(message)) => live.chat.received(message),
+            Ok(crate::core::chat::FromDoctor::Sharing(on)) => live.chat.set_sharing(on),
             Err(e) => tracing::info!("a chat message from the doctor was not shown: {}", kind_of(&e)),
         }
     });

@@ -210,6 +210,7 @@ fn draw_call(s: &Screens, status: &KioskStatus) {
     let secs = s.call.started.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     g.set_call_timer(model::call_timer(secs).into());
     show_oximeter(s);
+    g.set_doctor_sharing(s.ctx.calls.media().chat.sharing());
     let message = s.ctx.calls.media().chat.latest().1.unwrap_or_default();
     if g.get_chat_message().as_str() != message {
         g.set_chat_message(message.into());
