@@ -135,7 +135,9 @@ impl LegacyDecoder {
         self.stats.add_discarded(bytes);
         self.gate.broken(&mut self.stats);
     }
+}
 
+impl Decode for LegacyDecoder {
     fn byte(&mut self, byte: u8, out: &mut Vec<Event>) {
         if byte & SYNC_BIT != 0 {
             // A sync byte always starts a frame; one already open was cut short.
@@ -159,20 +161,13 @@ impl LegacyDecoder {
             self.frame.clear();
         }
     }
-}
-
-impl Decode for LegacyDecoder {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
-        self.stats.add_received(bytes.len());
-        let mut out = Vec::new();
-        for &byte in bytes {
-            self.byte(byte, &mut out);
-        }
-        out
-    }
 
     fn stats(&self) -> ByteStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut ByteStats {
+        &mut self.stats
     }
 }
 
@@ -232,7 +227,9 @@ impl V46Decoder {
         self.stats.add_discarded(bytes);
         self.gate.broken(&mut self.stats);
     }
+}
 
+impl Decode for V46Decoder {
     fn byte(&mut self, byte: u8, out: &mut Vec<Event>) {
         if byte & SYNC_BIT == 0 {
             // Only a type byte has bit 7 clear: a packet still open was cut short.
@@ -263,20 +260,13 @@ impl V46Decoder {
             self.packet.clear();
         }
     }
-}
-
-impl Decode for V46Decoder {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
-        self.stats.add_received(bytes.len());
-        let mut out = Vec::new();
-        for &byte in bytes {
-            self.byte(byte, &mut out);
-        }
-        out
-    }
 
     fn stats(&self) -> ByteStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut ByteStats {
+        &mut self.stats
     }
 }
 

@@ -276,12 +276,25 @@ impl ByteStats {
     }
 }
 
-/// A streaming decoder: feed chunks split anywhere, get the events completed by them. Never panics.
+/// A streaming decoder: feed chunks split anywhere ([`Decode::push`]), get the events completed by them. Never
+/// panics. Each decoder takes one byte at a time and keeps its own counts.
 pub trait Decode {
-    /// Decodes `bytes`, continuing any frame left open by the previous push.
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event>;
+    /// Takes the next byte, appending to `out` any event it completes.
+    fn byte(&mut self, byte: u8, out: &mut Vec<Event>);
     /// What has been fed and thrown away so far.
     fn stats(&self) -> ByteStats;
+    /// The counts [`Decode::push`] adds each chunk to.
+    fn stats_mut(&mut self) -> &mut ByteStats;
+
+    /// Decodes `bytes`, continuing any frame left open by the previous push.
+    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+        self.stats_mut().add_received(bytes.len());
+        let mut out = Vec::new();
+        for &byte in bytes {
+            self.byte(byte, &mut out);
+        }
+        out
+    }
 }
 
 /// A decoder for any [`Protocol`], chosen at run time from configuration.
@@ -295,13 +308,19 @@ pub enum Decoder {
     AndStandard(scale::AndStandardDecoder),
 }
 
-impl Decode for Decoder {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+impl Decoder {
+    fn inner(&mut self) -> &mut dyn Decode {
         match self {
-            Decoder::Cms50dLegacy(d) => d.push(bytes),
-            Decoder::Cms50dV46(d) => d.push(bytes),
-            Decoder::AndStandard(d) => d.push(bytes),
+            Decoder::Cms50dLegacy(d) => d,
+            Decoder::Cms50dV46(d) => d,
+            Decoder::AndStandard(d) => d,
         }
+    }
+}
+
+impl Decode for Decoder {
+    fn byte(&mut self, byte: u8, out: &mut Vec<Event>) {
+        self.inner().byte(byte, out);
     }
 
     fn stats(&self) -> ByteStats {
@@ -310,6 +329,10 @@ impl Decode for Decoder {
             Decoder::Cms50dV46(d) => d.stats(),
             Decoder::AndStandard(d) => d.stats(),
         }
+    }
+
+    fn stats_mut(&mut self) -> &mut ByteStats {
+        self.inner().stats_mut()
     }
 }
 

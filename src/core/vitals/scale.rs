@@ -47,6 +47,20 @@ impl AndStandardDecoder {
         AndStandardDecoder::default()
     }
 
+    fn end_line(&mut self, out: &mut Vec<Event>) {
+        if self.overflowed {
+            self.overflowed = false;
+        } else if !self.line.is_empty() {
+            match parse_line(&self.line) {
+                Some(event) => out.push(event),
+                None => self.stats.add_discarded(self.line.len()),
+            }
+        }
+        self.line.clear();
+    }
+}
+
+impl Decode for AndStandardDecoder {
     fn byte(&mut self, byte: u8, out: &mut Vec<Event>) {
         // The terminator is CR LF, or CR alone (A&D "Crlf 1"): either byte ends a line, and the empty line between
         // CR and LF is no line at all.
@@ -63,31 +77,12 @@ impl AndStandardDecoder {
         }
     }
 
-    fn end_line(&mut self, out: &mut Vec<Event>) {
-        if self.overflowed {
-            self.overflowed = false;
-        } else if !self.line.is_empty() {
-            match parse_line(&self.line) {
-                Some(event) => out.push(event),
-                None => self.stats.add_discarded(self.line.len()),
-            }
-        }
-        self.line.clear();
-    }
-}
-
-impl Decode for AndStandardDecoder {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
-        self.stats.add_received(bytes.len());
-        let mut out = Vec::new();
-        for &byte in bytes {
-            self.byte(byte, &mut out);
-        }
-        out
-    }
-
     fn stats(&self) -> ByteStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut ByteStats {
+        &mut self.stats
     }
 }
 
