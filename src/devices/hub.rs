@@ -3,19 +3,18 @@
 //! ([`crate::core::vitals::wire::Publisher`]) and published to whoever listens (the call's data channels). Stable
 //! readings (a steady oximetry run, a finished weighing) go to a keeper, which `serve` points at the store.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::{Reader, Update, detect, ports};
+use super::{Reader, Update, Worker, detect, ports};
 use crate::config::Devices;
 use crate::core::vitals::observation::{Observation, ObservationKind, WeighingRule, from_oximetry};
-use crate::core::vitals::wire::{Publisher, VitalsMessage};
+use crate::core::vitals::wire::{NUMBERS_CHANNEL, Publisher, VitalsMessage};
 use crate::core::vitals::{Protocol, Reading, StabilityDetector, StabilityRule};
 
 /// How often the udev directory is looked at for adapters plugged in or removed.
@@ -74,29 +73,16 @@ impl std::fmt::Debug for VitalsFeed {
 
 /// The running hub: stops its readers when dropped.
 pub struct Hub {
-    /// Raised to end the hub's thread, which then drops (stops) every reader.
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Held for its drop, which stops the thread (and with it every reader).
+    _thread: Worker,
 }
 
 impl Hub {
     /// Starts watching the configured ports and the udev directory; messages go to `feed`, stable readings to
     /// `keep` (called on the hub's thread).
     pub fn start(config: &Devices, feed: VitalsFeed, keep: impl FnMut(Vec<Observation>) + Send + 'static) -> Hub {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, config) = (stop.clone(), config.clone());
-        let thread =
-            std::thread::Builder::new().name("vitals-hub".into()).spawn(move || run(&config, &feed, keep, &flag)).ok();
-        Hub { stop, thread }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let config = config.clone();
+        Hub { _thread: Worker::spawn("vitals-hub", move |stop| run(&config, &feed, keep, stop)) }
     }
 }
 
@@ -106,125 +92,119 @@ enum Heard {
     Detected(PathBuf, Option<Protocol>),
 }
 
+/// One watched port: what the technician sees of it, its reader once its protocol is known, and when its readings
+/// are steady enough to keep.
+struct Port {
+    status: DeviceStatus,
+    reader: Option<Reader>,
+    steady: (StabilityDetector, WeighingRule),
+}
+
 fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation>), stop: &AtomicBool) {
     let named: Vec<(PathBuf, Protocol)> = config.ports.iter().map(|p| (p.path.clone(), p.protocol)).collect();
     let (tx, rx) = mpsc::channel::<Heard>();
     let started = Instant::now();
     let mut publisher = Publisher::default();
-    // Per port: when its readings are steady enough to keep.
-    let mut steady: HashMap<PathBuf, (StabilityDetector, WeighingRule)> = HashMap::new();
-    // Per port: its protocol and reader once known; `None` while detecting or after a failed detection.
-    let mut running: HashMap<PathBuf, Option<(Protocol, Reader)>> = HashMap::new();
+    // Sorted by path, as the technician screen lists them.
+    let mut watched: BTreeMap<PathBuf, Port> = BTreeMap::new();
     let mut next_scan = Instant::now();
-    let mut publish_now = true;
-    let mut statuses: std::collections::BTreeMap<PathBuf, DeviceStatus> = Default::default();
-    let mut statuses_shown = Instant::now();
+    let (mut status_changed, mut statuses_shown) = (true, Instant::now());
     while !stop.load(Ordering::SeqCst) {
-        // The technician's view: at once after a change of state, else at most every 250 ms.
-        let status_changed = std::mem::take(&mut publish_now) || statuses_shown.elapsed() >= Duration::from_millis(250);
-        if status_changed {
+        // The technician's view: at once after a change of state, else at most every 250 ms (readings).
+        if std::mem::take(&mut status_changed) || statuses_shown.elapsed() >= Duration::from_millis(250) {
             statuses_shown = Instant::now();
             if let Ok(mut d) = feed.devices.lock() {
-                *d = statuses.values().cloned().collect();
+                *d = watched.values().map(|p| p.status.clone()).collect();
             }
         }
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + RESCAN_EVERY;
             let present = ports(&config.scan_dir, &named);
             // Links that vanished: their reader stops, so a different device behind a new link is detected anew.
-            running.retain(|path, _| present.iter().any(|(p, _)| p == path));
-            statuses.retain(|path, _| running.contains_key(path) || present.iter().any(|(p, _)| p == path));
+            let before = watched.len();
+            watched.retain(|path, _| present.iter().any(|(p, _)| p == path));
+            status_changed |= watched.len() != before;
             for (path, protocol) in present {
-                if running.contains_key(&path) {
+                if watched.contains_key(&path) {
                     continue;
                 }
-                let state = if protocol.is_some() { PortState::Waiting } else { PortState::Detecting };
-                let status = DeviceStatus { port: path.clone(), protocol, state, last: None, garbage_ratio: 0.0 };
-                statuses.insert(path.clone(), status);
-                publish_now = true;
-                match protocol {
-                    Some(protocol) => {
-                        let reader = spawn_reader(&path, protocol, &tx);
-                        running.insert(path, Some((protocol, reader)));
-                    }
+                let reader = match protocol {
+                    Some(protocol) => Some(spawn_reader(&path, protocol, &tx)),
                     None => {
-                        running.insert(path.clone(), None);
-                        let tx = tx.clone();
+                        let (tx, path) = (tx.clone(), path.clone());
                         let _ = std::thread::Builder::new().name("vitals-detect".into()).spawn(move || {
                             let found = detect(&path).ok();
                             let _ = tx.send(Heard::Detected(path, found));
                         });
+                        None
                     }
-                }
+                };
+                let state = if protocol.is_some() { PortState::Waiting } else { PortState::Detecting };
+                let status = DeviceStatus { port: path.clone(), protocol, state, last: None, garbage_ratio: 0.0 };
+                let steady = (StabilityDetector::new(StabilityRule::default()), WeighingRule::default());
+                watched.insert(path, Port { status, reader, steady });
+                status_changed = true;
             }
         }
-        let heard = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(h) => h,
-            Err(_) => continue,
-        };
+        let Ok(heard) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
         let messages = match heard {
-            Heard::Detected(path, Some(protocol)) => {
-                if let Some(slot @ None) = running.get_mut(&path) {
-                    tracing::info!(port = %path.display(), %protocol, "vitals device detected");
-                    *slot = Some((protocol, spawn_reader(&path, protocol, &tx)));
-                    if let Some(s) = statuses.get_mut(&path) {
-                        (s.protocol, s.state) = (Some(protocol), PortState::Waiting);
+            Heard::Detected(path, found) => {
+                let Some(port) = watched.get_mut(&path).filter(|p| p.reader.is_none()) else { continue };
+                match found {
+                    Some(protocol) => {
+                        tracing::info!(port = %path.display(), %protocol, "vitals device detected");
+                        port.reader = Some(spawn_reader(&path, protocol, &tx));
+                        (port.status.protocol, port.status.state) = (Some(protocol), PortState::Waiting);
                     }
-                    publish_now = true;
+                    None => {
+                        tracing::warn!(port = %path.display(), "no known vitals protocol answered; not read until replugged");
+                        port.status.state = PortState::NoProtocol;
+                    }
                 }
-                continue;
-            }
-            Heard::Detected(path, None) => {
-                tracing::warn!(port = %path.display(), "no known vitals protocol answered; not read until replugged");
-                if let Some(s) = statuses.get_mut(&path) {
-                    s.state = PortState::NoProtocol;
-                }
-                publish_now = true;
+                status_changed = true;
                 continue;
             }
             Heard::Update(path, update) => {
-                let Some(Some((protocol, _))) = running.get(&path) else { continue };
+                let Some(port) = watched.get_mut(&path) else { continue };
+                let Some(protocol) = port.status.protocol else { continue };
                 let now = started.elapsed();
-                if let Some(s) = statuses.get_mut(&path) {
-                    match &update {
-                        Update::Connected => {
-                            (s.state, s.garbage_ratio, publish_now) = (PortState::Connected, 0.0, true)
-                        }
-                        Update::Unplugged => (s.state, publish_now) = (PortState::Unplugged, true),
-                        Update::Reading { reading, at } => s.last = Some((*reading, *at)),
-                        Update::Bytes(stats) => s.garbage_ratio = stats.garbage_ratio(),
-                        Update::DeviceEnded { .. } => {}
-                    }
-                }
                 match update {
-                    Update::Reading { reading, .. } => {
-                        let (oximetry, weighing) = steady.entry(path.clone()).or_insert_with(|| {
-                            (StabilityDetector::new(StabilityRule::default()), WeighingRule::default())
-                        });
-                        let at = chrono::Utc::now();
+                    Update::Connected => {
+                        (port.status.state, port.status.garbage_ratio) = (PortState::Connected, 0.0);
+                        status_changed = true;
+                        continue;
+                    }
+                    Update::Bytes(stats) => {
+                        port.status.garbage_ratio = stats.garbage_ratio();
+                        continue;
+                    }
+                    Update::DeviceEnded { .. } => continue,
+                    Update::Unplugged => {
+                        port.status.state = PortState::Unplugged;
+                        port.steady = (StabilityDetector::new(StabilityRule::default()), WeighingRule::default());
+                        status_changed = true;
+                        publisher.unplugged(protocol, now)
+                    }
+                    Update::Reading { reading, at } => {
+                        port.status.last = Some((reading, at));
+                        let (oximetry, weighing) = &mut port.steady;
+                        let taken_at = chrono::Utc::now();
                         if let Some(stable) = oximetry.push(&reading) {
-                            keep(from_oximetry(stable, *protocol, at).to_vec());
+                            keep(from_oximetry(stable, protocol, taken_at).to_vec());
                         }
                         if let Some(kg) = weighing.push(&reading) {
-                            let weight = Observation {
-                                kind: ObservationKind::BodyWeight,
-                                value: kg,
-                                device: *protocol,
-                                taken_at: at,
-                            };
-                            keep(vec![weight]);
+                            let kind = ObservationKind::BodyWeight;
+                            keep(vec![Observation { kind, value: kg, device: protocol, taken_at }]);
                         }
-                        publisher.reading(*protocol, &reading, now)
+                        publisher.reading(protocol, &reading, now)
                     }
-                    Update::Unplugged => {
-                        steady.remove(&path);
-                        publisher.unplugged(*protocol, now)
-                    }
-                    Update::Connected | Update::DeviceEnded { .. } | Update::Bytes(_) => continue,
                 }
             }
         };
-        if let Ok(mut l) = feed.latest.lock() {
+        // The latest state changes only with a numbers message, not with the waveform's batches.
+        if messages.iter().any(|m| m.channel() == NUMBERS_CHANNEL)
+            && let Ok(mut l) = feed.latest.lock()
+        {
             *l = publisher.latest();
         }
         for m in messages {

@@ -49,33 +49,31 @@ pub enum DeviceError {
     NotDetected { path: String, secs: f64 },
 }
 
-/// A running reader: stops (and closes its port) when dropped or [`Reader::stop`]ped.
-pub struct Reader {
-    /// Raised to end the thread; it looks at least every [`READ_WAIT`].
+/// A thread that runs until its owner lets go: dropping it raises the thread's stop flag and joins it, so whatever
+/// the thread holds (a port, the readers it started) is closed when the drop returns. The thread looks at the flag at
+/// least every [`READ_WAIT`].
+struct Worker {
     stop: Arc<AtomicBool>,
-    /// Joined on stop so the port is closed when `stop` returns.
     thread: Option<JoinHandle<()>>,
 }
 
-impl Reader {
-    /// Starts reading `path` with `protocol`; each update goes to `sink` until the reader is stopped or `sink`
-    /// returns false (nobody listens any more).
-    pub fn spawn(path: PathBuf, protocol: Protocol, sink: impl FnMut(Update) -> bool + Send + 'static) -> Reader {
+impl Worker {
+    fn spawn(name: &str, run: impl FnOnce(&AtomicBool) + Send + 'static) -> Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("vitals-reader".into())
-            .spawn(move || read_port(&path, protocol, sink, &flag))
-            .ok();
-        Reader { stop, thread }
+        let thread = match std::thread::Builder::new().name(name.into()).spawn(move || run(&flag)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("vitals: no {name} thread: {e}");
+                None
+            }
+        };
+        Worker { stop, thread }
     }
+}
 
-    /// Ends the thread and closes the port.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
+impl Drop for Worker {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -83,10 +81,21 @@ impl Reader {
     }
 }
 
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.halt();
+/// A running reader: stops (and closes its port) when dropped or [`Reader::stop`]ped.
+pub struct Reader {
+    /// Held for its drop, which stops the thread.
+    _thread: Worker,
+}
+
+impl Reader {
+    /// Starts reading `path` with `protocol`; each update goes to `sink` until the reader is stopped or `sink`
+    /// returns false (nobody listens any more).
+    pub fn spawn(path: PathBuf, protocol: Protocol, sink: impl FnMut(Update) -> bool + Send + 'static) -> Reader {
+        Reader { _thread: Worker::spawn("vitals-reader", move |stop| read_port(&path, protocol, sink, stop)) }
     }
+
+    /// Ends the thread and closes the port (what dropping the reader does, said out loud).
+    pub fn stop(self) {}
 }
 
 /// The ports to watch: those named in the configuration (with their protocol) and the `vitals-*` links udev makes in
