@@ -216,8 +216,7 @@ impl Session {
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
         wait_for_ssrcs(&payloaders);
         // webrtcbin makes data channels only once it is running (before, `create-data-channel` gives nothing).
-        data::open_vitals_channels(&session.webrtc, &spec.live.vitals, session.stop_monitor.clone());
-        data::open_chat_channel(&session.webrtc, &spec.live, session.stop_monitor.clone());
+        data::open_channels(&session.webrtc, &spec.live, session.stop_monitor.clone());
         session.create_offer(spec.events);
         Ok(session)
     }
