@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::Devices;
-use crate::core::vitals::Protocol;
+use crate::core::vitals::{Protocol, Reading};
 use crate::devices::{self, Reader, Update};
 
 #[derive(Subcommand)]
@@ -116,8 +116,8 @@ fn watch(port: PathBuf, protocol: Protocol, limit: Option<Duration>) -> Result<(
 /// What `watch` printed last, so 60 samples a second become a line a second plus every change of state.
 #[derive(Default)]
 struct Shown {
-    /// The last line printed for a reading, and when.
-    last: Option<(String, Instant)>,
+    /// The kind of reading last printed (a number, no finger, searching, …), and when.
+    last: Option<(std::mem::Discriminant<Reading>, Instant)>,
 }
 
 impl Shown {
@@ -136,21 +136,14 @@ impl Shown {
             )),
             Update::Bytes(_) => None,
             Update::Reading { reading, at } => {
-                let line = reading.to_string();
-                let state_changed = self.last.as_ref().is_none_or(|(l, _)| kind(l) != kind(&line));
-                let due = self.last.as_ref().is_none_or(|(_, t)| at.duration_since(*t) >= Duration::from_secs(1));
-                if state_changed || due {
-                    self.last = Some((line.clone(), *at));
-                    Some(line)
-                } else {
-                    None
-                }
+                let kind = std::mem::discriminant(reading);
+                let state_changed = self.last.is_none_or(|(k, _)| k != kind);
+                let due = self.last.is_none_or(|(_, t)| at.duration_since(t) >= Duration::from_secs(1));
+                (state_changed || due).then(|| {
+                    self.last = Some((kind, *at));
+                    reading.to_string()
+                })
             }
         }
     }
-}
-
-/// The first word of a described reading: the state it is in.
-fn kind(line: &str) -> &str {
-    line.split_whitespace().next().unwrap_or_default()
 }
