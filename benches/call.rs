@@ -19,10 +19,9 @@ use medimitra::calls::control::ControlCommand;
 use medimitra::core::CallState;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::browser::*;
-use support::kiosk::{INSIDE, KioskProcess, Namespace, Where};
+use support::kiosk::{KioskProcess, Where};
 use support::{KillOnDrop, Xvfb, wait_for};
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -177,19 +176,7 @@ fn picture(w: &Value, h: &Value, fps: &Value) -> String {
 const FAKE_CAMERA: &str = "--use-fake-device-for-media-stream=fps=30";
 
 fn main() {
-    if std::env::var(INSIDE).is_err() {
-        let ns = Namespace::create();
-        let status = Command::new("ip")
-            .args(["netns", "exec", &ns.0])
-            .arg(std::env::current_exe().expect("bench binary"))
-            .args(std::env::args().skip(1))
-            .env(INSIDE, "1")
-            .status()
-            .expect("run inside the namespace");
-        // exit() runs no destructors: remove the namespace first.
-        drop(ns);
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    support::kiosk::run_bench_inside_namespace();
     let smoke = !std::env::args().any(|a| a == "--bench");
     let calls = if smoke { 1 } else { env_num("BENCH_CALLS", 10) } as usize;
     let window = Duration::from_secs(if smoke { 2 } else { env_num("BENCH_WINDOW_SECS", 6) });

@@ -13,10 +13,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 use support::browser::*;
-use support::kiosk::{INSIDE, KioskProcess, Namespace, Where};
+use support::kiosk::{KioskProcess, Where};
 use support::pty::{Streamer, legacy_frame, pty};
 use support::wait_for;
 
@@ -53,19 +52,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    if std::env::var(INSIDE).is_err() {
-        let ns = Namespace::create();
-        let status = Command::new("ip")
-            .args(["netns", "exec", &ns.0])
-            .arg(std::env::current_exe().expect("bench binary"))
-            .args(std::env::args().skip(1))
-            .env(INSIDE, "1")
-            .status()
-            .expect("run inside the namespace");
-        // exit() runs no destructors: remove the namespace first.
-        drop(ns);
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    support::kiosk::run_bench_inside_namespace();
     let smoke = !std::env::args().any(|a| a == "--bench");
     let changes = if smoke { 5 } else { env_num("BENCH_CHANGES", 60) };
     let window = Duration::from_secs(if smoke { 2 } else { env_num("BENCH_WINDOW_SECS", 10) });
@@ -74,10 +61,7 @@ fn main() {
         let k = KioskProcess::start_in(Where {
             width: 640,
             height: 360,
-            extra_config: format!(
-                "[devices]\nscan_dir = \"/nonexistent\"\n[[devices.ports]]\npath = {:?}\nprotocol = \"cms50d-legacy\"\n",
-                device.path.to_str().unwrap()
-            ),
+            extra_config: device.legacy_oximeter_config(),
             ..Default::default()
         });
         let (_driver, driver_port) = start_chromedriver();

@@ -414,10 +414,7 @@ async fn vitals_in_a_call() {
     let k = KioskProcess::start_in(support::kiosk::Where {
         width: 640,
         height: 360,
-        extra_config: format!(
-            "[devices]\nscan_dir = \"/nonexistent\"\n[[devices.ports]]\npath = {:?}\nprotocol = \"cms50d-legacy\"\n",
-            device.path.to_str().unwrap()
-        ),
+        extra_config: device.legacy_oximeter_config(),
         ..Default::default()
     });
     let streamer = Streamer::start(device.master, &legacy_frame(97, 72, 40, false));

@@ -88,6 +88,25 @@ impl Drop for Namespace {
     }
 }
 
+/// For a bench's `main`: unless this already is the inner run, runs this bench binary again (same arguments) inside
+/// a fresh network namespace, removes the namespace and exits with the inner run's status.
+pub fn run_bench_inside_namespace() {
+    if std::env::var(INSIDE).is_ok() {
+        return;
+    }
+    let ns = Namespace::create();
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(std::env::current_exe().expect("bench binary"))
+        .args(std::env::args().skip(1))
+        .env(INSIDE, "1")
+        .status()
+        .expect("run inside the namespace");
+    // exit() runs no destructors: remove the namespace first.
+    drop(ns);
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 /// Runs `test` of this binary again inside a fresh namespace and fails if it fails there.
 pub fn rerun_inside_namespace(test: &str) {
     let ns = Namespace::create();

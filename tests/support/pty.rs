@@ -42,6 +42,16 @@ pub fn pty() -> Pty {
     Pty { master, slave, path: path.into() }
 }
 
+impl Pty {
+    /// The kiosk configuration that reads this device as a legacy CMS50D+ and no other port.
+    pub fn legacy_oximeter_config(&self) -> String {
+        format!(
+            "[devices]\nscan_dir = \"/nonexistent\"\n[[devices.ports]]\npath = {:?}\nprotocol = \"cms50d-legacy\"\n",
+            self.path.to_str().unwrap()
+        )
+    }
+}
+
 /// A CMS50D+ legacy frame (before firmware 4.6): sync bit only in byte 1; pulse bit 7 in byte 3 bit 6; probe error
 /// (finger out) byte 3 bit 4; searching byte 3 bit 5; SpO2 in byte 5 (atbrask/CMS50Dplus).
 pub fn legacy_frame(spo2: u8, pulse: u16, pleth: u8, finger_out: bool) -> [u8; 5] {
