@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use super::{Reader, Update, Worker, detect, ports};
 use crate::config::Devices;
+use crate::core::vitals::check::{PortCondition, PortCounts};
 use crate::core::vitals::observation::{Observation, ObservationKind, WeighingRule, from_oximetry};
 use crate::core::vitals::wire::{NUMBERS_CHANNEL, Publisher, VitalsMessage};
 use crate::core::vitals::{Protocol, Reading, StabilityDetector, StabilityRule};
@@ -61,8 +62,21 @@ pub struct DeviceStatus {
     pub state: PortState,
     /// The latest reading and when it arrived.
     pub last: Option<(Reading, Instant)>,
-    /// Bytes that made no frame, of all read since the port opened (a wrong device or baud rate reads near 1).
-    pub garbage_ratio: f64,
+    /// Bytes and readings since the port opened (a wrong device or baud rate discards nearly every byte); the
+    /// technician's device test compares two of them.
+    pub counts: PortCounts,
+}
+
+impl DeviceStatus {
+    /// The port as the device test sees it.
+    pub fn condition(&self) -> PortCondition {
+        match (self.state, self.protocol) {
+            (PortState::Connected, Some(p)) => PortCondition::Open(p),
+            (PortState::Detecting, _) => PortCondition::Detecting,
+            (PortState::NoProtocol, _) => PortCondition::Unknown,
+            _ => PortCondition::Closed,
+        }
+    }
 }
 
 impl std::fmt::Debug for VitalsFeed {
@@ -140,7 +154,8 @@ fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation
                     }
                 };
                 let state = if protocol.is_some() { PortState::Waiting } else { PortState::Detecting };
-                let status = DeviceStatus { port: path.clone(), protocol, state, last: None, garbage_ratio: 0.0 };
+                let status =
+                    DeviceStatus { port: path.clone(), protocol, state, last: None, counts: PortCounts::default() };
                 let steady = (StabilityDetector::new(StabilityRule::default()), WeighingRule::default());
                 watched.insert(path, Port { status, reader, steady });
                 status_changed = true;
@@ -170,12 +185,12 @@ fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation
                 let now = started.elapsed();
                 match update {
                     Update::Connected => {
-                        (port.status.state, port.status.garbage_ratio) = (PortState::Connected, 0.0);
+                        (port.status.state, port.status.counts) = (PortState::Connected, PortCounts::default());
                         status_changed = true;
                         continue;
                     }
                     Update::Bytes(stats) => {
-                        port.status.garbage_ratio = stats.garbage_ratio();
+                        port.status.counts.bytes = stats;
                         continue;
                     }
                     Update::DeviceEnded { .. } => continue,
@@ -187,6 +202,7 @@ fn run(config: &Devices, feed: &VitalsFeed, mut keep: impl FnMut(Vec<Observation
                     }
                     Update::Reading { reading, at } => {
                         port.status.last = Some((reading, at));
+                        port.status.counts.readings += 1;
                         let (oximetry, weighing) = &mut port.steady;
                         let taken_at = chrono::Utc::now();
                         if let Some(stable) = oximetry.push(&reading) {

@@ -93,13 +93,36 @@ pub fn device_line(d: &crate::devices::DeviceStatus, now: std::time::Instant) ->
             None => format!("{named}: connected, nothing decoded yet"),
         },
     };
-    if d.state == PortState::Connected && d.garbage_ratio > 0.5 {
+    let garbage = d.counts.bytes.garbage_ratio();
+    if d.state == PortState::Connected && garbage > 0.5 {
         line.push_str(&format!(
             "; {:.0} % of its bytes made no frame: the wrong device or baud rate?",
-            100.0 * d.garbage_ratio
+            100.0 * garbage
         ));
     }
     line
+}
+
+/// The device test's result, one line per port watched at its end: the verdict from what the port counted since
+/// `before`, and the latest reading when it works.
+pub fn device_test_lines(before: &[crate::devices::DeviceStatus], after: &[crate::devices::DeviceStatus]) -> String {
+    use crate::core::vitals::check::{PortCounts, Verdict, verdict};
+    if after.is_empty() {
+        return "No vitals device to test: plug one in, or name its port in the configuration".into();
+    }
+    after
+        .iter()
+        .map(|d| {
+            let start = before.iter().find(|b| b.port == d.port).map_or(PortCounts::default(), |b| b.counts);
+            let v = verdict(d.condition(), &d.counts.since(&start));
+            let latest = match (&v, &d.last) {
+                (Verdict::Working { .. }, Some((reading, _))) => format!(", latest {reading}"),
+                _ => String::new(),
+            };
+            format!("{}: {v}{latest}", d.port.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Why an appointment cannot be checked in at the kiosk now, if it cannot.
@@ -144,7 +167,7 @@ mod tests {
             protocol: None,
             state: PortState::Detecting,
             last: None,
-            garbage_ratio: 0.0,
+            counts: Default::default(),
         };
         assert_eq!(device_line(&d, now), "/dev/medimitra/vitals-cp210x-0: finding its protocol…");
         d.protocol = Some(Protocol::Cms50dLegacy);
@@ -160,10 +183,34 @@ mod tests {
             device_line(&d, now),
             "/dev/medimitra/vitals-cp210x-0 (cms50d-legacy): connected, SpO2 97 %  pulse -- /min  signal 5/8, 0.0 s ago"
         );
-        d.garbage_ratio = 0.9;
+        d.counts.bytes = crate::core::vitals::ByteStats { received: 1000, discarded: 900 };
         assert!(device_line(&d, now).ends_with("90 % of its bytes made no frame: the wrong device or baud rate?"));
         d.state = PortState::Unplugged;
         assert_eq!(device_line(&d, now), "/dev/medimitra/vitals-cp210x-0 (cms50d-legacy): unplugged");
+    }
+
+    #[test]
+    fn the_device_test_gives_each_port_its_verdict_from_its_own_counts() {
+        use crate::core::vitals::ByteStats;
+        use crate::core::vitals::check::PortCounts;
+        use crate::devices::{DeviceStatus, PortState};
+        let now = std::time::Instant::now();
+        let port = |name: &str, received: u64, readings: u64| DeviceStatus {
+            port: name.into(),
+            protocol: Some(Protocol::Cms50dLegacy),
+            state: PortState::Connected,
+            last: Some((crate::core::vitals::Reading::NoFinger, now)),
+            counts: PortCounts { bytes: ByteStats { received, discarded: 0 }, readings },
+        };
+        assert!(device_test_lines(&[], &[]).starts_with("No vitals device to test"));
+        let before = [port("/dev/a", 100, 20), port("/dev/b", 50, 10)];
+        let after = [port("/dev/a", 100, 20), port("/dev/b", 550, 110), port("/dev/c", 5, 1)];
+        assert_eq!(
+            device_test_lines(&before, &after),
+            "/dev/a: connected, no data: switch the oximeter on and put a finger in\n\
+             /dev/b: working: 100 readings, latest no finger in the clip\n\
+             /dev/c: working: 1 readings, latest no finger in the clip"
+        );
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! - [`scale`]: the A&D standard format sent by A&D weighing instruments (`ST,+0072.50 kg`).
 //! - [`observation`]: which readings are kept with an appointment, and their FHIR R4 form.
 //! - [`wire`]: what the doctor's page is told during a call, and when.
+//! - [`check`]: the technician's device test, from a port's counts.
 //! - [`StabilityDetector`]: when an oximetry value has held still long enough to be stored.
 
+pub mod check;
 pub mod cms50d;
 pub mod observation;
 pub mod scale;

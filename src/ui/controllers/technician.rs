@@ -76,7 +76,24 @@ pub(crate) fn wire(s: &Rc<Screens>) {
         };
         s.off_thread(check, |s, text| s.window.global::<TechnicianAdapter>().set_test_result(text.into()));
     });
+    let weak = Rc::downgrade(s);
+    g.on_test_devices(move || {
+        let Some(s) = weak.upgrade() else { return };
+        s.window.global::<TechnicianAdapter>().set_devices_result("…".into());
+        let devices = s.ctx.calls.media().vitals.devices.clone();
+        let snapshot = move || devices.lock().map(|d| d.clone()).unwrap_or_default();
+        let test = async move {
+            let before = snapshot();
+            tokio::time::sleep(DEVICE_TEST).await;
+            model::device_test_lines(&before, &snapshot())
+        };
+        s.off_thread(test, |s, text| s.window.global::<TechnicianAdapter>().set_devices_result(text.into()));
+    });
 }
+
+/// How long the vitals device test watches each port: a 60 Hz oximeter sends hundreds of frames, a scale may send
+/// none until someone steps on it.
+const DEVICE_TEST: Duration = Duration::from_secs(4);
 
 fn fill(s: &Screens) {
     let status = s.ctx.calls.status();
