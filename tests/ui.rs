@@ -223,6 +223,23 @@ fn a_patient_checks_in_takes_the_call_and_the_next_patient_sees_nothing_of_it() 
     // The doctor shows a picture: the screen says so.
     rig.calls.media().chat.set_sharing(true);
     until(&ui, "the sharing label", |w| texts_on_screen(w).contains("\"The doctor is showing you a picture\""));
+    // The shared picture fills the screen and the doctor's face goes small beside it; when sharing stops the
+    // doctor fills the screen again.
+    let frame = |v: u8| medimitra::media::VideoFrame { width: 64, height: 36, rgba: vec![v; 64 * 36 * 4] };
+    let pictures = &rig.calls.media().pictures;
+    pictures.offer_doctor(frame(40));
+    pictures.offer_shared(frame(200));
+    let width_of = |w: &KioskWindow, label: &str| {
+        ElementHandle::find_by_accessible_label(w, label).next().map(|e| e.size().width).unwrap_or(0.0)
+    };
+    let full = |w: &KioskWindow| w.window().size().width as f32 / w.window().scale_factor() * 0.9;
+    until(&ui, "the shared picture full screen", |w| width_of(w, "shared-picture") > full(w));
+    let doctor = width_of(w, "doctor-video");
+    assert!(doctor > 0.0 && doctor < full(w) / 2.0, "the doctor's face is small while sharing: {doctor}");
+    rig.calls.media().chat.set_sharing(false);
+    until(&ui, "the doctor full screen again", |w| width_of(w, "doctor-video") > full(w));
+    assert_eq!(width_of(w, "shared-picture"), 0.0);
+    rig.calls.media().chat.set_sharing(true);
     // One left unanswered is forgotten with the call (checked after Done below).
     rig.calls.media().chat.received("Are you feeling dizzy?".into());
     until(&ui, "the second message", |w| texts_on_screen(w).contains("\"Are you feeling dizzy?\""));
@@ -396,7 +413,29 @@ fn the_technician_screen_needs_the_pin() {
         links.path().display()
     );
     until(&ui, "the oximeter on the technician screen", |_| tech.get_lines().contains(&device));
-    drop(streamer.stop());
+    // "Test vitals devices" watches each port for a few seconds: frames make it working, bytes that make no frame
+    // (another device, or the wrong baud rate) are not understood, a quiet port says what to do.
+    let tested = |expect: &str| {
+        press(w, "Test vitals devices");
+        assert_eq!(tech.get_devices_result().as_str(), "…");
+        let line = format!("{}/vitals-ftdi-0: {expect}", links.path().display());
+        until(&ui, &format!("the device test to say {line:?}"), |_| {
+            tech.get_devices_result().as_str() != "…" && {
+                let shown = tech.get_devices_result();
+                assert!(shown.starts_with(&line), "{shown}");
+                true
+            }
+        });
+    };
+    tested("working: ");
+    assert!(tech.get_devices_result().ends_with("latest SpO2 96 %  pulse 88 /min  signal 5/8"));
+    streamer.send(&[0x12, 0x34, 0x00, 0x41, 0x27]);
+    std::thread::sleep(Duration::from_millis(200)); // the last good frame read before the test starts
+    tested("data arrives but is not understood (");
+    let master = streamer.stop(); // the device quiet, its adapter still plugged in
+    tested("connected, no data: switch the oximeter on and put a finger in");
+    drop(master);
+    tested("not connected: check the cable and the adapter");
     assert_eq!(tech.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
     assert!(tech.get_qr().size().width > 0, "the URL as a QR code");
     press(w, "Close");

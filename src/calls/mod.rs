@@ -75,6 +75,9 @@ pub struct KioskStatus {
     pub ended_reason: Option<EndReason>,
     pub remote_video_frames: u64,
     pub remote_audio_buffers: u64,
+    /// Frames of what the doctor shares, decoded in this media session (its own stream beside their camera).
+    #[serde(default)]
+    pub remote_shared_frames: u64,
     pub remote_video_size: Option<(u64, u64)>,
     /// Video bitrate set by congestion control (kbit/s); 0 before its first estimate.
     pub send_bitrate_kbps: u64,
@@ -122,6 +125,7 @@ impl CallsHandle {
         let received = &self.live.received;
         s.remote_video_frames = received.video_frames();
         s.remote_audio_buffers = received.audio_buffers();
+        s.remote_shared_frames = received.shared_frames.load(std::sync::atomic::Ordering::Relaxed);
         s.remote_video_size = received.video_size();
         s.speaker_peak_db = received.speaker_peak_db();
         s.send_bitrate_kbps = self.live.sent.video_bitrate_kbps();
@@ -200,6 +204,7 @@ pub fn spawn(media: MediaEngine, store: Store, config: Arc<Config>, mut shutdown
         ended_reason: None,
         remote_video_frames: 0,
         remote_audio_buffers: 0,
+        remote_shared_frames: 0,
         remote_video_size: None,
         send_bitrate_kbps: 0,
         speaker_peak_db: live.received.speaker_peak_db(),

@@ -133,7 +133,8 @@ pub fn check_answer(sdp: &str, codec: VideoCodec) -> Result<(), String> {
 /// What the browser's answer agreed to beyond the basics, which the media engine needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnswerFacts {
-    /// The SSRCs the browser sends its video with (media and retransmission), from its video section's `a=ssrc`.
+    /// The SSRCs the browser sends its camera with (media and retransmission), from its first video section's
+    /// `a=ssrc` (a second video section is for sharing a picture or screen).
     pub video_ssrcs: Vec<u32>,
     /// The browser sends transport-wide congestion feedback (`a=rtcp-fb:<pt> transport-cc`): Google congestion
     /// control can estimate; without it the kiosk controls its rate from receiver reports.
@@ -154,11 +155,13 @@ pub const TRANSPORT_WIDE_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmc
 /// Reads [`AnswerFacts`] from an SDP answer (no validation: [`check_answer`] does that).
 pub fn answer_facts(sdp: &str) -> AnswerFacts {
     let mut facts = AnswerFacts::default();
-    let (mut in_video, mut in_audio) = (false, false);
+    let (mut in_video, mut in_audio, mut video_sections) = (false, false, 0);
     let (mut red, mut ulpfec) = (false, false);
     for line in sdp.lines().map(str::trim_end) {
         if let Some(m) = line.strip_prefix("m=") {
-            in_video = m.starts_with("video ");
+            // The first video section is the camera's; a later one carries what the doctor shares.
+            video_sections += usize::from(m.starts_with("video "));
+            in_video = m.starts_with("video ") && video_sections == 1;
             in_audio = m.starts_with("audio ");
             continue;
         }
@@ -196,6 +199,16 @@ mod tests {
 
     fn cap(mime: &str, fmtp: Option<&str>) -> CodecCapability {
         CodecCapability { mime_type: mime.into(), sdp_fmtp_line: fmtp.map(Into::into), clock_rate: Some(90000) }
+    }
+
+    #[test]
+    fn the_camera_facts_come_from_the_first_video_section_only() {
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:97 rtx/90000\r\na=ssrc:11 cname:x\r\n\
+                      a=ssrc:12 cname:x\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ssrc:20 cname:x\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 100\r\na=sendonly\r\na=ssrc:31 cname:x\r\n";
+        let f = answer_facts(answer);
+        assert_eq!(f.video_ssrcs, vec![11, 12]);
+        assert!(f.rtx);
     }
 
     #[test]

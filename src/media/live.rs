@@ -113,6 +113,8 @@ pub struct ReceivedMedia {
     pub video_frames: AtomicU64,
     /// Decoded audio buffers in this session.
     pub audio_buffers: AtomicU64,
+    /// Decoded frames of what the doctor shares (a picture or their screen, on its own video stream).
+    pub shared_frames: AtomicU64,
     /// Size of the last decoded picture.
     pub width: AtomicU64,
     pub height: AtomicU64,
@@ -248,6 +250,7 @@ impl Default for ReceivedMedia {
         Self {
             video_frames: AtomicU64::new(0),
             audio_buffers: AtomicU64::new(0),
+            shared_frames: AtomicU64::new(0),
             width: AtomicU64::new(0),
             height: AtomicU64::new(0),
             speaker_peak_centi_db: std::sync::atomic::AtomicI64::new(SILENT_CENTI_DB),
@@ -261,7 +264,7 @@ impl Default for ReceivedMedia {
 
 impl ReceivedMedia {
     fn reset(&self) {
-        for c in [&self.video_frames, &self.audio_buffers, &self.width, &self.height] {
+        for c in [&self.video_frames, &self.audio_buffers, &self.shared_frames, &self.width, &self.height] {
             c.store(0, Ordering::Relaxed);
         }
         self.speaker_peak_centi_db.store(SILENT_CENTI_DB, Ordering::Relaxed);
@@ -344,13 +347,14 @@ impl SentMedia {
     }
 }
 
-/// The newest picture of the doctor and of the patient's own camera. One slot each, not a queue: a screen slower
-/// than the stream skips frames.
+/// The newest picture of the doctor, of what the doctor shares and of the patient's own camera. One slot each, not
+/// a queue: a screen slower than the stream skips frames.
 #[derive(Debug, Default)]
 pub struct Pictures {
     /// Whether someone draws them (the touch UI). Headless, decoded frames are only counted, never converted.
     wanted: AtomicBool,
     doctor: Mutex<Option<VideoFrame>>,
+    shared: Mutex<Option<VideoFrame>>,
     self_view: Mutex<Option<VideoFrame>>,
 }
 
@@ -374,6 +378,14 @@ impl Pictures {
     /// Takes the doctor's newest picture, if one arrived since the last call.
     pub fn take_doctor(&self) -> Option<VideoFrame> {
         slot(&self.doctor).take()
+    }
+    /// Puts the newest frame of what the doctor shares in its slot (streaming thread).
+    pub fn offer_shared(&self, frame: VideoFrame) {
+        *slot(&self.shared) = Some(frame);
+    }
+    /// Takes the newest shared frame, if one arrived since the last call.
+    pub fn take_shared(&self) -> Option<VideoFrame> {
+        slot(&self.shared).take()
     }
     pub fn offer_self_view(&self, frame: VideoFrame) {
         *slot(&self.self_view) = Some(frame);

@@ -1,6 +1,7 @@
 //! The call's data channels, on the call's own peer connection (one SCTP association inside the same DTLS transport
 //! as the media): the kiosk's vitals to the doctor's page (numbers and states on a reliable, ordered channel; the
-//! pleth waveform on an unordered one without retransmission, where a late sample is worth nothing) and the chat.
+//! pleth waveform on an unordered one without retransmission, where a late sample is worth nothing) and the chat
+//! (a new message from the doctor chimes on the speaker).
 //! All are made before the offer (and after webrtcbin reached PLAYING: before, it makes none), so the offer carries
 //! them and the page gets them with `ondatachannel`.
 
@@ -45,10 +46,17 @@ pub(super) fn open_channels(webrtc: &gst::Element, live: &Arc<LiveMedia>, stop: 
         }
     });
     let inbox = Arc::downgrade(live);
+    let call = webrtc.parent().and_then(|p| p.downcast::<gst::Pipeline>().ok()).map(|p| p.downgrade());
     chat.connect_on_message_string(move |_, text| {
         let Some(live) = inbox.upgrade() else { return };
         match from_doctor(text.unwrap_or_default()) {
-            Ok(FromDoctor::Message(message)) => live.chat.received(message),
+            Ok(FromDoctor::Message(message)) => {
+                live.chat.received(message);
+                // The patient hears that something new is on the screen.
+                if let Some(Err(e)) = call.as_ref().and_then(|c| c.upgrade()).map(|p| super::chime::play(&p)) {
+                    tracing::warn!("no chime for a chat message: {e}");
+                }
+            }
             Ok(FromDoctor::Sharing(on)) => live.chat.set_sharing(on),
             Err(e) => tracing::info!("a chat message from the doctor was not shown: {}", kind_of(&e)),
         }

@@ -17,6 +17,7 @@
 //! [`monitor`] reads the statistics every half second and adapts the picture (a resolution and frame-rate ladder),
 //! the rate (when the browser sends no transport-wide feedback), the protection and the jitter buffer's wait.
 
+mod chime;
 mod data;
 pub mod ladder;
 mod monitor;
@@ -357,7 +358,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
            ! opusenc name=aenc bitrate=32000 frame-size=20 audio-type=voice inband-fec=true packet-loss-percentage=0 \
            ! rtpopuspay name=apay pt=111 mtu={mtu} ! queue ! webrtc. \
          audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
-           ! audiomixer name=playmix ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+           ! audiomixer name={playmix} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! volume name={speaker} ! level name={level} interval=100000000 \
            ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
         latency = settings.jitter_latency_ms,
@@ -367,6 +368,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
         mic = element::MIC_VOLUME,
         speaker = element::SPEAKER_VOLUME,
         level = SPEAKER_LEVEL,
+        playmix = chime::MIXER,
         ladder = ladder::stage(first_rung),
         mtu = MTU,
         convert = profile.convert,
@@ -503,6 +505,25 @@ fn configure_transceivers(parts: &Parts, profile: &EncoderProfile, video_fec: bo
     // the packets of every stream that carries the extension from one counter. Taken off again when the answer's
     // audio section drops the extension (Firefox), see `apply_answer`.
     stamp_transport_wide(&parts.audio_payloader, &mut audio_caps);
+    // What the doctor shares (a picture, a document page, their screen) comes on a video transceiver of its own,
+    // offered receive-only: the doctor's camera keeps its stream, so the patient sees the shared page large and the
+    // doctor's face small. The page attaches the shared track with replaceTrack, no renegotiation. Its own payload
+    // type tells its packets from the camera's even where webrtcbin 1.22 (which maps a stream to its transceiver
+    // by the answer's `a=ssrc` lines only) could not; its codec is the camera's.
+    let mut shared_caps = video_caps.clone();
+    if let Some(s) = shared_caps.make_mut().structure_mut(0) {
+        s.set("payload", tuning::SHARED_PT as i32);
+    }
+    let shared = parts
+        .webrtc
+        .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+            "add-transceiver",
+            &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &shared_caps],
+        )
+        .ok_or_else(|| build_error("no transceiver for shared pictures"))?;
+    // webrtcbin 1.22 applies the last transceiver's `do-nack` to every jitter buffer of the bundle: it must agree
+    // with the camera's, or the camera's lost packets would no longer be asked for again.
+    shared.set_property("do-nack", true);
     for (index, caps) in [(0i32, video_caps), (1i32, audio_caps)] {
         let t = parts
             .webrtc
@@ -590,13 +611,36 @@ fn connect_remote_streams(
         if pad.direction() != gst::PadDirection::Src {
             return;
         }
+        let stream = remote_stream(pad);
         if let Some(pipeline) = pipe_weak.upgrade()
-            && let Err(e) = remote::link_remote(&pipeline, pad, &live, &tuning)
+            && let Err(e) = remote::link_remote(&pipeline, pad, stream, &live, &tuning)
         {
             tracing::warn!(error = %e, "cannot play the doctor's media");
         }
     });
 }
+
+/// Which of the doctor's streams a webrtcbin source pad carries: the shared picture's when its transceiver is the
+/// receive-only one (m-line 2) or, should webrtcbin put a stream it could not map on the first transceiver, when
+/// its payload type is the shared one (`recv_rtp_src_<session>_<ssrc>_<pt>`, the pad's target in rtpbin).
+fn remote_stream(pad: &gst::Pad) -> remote::RemoteStream {
+    let mline = pad
+        .find_property("transceiver")
+        .and_then(|_| pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver"))
+        .map(|t| t.mlineindex());
+    let pt = pad
+        .downcast_ref::<gst::GhostPad>()
+        .and_then(|g| g.target())
+        .and_then(|t| t.name().rsplit('_').next().and_then(|pt| pt.parse::<u32>().ok()));
+    if mline == Some(SHARED_MLINE) || pt == Some(tuning::SHARED_PT) {
+        remote::RemoteStream::Shared
+    } else {
+        remote::RemoteStream::Camera
+    }
+}
+
+/// The m-line of the shared pictures' transceiver: after the camera's video (0) and the audio (1).
+const SHARED_MLINE: u32 = 2;
 
 /// The session's bus on its own thread: errors become [`MediaEvent::Failed`], the speaker's level goes to the
 /// live counters, a changed latency (the doctor's audio waiting as long as the video's playout delay) is

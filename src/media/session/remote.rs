@@ -19,11 +19,24 @@ pub(super) const DOCTOR_VIDEO: &str = "doctor-video";
 /// The least time between two keyframe requests (PLI) the kiosk sends for the doctor's video.
 const MIN_KEYFRAME_REQUEST_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
-/// Plays one stream the doctor sends: video to the appsink (counted; the touch UI draws it), audio to the speaker
-/// mixer that also feeds the echo canceller's probe.
+/// The appsink that receives what the doctor shares, decoded.
+pub(super) const SHARED_VIDEO: &str = "doctor-shared";
+
+/// Which of the doctor's streams a webrtcbin pad carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RemoteStream {
+    /// The doctor's camera and microphone (the call's first two transceivers).
+    Camera,
+    /// A picture or screen the doctor shares, on the video transceiver the kiosk offers receive-only.
+    Shared,
+}
+
+/// Plays one stream the doctor sends: camera video to the appsink (counted; the touch UI draws it), audio to the
+/// speaker mixer that also feeds the echo canceller's probe, a shared picture to its own appsink.
 pub(super) fn link_remote(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
+    stream: RemoteStream,
     live: &Arc<LiveMedia>,
     tuning: &Arc<Tuning>,
 ) -> Result<(), glib::BoolError> {
@@ -45,8 +58,11 @@ pub(super) fn link_remote(
         let Some(pipeline) = pipe_weak.upgrade() else { return };
         let is_video =
             dpad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video"))).unwrap_or(false);
-        let result =
-            if is_video { link_video(&pipeline, dpad, &live, &tuning) } else { link_audio(&pipeline, dpad, &live) };
+        let result = match (is_video, stream) {
+            (true, RemoteStream::Shared) => link_shared(&pipeline, dpad, &live),
+            (true, RemoteStream::Camera) => link_video(&pipeline, dpad, &live, &tuning),
+            (false, _) => link_audio(&pipeline, dpad, &live),
+        };
         if let Err(e) = result {
             tracing::warn!(error = %e, "cannot link the doctor's stream");
         }
@@ -207,8 +223,60 @@ impl Playout {
     }
 }
 
+/// What the doctor shares: counted, and for a screen that draws it converted to RGBA. No playout holding (nothing
+/// to keep in step with) and one frame queued at most: a shared page changes seldom, and the newest is what counts.
+fn link_shared(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
+    let queue = gst::ElementFactory::make("queue")
+        .property_from_str("leaky", "downstream")
+        .property("max-size-buffers", 1u32)
+        .property("max-size-time", 0u64)
+        .property("max-size-bytes", 0u32)
+        .build()?;
+    let want_rgba = live.pictures.wanted();
+    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
+    let caps = if want_rgba {
+        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
+    } else {
+        gst::Caps::new_any()
+    };
+    let sink =
+        gstreamer_app::AppSink::builder().name(SHARED_VIDEO).caps(&caps).max_buffers(1).drop(true).sync(false).build();
+    let live = live.clone();
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                live.received.shared_frames.fetch_add(1, Ordering::Relaxed);
+                if want_rgba && let Some(frame) = rgba_frame(&sample) {
+                    live.pictures.offer_shared(frame);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
+    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+    Ok(())
+}
+
+/// An RGBA sample as a frame for the screen, when its caps and size agree.
+fn rgba_frame(sample: &gst::Sample) -> Option<VideoFrame> {
+    let st = sample.caps()?.structure(0)?.to_owned();
+    let (w, h) =
+        (u32::try_from(st.get::<i32>("width").ok()?).ok()?, u32::try_from(st.get::<i32>("height").ok()?).ok()?);
+    let len = w as usize * h as usize * 4;
+    let map = sample.buffer()?.map_readable().ok()?;
+    (map.len() >= len).then(|| VideoFrame { width: w, height: h, rgba: map[..len].to_vec() })
+}
+
 fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
-    let mixer = pipeline.by_name("playmix").ok_or_else(|| glib::bool_error!("no mixer"))?;
+    let mixer = pipeline.by_name(super::chime::MIXER).ok_or_else(|| glib::bool_error!("no mixer"))?;
     let convert = gst::ElementFactory::make("audioconvert").build()?;
     let resample = gst::ElementFactory::make("audioresample").build()?;
     let caps = gst::ElementFactory::make("capsfilter")

@@ -248,6 +248,8 @@ pub(super) fn count_encoded_frames(encoder: &gst::Element, tuning: &Arc<Tuning>)
 
 /// The video's payload type in the kiosk's offer (and so in the browser's answer).
 pub(super) const VIDEO_PT: u32 = 96;
+/// The payload type of the video the doctor shares (its own receive-only transceiver; the camera's codec).
+pub(super) const SHARED_PT: u32 = 100;
 
 /// Asks the doctor's browser for a keyframe of each of its video streams (RTCP PLI), straight at webrtcbin's RTP
 /// session: the GstForceKeyUnit event with the stream's SSRC and payload type (the video's, [`VIDEO_PT`], whose caps

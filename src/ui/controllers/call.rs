@@ -210,7 +210,14 @@ fn draw_call(s: &Screens, status: &KioskStatus) {
     let secs = s.call.started.get().map(|t| t.elapsed().as_secs()).unwrap_or(0);
     g.set_call_timer(model::call_timer(secs).into());
     show_oximeter(s);
-    g.set_doctor_sharing(s.ctx.calls.media().chat.sharing());
+    let sharing = s.ctx.calls.media().chat.sharing();
+    g.set_doctor_sharing(sharing);
+    if let Some(img) = pictures.take_shared().as_ref().and_then(image_of) {
+        g.set_shared_video(img);
+        g.set_has_shared_video(sharing);
+    } else if !sharing {
+        g.set_has_shared_video(false);
+    }
     let message = s.ctx.calls.media().chat.latest().1.unwrap_or_default();
     if g.get_chat_message().as_str() != message {
         g.set_chat_message(message.into());
