@@ -11,6 +11,10 @@ use super::AppState;
 const INDEX: &str = include_str!("../../ui/web/index.html");
 const APP_JS: &str = include_str!("../../ui/web/app.js");
 const STYLE: &str = include_str!("../../ui/web/style.css");
+/// pdf.js (pdfjs-dist 6.5.438, legacy build; `ui/web/vendor/pdfjs/README.md`): the page loads it only to show a PDF
+/// page to the patient.
+const PDF_JS: &str = include_str!("../../ui/web/vendor/pdfjs/pdf.min.mjs");
+const PDF_WORKER_JS: &str = include_str!("../../ui/web/vendor/pdfjs/pdf.worker.min.mjs");
 
 /// Scripts and styles only from the kiosk itself; media and sockets to it; nothing framed.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
@@ -30,4 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
         .route("/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/style.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
+        .route("/vendor/pdf.min.mjs", get(|| async { asset(PDF_JS, "text/javascript; charset=utf-8") }))
+        .route("/vendor/pdf.worker.min.mjs", get(|| async { asset(PDF_WORKER_JS, "text/javascript; charset=utf-8") }))
 }

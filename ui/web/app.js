@@ -60,6 +60,13 @@ async function loadAppointments() {
         tr.append(td);
       }
       const td = document.createElement("td");
+      const more = document.createElement("button");
+      more.type = "button";
+      more.className = "details";
+      more.textContent = "Details";
+      more.setAttribute("aria-label", `Details of ${a.patientName}'s appointment`);
+      more.addEventListener("click", () => showDetails(a));
+      td.append(more);
       if (a.status === "checked_in") {
         const b = document.createElement("button");
         b.type = "button";
@@ -78,6 +85,26 @@ async function loadAppointments() {
   } catch (e) {
     if (e.status === 401) return start();
     $("list-error").textContent = `Could not load appointments: ${e.message}`;
+  }
+}
+
+// An appointment's details in a dialog: who, when, why, its notes and the readings the kiosk kept with it.
+async function showDetails(a) {
+  $("d-patient").textContent = a.patientName;
+  $("d-time").textContent = new Date(a.startsAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  $("d-reason").textContent = a.reason || "–";
+  $("d-status").textContent = a.status.replace("_", " ");
+  $("d-notes").textContent = a.notes || "–";
+  $("d-kept").replaceChildren();
+  $("d-kept-none").hidden = true;
+  $("details-error").textContent = "";
+  $("details").showModal();
+  try {
+    const list = await kept.fetch(a.id);
+    kept.render(list, $("d-kept"));
+    $("d-kept-none").hidden = list.length > 0;
+  } catch (e) {
+    $("details-error").textContent = `Could not load the readings: ${e.message}`;
   }
 }
 
@@ -159,6 +186,62 @@ const VITAL_STATES = {
   settling: "Weight settling…",
   overload: "The scale is overloaded",
 };
+// Readings the kiosk kept with an appointment (steady values only, stored on the kiosk), from the FHIR R4 Bundle
+// the API gives: shown during the call, under the live numbers, and afterwards in the appointment's details.
+const KEPT_NAMES = { "59408-5": "SpO₂", "8867-4": "Pulse", "29463-7": "Weight", "8480-6": "Systolic", "8462-4": "Diastolic" };
+const kept = {
+  timer: null,
+
+  async fetch(appointmentId) {
+    const bundle = await api(`/api/appointments/${appointmentId}/observations`);
+    return ((bundle && bundle.entry) || []).map((e) => e.resource).map((r) => ({
+      name: KEPT_NAMES[r.code.coding[0].code] || r.code.text,
+      value: r.valueQuantity.value,
+      unit: r.valueQuantity.unit,
+      at: new Date(r.effectiveDateTime),
+      device: r.device ? r.device.display : "",
+    }));
+  },
+
+  render(list, into) {
+    into.replaceChildren();
+    for (const o of list) {
+      const li = document.createElement("li");
+      const time = document.createElement("time");
+      time.dateTime = o.at.toISOString();
+      time.textContent = o.at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      li.append(time, ` ${o.name}: ${o.value} ${o.unit}`);
+      li.title = o.device;
+      into.append(li);
+    }
+  },
+
+  // While a call shows vitals, the kept list is read again every 5 s (a reading is kept once it held still).
+  follow() {
+    if (this.timer) return;
+    const refresh = async () => {
+      const id = Number(sessionStorage.getItem("mm-appointment"));
+      if (!id || $("vitals").hidden) return;
+      try {
+        const list = await this.fetch(id);
+        $("v-kept").hidden = list.length === 0;
+        this.render(list, $("v-kept-list"));
+      } catch (_) {
+        // Shown again at the next refresh; the live numbers do not depend on it.
+      }
+    };
+    refresh();
+    this.timer = setInterval(refresh, 5000);
+  },
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    $("v-kept").hidden = true;
+    $("v-kept-list").replaceChildren();
+  },
+};
+
 const vitals = {
   // The latest waveform samples (0-100), oldest first: 4 s at 60 a second.
   wave: [],
@@ -186,6 +269,7 @@ const vitals = {
     }
     if (m.type !== "vitals" || typeof m.device !== "string") return;
     $("vitals").hidden = false;
+    kept.follow();
     const value = (v) => (v === undefined || v === null ? "--" : String(v));
     if (m.device.startsWith("cms50d")) {
       $("v-spo2").textContent = value(m.spo2);
@@ -230,6 +314,7 @@ const vitals = {
 
   reset() {
     this.wave = [];
+    kept.stop();
     $("vitals").hidden = true;
     $("v-oximeter").hidden = true;
     $("v-scale").hidden = true;
@@ -280,12 +365,22 @@ const chat = {
 // Showing the patient a picture (an image file) or the doctor's screen: the doctor's video sender carries it in
 // place of the camera (replaceTrack: no renegotiation, in every browser and with webrtcbin 1.22), and the chat
 // channel tells the kiosk, which labels it. While sharing, the patient does not see the doctor's face.
+// Showing the patient a picture, a document page or the doctor's screen. It goes on the kiosk's second video
+// transceiver, so the patient sees it large with the doctor's face small; a kiosk that offers no such transceiver
+// gets it in place of the camera.
 const share = {
   track: null,
   timer: null,
+  videoTransceivers() {
+    return call.pc ? call.pc.getTransceivers().filter((x) => x.receiver.track.kind === "video") : [];
+  },
+  // Whether the shared picture has a stream of its own (the camera keeps going).
+  ownStream() {
+    return this.videoTransceivers().length > 1;
+  },
   videoSender() {
-    const t = call.pc && call.pc.getTransceivers().find((x) => x.receiver.track.kind === "video");
-    return t ? t.sender : null;
+    const v = this.videoTransceivers();
+    return v.length ? v[v.length > 1 ? 1 : 0].sender : null;
   },
   async start(track) {
     const sender = this.videoSender();
@@ -314,6 +409,8 @@ const share = {
       g.drawImage(img, (c.width - w) / 2, (c.height - h) / 2, w, h);
     };
     draw();
+    // What is shown, for support and tests.
+    this.canvas = c;
     clearInterval(this.timer);
     this.timer = setInterval(draw, 200);
     return this.start(c.captureStream(5).getVideoTracks()[0]);
@@ -323,6 +420,7 @@ const share = {
     const track = stream.getVideoTracks()[0];
     track.onended = () => this.stop();
     clearInterval(this.timer);
+    pdf.close();
     return this.start(track);
   },
   async stop() {
@@ -330,11 +428,12 @@ const share = {
     this.timer = null;
     const sender = this.videoSender();
     const camera = call.local && call.local.getVideoTracks()[0];
-    if (sender) await sender.replaceTrack(camera || null);
+    if (sender) await sender.replaceTrack(this.ownStream() ? null : camera || null);
     if (this.track) this.track.stop();
     this.track = null;
     if (chat.channel && chat.channel.readyState === "open") chat.channel.send(JSON.stringify({ type: "sharing", on: false }));
     $("share-stop").hidden = true;
+    pdf.close();
   },
   reset() {
     clearInterval(this.timer);
@@ -342,6 +441,61 @@ const share = {
     if (this.track) this.track.stop();
     this.track = null;
     $("share-stop").hidden = true;
+    pdf.close();
+  },
+};
+
+// A PDF's pages (a prescription, a report, a diagram), drawn by pdf.js and shown one at a time like a picture.
+// pdf.js is served by the kiosk and loaded only when a doctor first shows a PDF.
+const pdf = {
+  lib: null,
+  doc: null,
+  page: 1,
+
+  async open(data) {
+    if (!this.lib) {
+      this.lib = await import("/vendor/pdf.min.mjs");
+      this.lib.GlobalWorkerOptions.workerSrc = "/vendor/pdf.worker.min.mjs";
+    }
+    this.close();
+    this.doc = await this.lib.getDocument({ data }).promise;
+    this.page = 1;
+    return this.show();
+  },
+
+  // Draws the page at the shared picture's height (720 lines, twice that for a landscape page's width) and shows it.
+  async show() {
+    const page = await this.doc.getPage(this.page);
+    const unit = page.getViewport({ scale: 1 });
+    const viewport = page.getViewport({ scale: Math.min(1440 / unit.width, 1440 / unit.height) });
+    const c = document.createElement("canvas");
+    c.width = Math.ceil(viewport.width);
+    c.height = Math.ceil(viewport.height);
+    const g = c.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, c.width, c.height);
+    await page.render({ canvasContext: g, canvas: c, viewport }).promise;
+    const shown = await share.showImage(c.toDataURL("image/png"));
+    $("share-page").textContent = `Page ${this.page} of ${this.doc.numPages}`;
+    $("share-prev").disabled = this.page <= 1;
+    $("share-next").disabled = this.page >= this.doc.numPages;
+    $("share-pages").hidden = !shown;
+    return shown;
+  },
+
+  async turn(by) {
+    if (!this.doc) return false;
+    const next = Math.min(Math.max(this.page + by, 1), this.doc.numPages);
+    if (next === this.page) return false;
+    this.page = next;
+    return this.show();
+  },
+
+  close() {
+    $("share-pages").hidden = true;
+    const doc = this.doc;
+    this.doc = null;
+    if (doc) doc.destroy().catch(() => {});
   },
 };
 
@@ -452,9 +606,16 @@ const call = {
     };
     try {
       await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
-      // Attach our tracks to the transceivers the kiosk offered (addTrack would add unmatched m-lines).
+      // Attach our tracks to the transceivers the kiosk offered (addTrack would add unmatched m-lines). The first
+      // video transceiver carries the camera; a second one, which the kiosk offers receive-only, what the doctor
+      // shares (no track until then: `share` attaches it without renegotiating).
+      let videos = 0;
       for (const t of pc.getTransceivers()) {
         const kind = t.receiver.track.kind;
+        if (kind === "video" && videos++ > 0) {
+          t.direction = "sendonly";
+          continue;
+        }
         const track = this.local && this.local.getTracks().find((x) => x.kind === kind);
         if (track) {
           await t.sender.replaceTrack(track);
@@ -802,14 +963,20 @@ $("share-picture").addEventListener("click", () => $("share-file").click());
 $("share-file").addEventListener("change", async (ev) => {
   const file = ev.target.files && ev.target.files[0];
   if (!file) return;
-  const url = URL.createObjectURL(file);
+  const isPdf = file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf");
   try {
-    if (!(await share.showImage(url))) banner("The picture could not be shown: the call is not connected yet.", true);
+    if (!isPdf) pdf.close();
+    const shown = isPdf ? await pdf.open(await file.arrayBuffer()) : await share.showImage(URL.createObjectURL(file));
+    if (!shown) banner("It could not be shown: the call is not connected yet.", true);
   } catch (e) {
-    banner(`The picture could not be shown (${e.message}). Choose a PNG or JPEG image.`, true);
+    banner(isPdf
+      ? `The PDF could not be shown (${e.message}). Is it a PDF document that opens elsewhere?`
+      : `The picture could not be shown (${e.message}). Choose a PNG or JPEG image, or a PDF.`, true);
   }
   ev.target.value = "";
 });
+$("share-prev").addEventListener("click", () => pdf.turn(-1));
+$("share-next").addEventListener("click", () => pdf.turn(1));
 $("share-screen").addEventListener("click", async () => {
   try {
     await share.showScreen();
