@@ -403,12 +403,22 @@ fn the_doctor_sees_the_kiosk_oximeter_live_during_a_call() {
     if std::env::var(INSIDE).is_err() {
         return rerun_inside_namespace("the_doctor_sees_the_kiosk_oximeter_live_during_a_call");
     }
-    support::block_on(vitals_in_a_call());
+    support::block_on(vitals_in_a_call(Engine::Chromium));
+}
+
+#[test]
+fn a_doctor_in_firefox_gets_the_vitals_chat_and_shared_picture_too() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace("a_doctor_in_firefox_gets_the_vitals_chat_and_shared_picture_too");
+    }
+    support::kiosk::default_route_in_this_namespace();
+    support::block_on(vitals_in_a_call(Engine::Firefox));
 }
 
 /// An emulated CMS50D+ (legacy stream, 60 frames a second) on a pseudo-terminal named in the kiosk's configuration:
-/// its numbers, waveform and states reach the doctor's page over the call's data channels.
-async fn vitals_in_a_call() {
+/// its numbers, waveform and states reach the doctor's page over the call's data channels; the chat and a shared
+/// picture go the other way. The same in Chromium and Firefox (which receives VP8 only).
+async fn vitals_in_a_call(engine: Engine) {
     use support::pty::{Streamer, legacy_frame, pty};
     let device = pty();
     let k = KioskProcess::start_in(support::kiosk::Where {
@@ -418,12 +428,20 @@ async fn vitals_in_a_call() {
         ..Default::default()
     });
     let streamer = Streamer::start(device.master, &legacy_frame(97, 72, 40, false));
-    let (_driver, driver_port) = start_chromedriver();
-    let profiles = tempfile::tempdir().expect("profiles");
-    let a = browser(driver_port, &profiles.path().join("a")).await;
+    let doctor = Doctor::start(engine).await;
+    let a = doctor.client.clone();
     let id = k.checked_in(k.doctor_a);
     login(&a, &k.url, "asha@clinic.in").await;
     call_and_accept(&a, &k, id).await;
+    if engine == Engine::Firefox {
+        let codec = js_async(
+            &a,
+            "const r = await window.medimitra.call.pc.getStats(); let c = null; \
+             r.forEach((s) => { if (s.type === 'codec' && s.mimeType.startsWith('video/')) c = s.mimeType; }); return c;",
+        )
+        .await;
+        assert_eq!(codec, json!("video/VP8"), "the kiosk sends Firefox VP8");
+    }
 
     let shown = |id: &'static str| {
         let a = a.clone();
@@ -473,6 +491,13 @@ async fn vitals_in_a_call() {
     assert_eq!(codes, vec![("59408-5".into(), 97.0, "%".into()), ("8867-4".into(), 72.0, "/min".into())]);
     assert_eq!(kept["body"]["entry"][0]["resource"]["subject"]["reference"], format!("Patient/{}", k.patient));
     support::fhir::assert_valid_r4(&kept["body"]);
+    // The doctor sees them under the live numbers.
+    let kept_list =
+        "Array.from(document.querySelectorAll('#v-kept-list li')).map((l) => l.lastChild.textContent.trim())";
+    wait_for("the kept readings in the call view", Duration::from_secs(10), || async {
+        js(&a, kept_list).await == json!(["SpO₂: 97 %", "Pulse: 72 beats/minute"])
+    })
+    .await;
 
     // A changed number is shown as it changes; an empty clip is a state, not a number.
     streamer.send(&legacy_frame(93, 130, 40, false));
@@ -493,8 +518,21 @@ async fn vitals_in_a_call() {
         js(&a, "!document.getElementById('chat').hidden").await == json!(true)
     })
     .await;
+    // With the doctor's microphone muted the patient's speaker is quiet, so the message's chime is heard alone.
+    a.find(Locator::Css("#mute")).await.expect("mute").click().await.expect("click mute");
+    wait_for("a quiet speaker at the kiosk", Duration::from_secs(10), || async {
+        k.kiosk_status().speaker_peak_db < -50.0
+    })
+    .await;
     type_into(&a, "#chat-text", "Please keep your hand on the table").await;
     a.find(Locator::Css("#chat-form button[type=submit]")).await.expect("send").click().await.expect("click send");
+    let mut loudest = f64::NEG_INFINITY;
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) && loudest < -20.0 {
+        loudest = loudest.max(k.kiosk_status().speaker_peak_db);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(loudest >= -20.0, "no chime on the kiosk's speaker for the message (peak {loudest:.1} dB)");
     wait_for("the message at the kiosk", Duration::from_secs(5), || async {
         k.kiosk_status().chat_message.as_deref() == Some("Please keep your hand on the table")
     })
@@ -526,14 +564,58 @@ async fn vitals_in_a_call() {
         k.kiosk_status().doctor_sharing
     })
     .await;
-    let before = k.kiosk_status().remote_video_frames;
-    wait_for("the shared picture's frames at the kiosk", Duration::from_secs(10), || async {
-        k.kiosk_status().remote_video_frames > before + 5
+    // The picture comes on its own stream, and the doctor's camera keeps coming beside it (the kiosk shows their
+    // face small).
+    let before = k.kiosk_status();
+    wait_for("the shared picture's frames and the camera's at the kiosk", Duration::from_secs(10), || async {
+        let now = k.kiosk_status();
+        now.remote_shared_frames > before.remote_shared_frames + 5
+            && now.remote_video_frames > before.remote_video_frames + 30
     })
     .await;
-    js_async(&a, "await window.medimitra.share.stop(); return true;").await;
+    // A PDF chosen like a picture: its first page is shown, then the next.
+    let dir = tempfile::tempdir().expect("a directory for the PDF");
+    let file = dir.path().join("prescription.pdf");
+    std::fs::write(&file, two_page_pdf()).expect("write the PDF");
+    a.find(Locator::Css("#share-file"))
+        .await
+        .expect("the file input")
+        .send_keys(file.to_str().expect("a UTF-8 path"))
+        .await
+        .expect("choose the PDF");
+    let centre = "(() => { const c = window.medimitra.share.canvas; \
+                  return Array.from(c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data.slice(0, 3)); })()";
+    wait_for("the PDF's first page shown", Duration::from_secs(15), || async {
+        js(&a, "document.getElementById('share-page').textContent").await == json!("Page 1 of 2")
+            && js(&a, centre).await == json!([255, 0, 0])
+    })
+    .await;
+    a.find(Locator::Css("#share-next")).await.expect("next page").click().await.expect("click next");
+    wait_for("the PDF's second page shown", Duration::from_secs(10), || async {
+        js(&a, "document.getElementById('share-page').textContent").await == json!("Page 2 of 2")
+            && js(&a, centre).await == json!([0, 0, 255])
+    })
+    .await;
+    assert_eq!(js(&a, "document.getElementById('share-next').disabled").await, json!(true));
+    let before = k.kiosk_status().remote_shared_frames;
+    wait_for("the PDF page's frames at the kiosk", Duration::from_secs(10), || async {
+        k.kiosk_status().remote_shared_frames > before + 5
+    })
+    .await;
+    assert!(k.kiosk_status().doctor_sharing);
+
+    a.find(Locator::Css("#share-stop")).await.expect("stop").click().await.expect("click stop");
     wait_for("sharing stopped at the kiosk", Duration::from_secs(5), || async { !k.kiosk_status().doctor_sharing })
         .await;
+    assert_eq!(js(&a, "document.getElementById('share-pages').hidden").await, json!(true));
+    // Its stream stops; the camera goes on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = k.kiosk_status();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = k.kiosk_status();
+    // (Firefox still sends a frame now and then after `replaceTrack(null)`; a shared picture runs at 5 a second.)
+    assert!(later.remote_shared_frames <= stopped.remote_shared_frames + 3, "{stopped:?} then {later:?}");
+    assert!(later.remote_video_frames > stopped.remote_video_frames + 20);
 
     // Unplugged: the page says so and shows no stale numbers.
     let master = streamer.stop();
@@ -544,5 +626,46 @@ async fn vitals_in_a_call() {
     })
     .await;
     end_from_page(&a, &k).await;
+
+    // Afterwards the appointment's details keep them.
+    let details = format!("#appointments tr[data-id='{id}'] button.details");
+    wait_for("the day's list", Duration::from_secs(10), || async { a.find(Locator::Css(&details)).await.is_ok() })
+        .await;
+    a.find(Locator::Css(&details)).await.expect("details").click().await.expect("click details");
+    let readings = "Array.from(document.querySelectorAll('#d-kept li')).map((l) => l.lastChild.textContent.trim())";
+    wait_for("the readings in the appointment's details", Duration::from_secs(10), || async {
+        js(&a, readings).await == json!(["SpO₂: 97 %", "Pulse: 72 beats/minute"])
+    })
+    .await;
     a.close().await.expect("close");
+}
+
+/// A two-page PDF: the first page red, the second blue (each filled by one rectangle), with a correct cross-reference
+/// table, as a doctor's PDF reader would accept.
+fn two_page_pdf() -> Vec<u8> {
+    let page = |colour: &str| format!("{colour} rg 0 0 595 842 re f");
+    let (red, blue) = (page("1 0 0"), page("0 0 1"));
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 6 0 R >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{red}\nendstream", red.len()),
+        format!("<< /Length {} >>\nstream\n{blue}\nendstream", blue.len()),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    out
 }

@@ -1,4 +1,5 @@
-//! Headless Debian Chromium as the doctor, driven through chromedriver, and the web app's helpers.
+//! The doctor's browser: headless Debian Chromium through chromedriver, or Firefox ESR through geckodriver (built by
+//! `scripts/test` into `target/tools`), and the web app's helpers.
 
 use fantoccini::{Client, Locator};
 use medimitra::calls::control::ControlCommand;
@@ -46,6 +47,102 @@ fn chromedriver(mut cmd: Command) -> (KillOnDrop, u16) {
     });
     let port = rx.recv_timeout(Duration::from_secs(20)).ok().flatten().expect("chromedriver says its port");
     (proc, port)
+}
+
+/// Which browser plays the doctor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+/// A doctor's browser: its driver process, its profile and the WebDriver session.
+pub struct Doctor {
+    pub client: Client,
+    _driver: KillOnDrop,
+    _profile: tempfile::TempDir,
+}
+
+impl Doctor {
+    /// A fresh browser of `engine` with a fake camera and microphone, trusting the kiosk's self-signed certificate.
+    pub async fn start(engine: Engine) -> Doctor {
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let (driver, client) = match engine {
+            Engine::Chromium => {
+                let (driver, port) = start_chromedriver();
+                (driver, browser(port, &profile.path().join("chromium")).await)
+            }
+            Engine::Firefox => {
+                let (driver, port) = start_geckodriver(profile.path());
+                (driver, firefox(port).await)
+            }
+        };
+        Doctor { client, _driver: driver, _profile: profile }
+    }
+}
+
+/// geckodriver: `$GECKODRIVER`, else the one `scripts/test` builds into `target/tools/bin`, else the PATH's.
+fn geckodriver_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("GECKODRIVER") {
+        return p.into();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/geckodriver");
+    if built.exists() { built } else { "geckodriver".into() }
+}
+
+/// geckodriver on a free port of this namespace's loopback, its temporary Firefox profiles under `tmp`.
+pub fn start_geckodriver(tmp: &Path) -> (KillOnDrop, u16) {
+    use std::os::unix::process::CommandExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let exe = geckodriver_path();
+    let child = Command::new(&exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log", "error"])
+        .env("TMPDIR", tmp)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{} did not start ({e}): scripts/test builds it (cargo install geckodriver)", exe.display())
+        });
+    let proc = KillOnDrop(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "geckodriver does not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (proc, port)
+}
+
+/// Headless Firefox ESR with fake media devices (a moving picture and a tone), media permission granted and
+/// autoplay allowed, as a doctor who clicked "Allow" would have it.
+pub async fn firefox(driver_port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("firefox"));
+    caps.insert("acceptInsecureCerts".into(), json!(true));
+    caps.insert(
+        "moz:firefoxOptions".into(),
+        json!({
+            "binary": "/usr/bin/firefox-esr",
+            "args": ["-headless"],
+            "prefs": {
+                "media.navigator.streams.fake": true,
+                "media.navigator.permission.disabled": true,
+                "media.autoplay.default": 0,
+                "media.autoplay.blocking_policy": 0,
+                // Host candidates as addresses, not mDNS names (a test network has no mDNS responder).
+                "media.peerconnection.ice.obfuscate_host_addresses": false,
+                "app.update.enabled": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+            }
+        }),
+    );
+    fantoccini::ClientBuilder::rustls()
+        .expect("tls")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("geckodriver session")
 }
 
 /// Glass-to-glass helpers for a page (`measure.js`): `window.mmMeasure`.

@@ -43,6 +43,23 @@ impl Namespace {
     }
 }
 
+/// Gives the test's own namespace (the one a re-run test runs in) a default route, via the veth pair's other end,
+/// so no packet leaves the namespace. Firefox needs one: it gathers host candidates only on the default route's
+/// interface (nICEr logs "failed to find default addresses" and gathers none), whatever
+/// `media.peerconnection.ice.default_address_only` says. A doctor's computer always has one.
+pub fn default_route_in_this_namespace() {
+    let has = Command::new("ip").args(["route", "show", "default"]).output().map(|o| !o.stdout.is_empty());
+    if has.unwrap_or(false) {
+        return;
+    }
+    let ok = Command::new("ip")
+        .args(["route", "add", "default", "via", "10.231.7.2", "dev", "v0"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "no default route in the test's namespace");
+}
+
 /// Turns IPv6 duplicate address detection off in a new namespace, before its links come up.
 ///
 /// Why: Chromium treats an address change as a network change and aborts the navigation in flight with
