@@ -550,6 +550,14 @@ async fn vitals_in_a_call(engine: Engine) {
     })
     .await;
     assert_eq!(k.kiosk_status().chat_message, None, "answered: off the patient's screen");
+    // Kept only when the doctor saves it, as a note of the appointment.
+    let notes = || k.store.read_blocking(|db| db.appointment(id)).expect("the appointment").notes;
+    assert!(!notes().contains("Please keep your hand"), "nothing stored before the doctor saves it");
+    a.find(Locator::Css("#chat-save")).await.expect("save").click().await.expect("click save");
+    wait_for("the chat in the notes", Duration::from_secs(5), || async {
+        notes().contains("Chat during the call:\nDoctor: Please keep your hand on the table\nPatient: Please repeat")
+    })
+    .await;
 
     // The doctor shows a picture in place of the camera: the kiosk is told, and the picture's frames keep coming.
     let showing = js_async(

@@ -348,23 +348,48 @@ const chat = {
     this.log("You", t);
     return true;
   },
+  // The conversation, for "Save the chat to the notes" (nothing is stored unless the doctor saves it).
+  lines: [],
   log(who, text) {
     const li = document.createElement("li");
     const b = document.createElement("strong");
     b.textContent = `${who}: `;
     li.append(b, document.createTextNode(text));
     $("chat-log").append(li);
+    this.lines.push(`${who === "You" ? "Doctor" : who}: ${text}`);
+    $("chat-save").disabled = false;
+    $("chat-saved").textContent = "";
+  },
+  // Adds the conversation to the appointment's notes (the newest lines, within a note's 2000 characters).
+  async save() {
+    const id = Number(sessionStorage.getItem("mm-appointment"));
+    if (!id || !this.lines.length) return false;
+    const lines = [...this.lines];
+    let text = `Chat during the call:\n${lines.join("\n")}`;
+    while (text.length > 2000 && lines.length > 1) {
+      lines.shift();
+      text = `Chat during the call (the latest lines):\n${lines.join("\n")}`;
+    }
+    try {
+      await api(`/api/appointments/${id}/notes`, { method: "POST", body: JSON.stringify({ text: text.slice(0, 2000) }) });
+      $("chat-saved").textContent = "Saved to the appointment's notes.";
+      $("chat-save").disabled = true;
+      return true;
+    } catch (e) {
+      $("chat-saved").textContent = `Not saved: ${e.message}. Try again.`;
+      return false;
+    }
   },
   reset() {
     this.channel = null;
+    this.lines = [];
     $("chat").hidden = true;
     $("chat-log").replaceChildren();
+    $("chat-save").disabled = true;
+    $("chat-saved").textContent = "";
   },
 };
 
-// Showing the patient a picture (an image file) or the doctor's screen: the doctor's video sender carries it in
-// place of the camera (replaceTrack: no renegotiation, in every browser and with webrtcbin 1.22), and the chat
-// channel tells the kiosk, which labels it. While sharing, the patient does not see the doctor's face.
 // Showing the patient a picture, a document page or the doctor's screen. It goes on the kiosk's second video
 // transceiver, so the patient sees it large with the doctor's face small; a kiosk that offers no such transceiver
 // gets it in place of the camera.
@@ -985,6 +1010,7 @@ $("share-screen").addEventListener("click", async () => {
   }
 });
 $("share-stop").addEventListener("click", () => share.stop());
+$("chat-save").addEventListener("click", () => chat.save());
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   if (chat.send($("chat-text").value)) $("chat-text").value = "";
