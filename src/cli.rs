@@ -481,7 +481,7 @@ fn appointment(store: &Store, cmd: AppointmentCmd) -> Result<()> {
             println!("{:>5}  {:<20}  {:>4}  {:<10}  {:<24}  patient", "id", "starts (UTC)", "min", "status", "doctor");
             let mut offset = 0;
             loop {
-                let filter = AppointmentFilter { doctor_id, from, to, status, limit: 500, offset };
+                let filter = AppointmentFilter { doctor_id, patient_id: None, from, to, status, limit: 500, offset };
                 let page = store.read_blocking(|db| db.list_appointments(&filter))?;
                 for a in &page {
                     println!(

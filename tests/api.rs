@@ -163,6 +163,15 @@ async fn doctors_list_and_filter_only_their_own_appointments() {
     assert_eq!(ids(&body), vec![a2]);
     let (_, body) = k.get("/api/appointments?limit=1&offset=1", Some(&t)).await;
     assert_eq!(ids(&body), vec![a2]);
+    // One patient's history with this doctor (Vikram's appointment with the same patient is not in it).
+    let (_, body) = k.get(&format!("/api/appointments?patientId={p2}"), Some(&t)).await;
+    assert_eq!(ids(&body), vec![a2]);
+    let (_, body) = k.get(&format!("/api/appointments?patientId={p1}"), Some(&t)).await;
+    assert_eq!(ids(&body), vec![a1, a_tomorrow]);
+    // Its calls (none yet), and not those of another doctor's appointment.
+    let (status, body) = k.get(&format!("/api/appointments/{a2}/calls"), Some(&t)).await;
+    assert_eq!((status, body), (200, json!([])));
+    assert_eq!(k.get(&format!("/api/appointments/{v1}/calls"), Some(&t)).await.0, 404);
 
     // Another doctor's data: not listed, not readable, not changeable.
     let (status, _) = k.get(&format!("/api/appointments?doctorId={vikram}"), Some(&t)).await;

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/appointments/{id}/status", put(set_status))
         .route("/appointments/{id}/notes", post(add_note))
         .route("/appointments/{id}/observations", get(observations))
+        .route("/appointments/{id}/calls", get(call_records))
         .route("/patients", get(list_patients).post(create_patient))
         .route("/patients/{id}", get(get_patient))
         .route("/accounts", get(list_accounts).post(create_account))
@@ -266,6 +267,8 @@ struct ListQuery {
     day: Option<String>,
     status: Option<String>,
     doctor_id: Option<i64>,
+    /// One patient's appointments (a doctor: those with them), newest last.
+    patient_id: Option<i64>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -309,7 +312,7 @@ async fn list_appointments(
         return Err(ApiError::new(ErrorCode::InvalidQuery, "limit: must be between 1 and 500"));
     }
     let offset = q.offset.unwrap_or(0);
-    let filter = AppointmentFilter { doctor_id, from, to, status, limit, offset };
+    let filter = AppointmentFilter { doctor_id, patient_id: q.patient_id, from, to, status, limit, offset };
     let appointments = s.store.read(move |db| db.list_appointments(&filter)).await?;
     Ok(Json(AppointmentList { appointments, limit, offset }))
 }
@@ -340,6 +343,16 @@ async fn observations(State(s): State<AppState>, caller: Caller, IdPath(id): IdP
     let mut response = Json(bundle).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"));
     Ok(response)
+}
+
+/// The appointment's calls: when, how long, how each ended and its connection quality summary (never any media).
+async fn call_records(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Vec<crate::store::CallRecord>>, ApiError> {
+    visible_appointment(&s, &caller, id).await?;
+    Ok(Json(s.store.read(move |db| db.call_records(id)).await?))
 }
 
 #[derive(Deserialize)]

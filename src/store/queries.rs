@@ -112,6 +112,7 @@ pub struct NewAppointment {
 #[derive(Debug, Clone, Default)]
 pub struct AppointmentFilter {
     pub doctor_id: Option<i64>,
+    pub patient_id: Option<i64>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub status: Option<AppointmentStatus>,
@@ -533,6 +534,9 @@ impl<'c> Db<'c> {
         };
         if let Some(d) = f.doctor_id {
             push("a.doctor_id =", d.into());
+        }
+        if let Some(p) = f.patient_id {
+            push("a.patient_id =", p.into());
         }
         if let Some(t) = f.from {
             push("a.starts_at >=", ts(t).into());

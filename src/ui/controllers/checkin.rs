@@ -114,6 +114,7 @@ async fn todays_appointments(store: Store) -> Result<Vec<Appointment>, StoreErro
     let (from, to) = crate::core::local_day_range("day", &day)?;
     let filter = AppointmentFilter {
         doctor_id: None,
+        patient_id: None,
         from: Some(from),
         to: Some(to),
         status: Some(AppointmentStatus::Scheduled),
