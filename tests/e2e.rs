@@ -677,3 +677,162 @@ fn two_page_pdf() -> Vec<u8> {
     );
     out
 }
+
+#[test]
+fn the_doctors_day_in_chromium_moves_between_days_marks_patients_and_tells_of_check_ins() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace(
+            "the_doctors_day_in_chromium_moves_between_days_marks_patients_and_tells_of_check_ins",
+        );
+    }
+    support::block_on(doctors_day(Engine::Chromium));
+}
+
+#[test]
+fn the_doctors_day_in_firefox_moves_between_days_marks_patients_and_tells_of_check_ins() {
+    if std::env::var(INSIDE).is_err() {
+        return rerun_inside_namespace(
+            "the_doctors_day_in_firefox_moves_between_days_marks_patients_and_tells_of_check_ins",
+        );
+    }
+    support::block_on(doctors_day(Engine::Firefox));
+}
+
+/// The day view as a doctor uses it: today's list with a check-in and a no-show marked by hand, a patient checking in
+/// at the kiosk while the doctor watches (a notice and a chime), the next day and back; and the same view on a phone
+/// (390 px), a tablet and a laptop: nothing wider than the screen, the header short, touch-sized buttons.
+async fn doctors_day(engine: Engine) {
+    let k = KioskProcess::start();
+    let at_desk = k.booked(k.doctor_a, 0, AppointmentStatus::Scheduled);
+    let absent = k.booked(k.doctor_a, 0, AppointmentStatus::Scheduled);
+    let tomorrow = k.booked(k.doctor_a, 1, AppointmentStatus::Scheduled);
+    // A visit last week that the patient missed, with a note.
+    let last_week = k.booked(k.doctor_a, -7, AppointmentStatus::Scheduled);
+    k.store
+        .write_blocking(|db| {
+            let now = chrono::Utc::now();
+            db.set_appointment_status(last_week, AppointmentStatus::NoShow, Actor::Cli, now)?;
+            db.add_note(last_week, "Dr. Asha Rao", "Phoned: will come next week", Actor::Cli, now)
+        })
+        .expect("last week's visit");
+    let doctor = Doctor::start(engine).await;
+    let a = doctor.client.clone();
+    login(&a, &k.url, "asha@clinic.in").await;
+    let row = |id: i64, what: &str| format!("#appointments tr[data-id='{id}'] {what}");
+    let exists = |css: String| {
+        let a = a.clone();
+        async move { a.find(Locator::Css(&css)).await.is_ok() }
+    };
+    wait_for("today's list", Duration::from_secs(10), || exists(row(at_desk, "button.checkin"))).await;
+    assert!(!exists(row(tomorrow, "td")).await, "tomorrow's appointment is not in today's list");
+
+    // A patient checks in at the kiosk while the doctor looks at the list: the page says so and chimes.
+    let walk_in = k.booked(k.doctor_a, 0, AppointmentStatus::Scheduled);
+    wait_for("the new appointment in the list", Duration::from_secs(10), || exists(row(walk_in, "td"))).await;
+    k.store
+        .write_blocking(|db| {
+            db.set_appointment_status(walk_in, AppointmentStatus::CheckedIn, Actor::TouchScreen, chrono::Utc::now())
+        })
+        .expect("check in at the kiosk");
+    wait_for("the check-in notice", Duration::from_secs(10), || async {
+        js(&a, "document.getElementById('checkin-news').hidden").await == json!(false)
+    })
+    .await;
+    let news = js(&a, "document.getElementById('checkin-news').textContent").await;
+    assert_eq!(news, json!("Meena Kumari checked in at the kiosk."));
+    assert_eq!(js(&a, "window.chime.played || 0").await, json!(1), "one chime");
+    assert!(exists(row(walk_in, "button.call")).await);
+
+    // By hand: one patient checked in at the desk, one who did not come.
+    a.find(Locator::Css(&row(at_desk, "button.checkin"))).await.expect("check in").click().await.expect("click");
+    wait_for("checked in by hand", Duration::from_secs(5), || async {
+        k.status_of(at_desk) == AppointmentStatus::CheckedIn
+    })
+    .await;
+    wait_for("its Call button", Duration::from_secs(5), || exists(row(at_desk, "button.call"))).await;
+    a.find(Locator::Css(&row(absent, "button.noshow"))).await.expect("no-show").click().await.expect("click");
+    wait_for("marked as not come", Duration::from_secs(5), || async {
+        k.status_of(absent) == AppointmentStatus::NoShow
+    })
+    .await;
+    wait_for("the row says so", Duration::from_secs(5), || async {
+        js(&a, &format!("document.querySelector(\"{}\").textContent", row(absent, "td.status"))).await
+            == json!("no show")
+    })
+    .await;
+
+    // The appointment's details: who the patient is, what happened before, and a note added by the doctor.
+    a.find(Locator::Css(&row(at_desk, "button.details"))).await.expect("details").click().await.expect("click");
+    let shown = |id: &'static str| {
+        let a = a.clone();
+        async move { js(&a, &format!("document.getElementById('{id}').textContent")).await }
+    };
+    wait_for("the patient's details", Duration::from_secs(10), || async {
+        shown("d-age").await == json!("age not given, female") && shown("d-language").await == json!("Hindi")
+    })
+    .await;
+    let history = js(&a, "Array.from(document.querySelectorAll('#d-history li')).map((l) => l.textContent)").await;
+    let visits = history.as_array().cloned().unwrap_or_default();
+    assert_eq!(visits.len(), 1, "{history}");
+    let visit = visits[0].as_str().unwrap_or_default();
+    assert!(visit.contains(": fever (no show) — ") && visit.ends_with("Phoned: will come next week"), "{visit}");
+    assert_eq!(shown("d-calls").await, json!(""), "no call yet");
+    type_into(&a, "#d-note-text", "Came to the desk at 10:05").await;
+    a.find(Locator::Css("#d-note-form button[type=submit]")).await.expect("add").click().await.expect("click");
+    wait_for("the note kept and shown", Duration::from_secs(5), || async {
+        let kept = k.store.read_blocking(|db| db.appointment(at_desk)).expect("appointment").notes;
+        kept.ends_with("Dr. Asha Rao] Came to the desk at 10:05")
+            && shown("d-notes").await.as_str().is_some_and(|n| n.ends_with("Came to the desk at 10:05"))
+    })
+    .await;
+    a.find(Locator::Css("#details-close")).await.expect("close").click().await.expect("click close");
+
+    // Tomorrow, and back.
+    a.find(Locator::Css("#day-next")).await.expect("next day").click().await.expect("click");
+    wait_for("tomorrow's list", Duration::from_secs(10), || exists(row(tomorrow, "td"))).await;
+    assert!(!exists(row(tomorrow, "button.checkin")).await, "no check-in for another day");
+    let title = js(&a, "document.getElementById('day-title').textContent").await;
+    assert!(title.as_str().is_some_and(|t| t.starts_with("Appointments on ")), "{title}");
+    a.find(Locator::Css("#day-today")).await.expect("today").click().await.expect("click");
+    wait_for("today again", Duration::from_secs(10), || exists(row(at_desk, "td"))).await;
+
+    // A browser that refuses the camera and microphone: Mute and Camera off are disabled, and the page says why
+    // and what to do (before, they stayed active and did nothing).
+    let refused = js_async(
+        &a,
+        "navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError')); \
+         await window.medimitra.call.media(); \
+         return [document.getElementById('mute').disabled, document.getElementById('camera').disabled, \
+                 document.getElementById('mute').title, document.getElementById('controls-note').textContent];",
+    )
+    .await;
+    assert_eq!(refused[0], json!(true), "{refused}");
+    assert_eq!(refused[1], json!(true), "{refused}");
+    assert!(refused[2].as_str().is_some_and(|t| t.starts_with("No microphone: permission was denied")), "{refused}");
+    assert!(refused[3].as_str().is_some_and(|t| t.ends_with("The patient will not see or hear you.")), "{refused}");
+
+    // Phone, tablet and laptop widths: the layout fits, and the references are kept to look at.
+    for (w, h, name) in [(390u32, 844u32, "phone"), (768, 1024, "tablet"), (1366, 768, "laptop")] {
+        a.set_window_size(w, h).await.expect("window size");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fit = js(
+            &a,
+            "({ width: innerWidth, scroll: document.documentElement.scrollWidth, \
+                header: document.querySelector('header').getBoundingClientRect().height, \
+                smallest: Math.min(...Array.from(document.querySelectorAll('#list-view button')) \
+                  .filter((b) => b.offsetParent).map((b) => b.getBoundingClientRect().height)) })",
+        )
+        .await;
+        let width = fit["width"].as_f64().unwrap_or(0.0);
+        assert!(fit["scroll"].as_f64().unwrap_or(f64::MAX) <= width, "{name}: wider than the screen: {fit}");
+        assert!(fit["header"].as_f64().unwrap_or(f64::MAX) <= 100.0, "{name}: the header takes too much: {fit}");
+        assert!(fit["smallest"].as_f64().unwrap_or(0.0) >= 40.0, "{name}: a button too small to touch: {fit}");
+        if engine == Engine::Chromium && std::env::var_os("UPDATE_WEB_REFERENCE").is_some() {
+            let png = a.screenshot().await.expect("screenshot");
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web-reference");
+            std::fs::create_dir_all(&dir).expect("reference directory");
+            std::fs::write(dir.join(format!("day-{name}.png")), png).expect("write the reference");
+        }
+    }
+    a.close().await.expect("close");
+}

@@ -319,6 +319,13 @@ impl KioskProcess {
         self.proc.0.id()
     }
 
+    /// A new appointment for `doctor`, `days` from today, with `status`.
+    pub fn booked(&self, doctor: i64, days: i64, status: AppointmentStatus) -> i64 {
+        let slot = self.next_slot.get();
+        self.next_slot.set(slot + 1);
+        appointment(&self.store, self.patient, doctor, days, 10 * slot, status)
+    }
+
     /// A new checked-in appointment today for `doctor`.
     pub fn checked_in(&self, doctor: i64) -> i64 {
         let slot = self.next_slot.get();

@@ -43,11 +43,99 @@ function banner(text, bad = false) {
 
 let refreshTimer = null;
 
+// The day shown (YYYY-MM-DD, the browser's local day) and each appointment's last known status, so a check-in
+// that happens while the doctor watches is told (sound and, if allowed, a browser notification).
+const day = {
+  shown: localDay(),
+  statuses: new Map(),
+
+  move(by) {
+    const d = new Date(`${this.shown}T12:00:00`);
+    d.setDate(d.getDate() + by);
+    this.go(localDay(d));
+  },
+
+  go(value) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return;
+    this.shown = value;
+    this.statuses.clear();
+    loadAppointments();
+  },
+
+  // New check-ins since the last look (not on a day's first load).
+  noticeCheckIns(appointments) {
+    const first = this.statuses.size === 0;
+    const arrived = appointments.filter((a) => a.status === "checked_in" && this.statuses.has(a.id) && this.statuses.get(a.id) !== "checked_in");
+    this.statuses = new Map(appointments.map((a) => [a.id, a.status]));
+    if (first || !arrived.length) return;
+    const names = arrived.map((a) => a.patientName).join(", ");
+    $("checkin-news").textContent = `${names} checked in at the kiosk.`;
+    $("checkin-news").hidden = false;
+    chime();
+    if (window.Notification && Notification.permission === "granted") {
+      try {
+        new Notification("Medi-Mitra: a patient checked in", { body: names, tag: "medimitra-checkin" });
+      } catch (_) {
+        // Some browsers (Android Chrome) allow notifications only from a service worker: the page's notice stays.
+      }
+    }
+  },
+};
+
+// A short two-note chime from the page itself (Web Audio): no sound file, nothing to load.
+function chime() {
+  try {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    const ctx = chime.ctx || (chime.ctx = new Ctx());
+    [[880, 0], [660, 0.18]].forEach(([freq, at]) => {
+      const o = ctx.createOscillator();
+      const g = ctx.createGain();
+      o.frequency.value = freq;
+      g.gain.setValueAtTime(0.2, ctx.currentTime + at);
+      g.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + at + 0.35);
+      o.connect(g).connect(ctx.destination);
+      o.start(ctx.currentTime + at);
+      o.stop(ctx.currentTime + at + 0.35);
+    });
+    chime.played = (chime.played || 0) + 1;
+  } catch (_) {
+    // No audio output: the notice on the page is enough.
+  }
+}
+
+function actionButton(text, cls, onClick, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = cls;
+  b.textContent = text;
+  if (label) b.setAttribute("aria-label", label);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// Marks an appointment by hand (the patient checked in at the desk, or did not come), as the API allows.
+async function setStatus(a, status) {
+  try {
+    await api(`/api/appointments/${a.id}/status`, { method: "PUT", body: JSON.stringify({ status }) });
+    $("list-error").textContent = "";
+  } catch (e) {
+    $("list-error").textContent = `Could not mark ${a.patientName}'s appointment: ${e.message}`;
+  }
+  loadAppointments();
+}
+
 async function loadAppointments() {
   try {
-    const day = localDay();
-    $("today").textContent = day;
-    const data = await api(`/api/appointments?day=${day}`);
+    const shown = day.shown;
+    const today = shown === localDay();
+    $("day").value = shown;
+    $("day-title").textContent = today
+      ? "Today's appointments"
+      : `Appointments on ${new Date(`${shown}T12:00:00`).toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" })}`;
+    $("day-today").disabled = today;
+    const data = await api(`/api/appointments?day=${shown}`);
+    if (shown !== day.shown) return; // the doctor moved on while this loaded
     const rows = $("appointments");
     rows.replaceChildren();
     for (const a of data.appointments) {
@@ -60,21 +148,17 @@ async function loadAppointments() {
         tr.append(td);
       }
       const td = document.createElement("td");
-      const more = document.createElement("button");
-      more.type = "button";
-      more.className = "details";
-      more.textContent = "Details";
-      more.setAttribute("aria-label", `Details of ${a.patientName}'s appointment`);
-      more.addEventListener("click", () => showDetails(a));
-      td.append(more);
+      td.append(actionButton("Details", "details", () => showDetails(a), `Details of ${a.patientName}'s appointment`));
       if (a.status === "checked_in") {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "call";
-        b.textContent = "Call";
+        const b = actionButton("Call", "call", () => call.start(a.id, a.patientName), `Call ${a.patientName}`);
         b.dataset.appointment = a.id;
-        b.addEventListener("click", () => call.start(a.id, a.patientName));
         td.append(b);
+      }
+      if (a.status === "scheduled" && today) {
+        td.append(actionButton("Check in", "checkin", () => setStatus(a, "checked_in"), `Check ${a.patientName} in`));
+      }
+      if (a.status === "scheduled" || a.status === "checked_in") {
+        td.append(actionButton("No-show", "noshow", () => setStatus(a, "no_show"), `Mark ${a.patientName} as not come`));
       }
       tr.append(td);
       tr.dataset.id = a.id;
@@ -82,30 +166,101 @@ async function loadAppointments() {
     }
     $("empty").hidden = data.appointments.length > 0;
     $("list-error").textContent = "";
+    if (today) day.noticeCheckIns(data.appointments);
   } catch (e) {
     if (e.status === 401) return start();
     $("list-error").textContent = `Could not load appointments: ${e.message}`;
   }
 }
 
-// An appointment's details in a dialog: who, when, why, its notes and the readings the kiosk kept with it.
+// An appointment's details in a dialog: the patient (age from the date of birth, sex, language, phone), the
+// appointment, its notes, the readings the kiosk kept, its calls, and the doctor's earlier visits with this patient.
+const LANGUAGES = { en: "English", hi: "Hindi", mr: "Marathi" };
+const END_REASONS = {
+  doctor_ended: "ended by you", patient_ended: "ended by the patient", declined: "declined", no_answer: "not answered",
+  doctor_lost: "your connection was lost", media_failed: "the connection failed",
+  negotiation_failed: "the browser could not carry the call", kiosk_stopping: "the kiosk stopped",
+  session_ended: "your login ended", kiosk_restarted: "the kiosk restarted",
+};
+let detailsShown = null;
+
+function ageFrom(dateOfBirth, on = new Date()) {
+  if (!dateOfBirth) return null;
+  const b = new Date(`${dateOfBirth}T12:00:00`);
+  if (Number.isNaN(b.getTime())) return null;
+  let age = on.getFullYear() - b.getFullYear();
+  if (on.getMonth() < b.getMonth() || (on.getMonth() === b.getMonth() && on.getDate() < b.getDate())) age -= 1;
+  return age;
+}
+
+function listInto(id, items, noneId) {
+  const ul = $(id);
+  ul.replaceChildren();
+  for (const text of items) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    ul.append(li);
+  }
+  $(noneId).hidden = items.length > 0;
+}
+
 async function showDetails(a) {
+  detailsShown = a;
   $("d-patient").textContent = a.patientName;
+  for (const id of ["d-age", "d-language", "d-phone"]) $(id).textContent = "…";
   $("d-time").textContent = new Date(a.startsAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
   $("d-reason").textContent = a.reason || "–";
   $("d-status").textContent = a.status.replace("_", " ");
   $("d-notes").textContent = a.notes || "–";
-  $("d-kept").replaceChildren();
-  $("d-kept-none").hidden = true;
+  for (const id of ["d-kept", "d-calls", "d-history"]) $(id).replaceChildren();
+  for (const id of ["d-kept-none", "d-calls-none", "d-history-none"]) $(id).hidden = true;
   $("details-error").textContent = "";
-  $("details").showModal();
-  try {
-    const list = await kept.fetch(a.id);
-    kept.render(list, $("d-kept"));
-    $("d-kept-none").hidden = list.length > 0;
-  } catch (e) {
-    $("details-error").textContent = `Could not load the readings: ${e.message}`;
+  $("d-note-text").value = "";
+  if (!$("details").open) $("details").showModal();
+  const problems = [];
+  const [patient, readings, calls, history] = await Promise.all([
+    api(`/api/patients/${a.patientId}`).catch((e) => problems.push(`the patient (${e.message})`)),
+    kept.fetch(a.id).catch((e) => problems.push(`the readings (${e.message})`)),
+    api(`/api/appointments/${a.id}/calls`).catch((e) => problems.push(`the calls (${e.message})`)),
+    api(`/api/appointments?patientId=${a.patientId}&limit=50`).catch((e) => problems.push(`the earlier visits (${e.message})`)),
+  ]);
+  if (detailsShown !== a) return;
+  if (patient && typeof patient === "object") {
+    const age = ageFrom(patient.dateOfBirth);
+    const sex = { female: "female", male: "male", other: "other" }[patient.sex] || "sex not recorded";
+    $("d-age").textContent = `${age === null ? "age not given" : `${age} years`}, ${sex}`;
+    $("d-language").textContent = LANGUAGES[patient.preferredLanguage] || patient.preferredLanguage || "–";
+    $("d-phone").textContent = patient.phone || "–";
   }
+  if (Array.isArray(readings)) {
+    kept.render(readings, $("d-kept"));
+    $("d-kept-none").hidden = readings.length > 0;
+  }
+  if (Array.isArray(calls)) {
+    listInto("d-calls", calls.map((c) => {
+      const start = new Date(c.startedAt);
+      const secs = c.endedAt ? Math.round((new Date(c.endedAt) - start) / 1000) : null;
+      const length = secs === null ? "still running" : `${Math.floor(secs / 60)} min ${secs % 60} s`;
+      const how = END_REASONS[c.endReason] || (c.endReason ? c.endReason.replace("_", " ") : "");
+      return `${start.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}, ${length}${how ? `, ${how}` : ""}`;
+    }), "d-calls-none");
+  }
+  if (history && Array.isArray(history.appointments)) {
+    const earlier = history.appointments.filter((h) => h.id !== a.id && new Date(h.startsAt) < new Date(a.startsAt)).reverse();
+    listInto("d-history", earlier.map((h) => {
+      const when = new Date(h.startsAt).toLocaleDateString([], { dateStyle: "medium" });
+      const notes = h.notes ? ` — ${h.notes.split("\n").slice(-1)[0]}` : "";
+      return `${when}: ${h.reason || "no reason given"} (${h.status.replace("_", " ")})${notes}`;
+    }), "d-history-none");
+  }
+  if (problems.length) $("details-error").textContent = `Could not load ${problems.join(", ")}.`;
+}
+
+// Adds a note to an appointment; the API stamps it with the time and the doctor's name (the notes' history).
+async function addNote(appointmentId, text) {
+  const t = text.trim();
+  if (!t) return null;
+  return api(`/api/appointments/${appointmentId}/notes`, { method: "POST", body: JSON.stringify({ text: t }) });
 }
 
 // ---- signaling ----
@@ -543,19 +698,45 @@ const call = {
     return { video: caps.codecs.map((c) => ({ mimeType: c.mimeType, sdpFmtpLine: c.sdpFmtpLine || null, clockRate: c.clockRate || null })) };
   },
 
+  // The camera and microphone, or whichever of them opens; the controls of a missing one are disabled with why.
   async media() {
     if (this.local) return this.local;
-    try {
-      this.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
-      $("local-video").srcObject = this.local;
-    } catch (e) {
-      const why = e && e.name === "NotAllowedError"
-        ? "Camera and microphone permission was denied: the patient will not see or hear you. Allow them in the browser's site settings and call again."
-        : `No camera or microphone available (${e && e.name ? e.name : e}): the patient will not see or hear you.`;
-      banner(why, true);
-      this.local = null;
+    const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+    let error = null;
+    for (const ask of [{ audio: true, video }, { audio: true }, { video }]) {
+      try {
+        this.local = await navigator.mediaDevices.getUserMedia(ask);
+        break;
+      } catch (e) {
+        error = error || e;
+        if (e && e.name === "NotAllowedError") break; // denied: asking again for less is refused the same way
+      }
     }
+    if (this.local) $("local-video").srcObject = this.local;
+    const has = (kind) => Boolean(this.local && this.local.getTracks().some((t) => t.kind === kind));
+    this.explainControls(has("audio"), has("video"), error);
     return this.local;
+  },
+
+  // Mute and Camera off act only on a device the page opened; otherwise they are disabled and the page says why.
+  explainControls(audio, video, error) {
+    const denied = error && error.name === "NotAllowedError";
+    const reason = denied
+      ? "permission was denied (allow the camera and microphone in the browser's site settings, then call again)"
+      : `it could not be opened (${error && error.name ? error.name : "not found"}; is it connected, or used by another program?)`;
+    const missing = [];
+    for (const [id, ok, what] of [["mute", audio, "microphone"], ["camera", video, "camera"]]) {
+      $(id).disabled = !ok;
+      $(id).title = ok ? "" : `No ${what}: ${reason}`;
+      if (!ok) missing.push(what);
+    }
+    const notes = missing.length ? [`No ${missing.join(" or ")}: ${reason}.`] : [];
+    if (!audio && !video) notes.push("The patient will not see or hear you.");
+    else if (!audio) notes.push("The patient will see you but not hear you: use the chat.");
+    else if (!video) notes.push("The patient will hear you but not see you.");
+    $("controls-note").textContent = notes.join(" ");
+    $("controls-note").hidden = notes.length === 0;
+    if (!audio || !video) banner(notes.join(" "), true);
   },
 
   async start(appointmentId, patientName) {
@@ -976,6 +1157,22 @@ $("password-form").addEventListener("submit", async (ev) => {
   }
 });
 
+$("day-prev").addEventListener("click", () => day.move(-1));
+$("day-next").addEventListener("click", () => day.move(1));
+$("day-today").addEventListener("click", () => day.go(localDay()));
+$("day").addEventListener("change", (ev) => day.go(ev.target.value));
+$("notify").addEventListener("click", async () => {
+  // Asked only when the doctor wants it (browsers refuse prompts nobody clicked for); the click also lets the
+  // page play its chime later.
+  chime.ctx = chime.ctx || (window.AudioContext ? new AudioContext() : null);
+  if (!window.Notification) {
+    $("notify").textContent = "This browser shows no notifications: the page will chime";
+  } else {
+    const answer = await Notification.requestPermission();
+    $("notify").textContent = answer === "granted" ? "You will be told of check-ins" : "Notifications blocked: the page will chime";
+  }
+  $("notify").disabled = true;
+});
 $("logout").addEventListener("click", async () => {
   if (call.id) call.end();
   try { await api("/api/auth/logout", { method: "POST" }); } catch (_) { /* the session is gone either way */ }
@@ -1011,6 +1208,28 @@ $("share-screen").addEventListener("click", async () => {
 });
 $("share-stop").addEventListener("click", () => share.stop());
 $("chat-save").addEventListener("click", () => chat.save());
+$("d-note-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!detailsShown) return;
+  try {
+    const updated = await addNote(detailsShown.id, $("d-note-text").value);
+    if (updated) showDetails(updated);
+  } catch (e) {
+    $("details-error").textContent = `The note was not added: ${e.message}. Try again.`;
+  }
+});
+$("note-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const id = Number(sessionStorage.getItem("mm-appointment"));
+  try {
+    if (id && (await addNote(id, $("note-text").value))) {
+      $("note-text").value = "";
+      $("note-saved").textContent = "Added to the notes.";
+    }
+  } catch (e) {
+    $("note-saved").textContent = `Not added: ${e.message}. Try again.`;
+  }
+});
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   if (chat.send($("chat-text").value)) $("chat-text").value = "";
