@@ -433,6 +433,7 @@ async fn vitals_in_a_call(engine: Engine) {
     let id = k.checked_in(k.doctor_a);
     login(&a, &k.url, "asha@clinic.in").await;
     call_and_accept(&a, &k, id).await;
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the call view");
     if engine == Engine::Firefox {
         let codec = js_async(
             &a,
@@ -717,6 +718,10 @@ async fn doctors_day(engine: Engine) {
         .expect("last week's visit");
     let doctor = Doctor::start(engine).await;
     let a = doctor.client.clone();
+    a.goto(&k.url).await.expect("open the web app");
+    wait_for("the login form", Duration::from_secs(10), || async { a.find(Locator::Css("#email")).await.is_ok() })
+        .await;
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the login view");
     login(&a, &k.url, "asha@clinic.in").await;
     let row = |id: i64, what: &str| format!("#appointments tr[data-id='{id}'] {what}");
     let exists = |css: String| {
@@ -725,6 +730,7 @@ async fn doctors_day(engine: Engine) {
     };
     wait_for("today's list", Duration::from_secs(10), || exists(row(at_desk, "button.checkin"))).await;
     assert!(!exists(row(tomorrow, "td")).await, "tomorrow's appointment is not in today's list");
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the day view");
 
     // A patient checks in at the kiosk while the doctor looks at the list: the page says so and chimes.
     let walk_in = k.booked(k.doctor_a, 0, AppointmentStatus::Scheduled);
@@ -777,6 +783,7 @@ async fn doctors_day(engine: Engine) {
     let visit = visits[0].as_str().unwrap_or_default();
     assert!(visit.contains(": fever (no show) — ") && visit.ends_with("Phoned: will come next week"), "{visit}");
     assert_eq!(shown("d-calls").await, json!(""), "no call yet");
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the appointment's details");
     type_into(&a, "#d-note-text", "Came to the desk at 10:05").await;
     a.find(Locator::Css("#d-note-form button[type=submit]")).await.expect("add").click().await.expect("click");
     wait_for("the note kept and shown", Duration::from_secs(5), || async {

@@ -145,6 +145,23 @@ pub async fn firefox(driver_port: u16) -> Client {
         .expect("geckodriver session")
 }
 
+/// The serious and critical accessibility violations axe-core (npm, fetched by `scripts/test` into `target/tools`)
+/// finds in the page as it is now: `rule: element, element…` per rule.
+pub async fn accessibility_violations(c: &Client) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe-core-4.14.1/axe.min.js");
+    let axe = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test fetches axe-core there)", path.display()));
+    c.execute("eval(arguments[0]); return true;", vec![json!(axe)]).await.expect("load axe-core");
+    let found = js_async(
+        c,
+        "const r = await axe.run(document, { resultTypes: ['violations'] }); \
+         return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+           .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);",
+    )
+    .await;
+    found.as_array().expect("axe-core's result").iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
+}
+
 /// Glass-to-glass helpers for a page (`measure.js`): `window.mmMeasure`.
 pub const MEASURE_JS: &str = include_str!("measure.js");
 

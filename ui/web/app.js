@@ -155,10 +155,10 @@ async function loadAppointments() {
         td.append(b);
       }
       if (a.status === "scheduled" && today) {
-        td.append(actionButton("Check in", "checkin", () => setStatus(a, "checked_in"), `Check ${a.patientName} in`));
+        td.append(actionButton("Check in", "checkin", () => setStatus(a, "checked_in"), `Check in ${a.patientName}`));
       }
       if (a.status === "scheduled" || a.status === "checked_in") {
-        td.append(actionButton("No-show", "noshow", () => setStatus(a, "no_show"), `Mark ${a.patientName} as not come`));
+        td.append(actionButton("No-show", "noshow", () => setStatus(a, "no_show"), `No-show: ${a.patientName}`));
       }
       tr.append(td);
       tr.dataset.id = a.id;
