@@ -748,6 +748,10 @@ async fn doctors_day(engine: Engine) {
     assert_eq!(news, json!("Meena Kumari checked in at the kiosk."));
     assert_eq!(js(&a, "window.chime.played || 0").await, json!(1), "one chime");
     assert!(exists(row(walk_in, "button.call")).await);
+    assert_eq!(
+        js(&a, &format!("document.querySelector(\"{}\").textContent", row(walk_in, "td.status"))).await,
+        json!("checked in, waiting 0 min")
+    );
 
     // By hand: one patient checked in at the desk, one who did not come.
     a.find(Locator::Css(&row(at_desk, "button.checkin"))).await.expect("check in").click().await.expect("click");

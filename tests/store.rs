@@ -62,7 +62,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -71,7 +71,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 5);
+    assert_eq!(again.schema_version().unwrap(), 6);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
@@ -298,14 +298,18 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
              '2026-11-01T00:00:00Z', 1);
              INSERT INTO patients VALUES (1, 'Meena', NULL, 'female', NULL, 'hi', '2026-11-01T00:00:00Z');
              INSERT INTO appointments VALUES (1, 1, 1, '2026-11-25T03:00:00Z', 15, '', 'scheduled', '', \
-             '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+             '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z'), (2, 1, 1, '2026-11-25T04:00:00Z', 15, '', 'in_call', \
+             '', '2026-11-01T00:00:00Z', '2026-11-25T04:02:00Z');
+             INSERT INTO audit_log (at, actor, action, target, detail) VALUES \
+             ('2026-11-25T03:55:00Z', 'touch_screen', 'appointment_status', 'appointment:2', 'scheduled -> checked_in'), \
+             ('2026-11-25T04:02:00Z', 'call_service', 'appointment_status', 'appointment:2', 'checked_in -> in_call');
              INSERT INTO sessions VALUES ('abc', 1, '2026-11-01T00:00:00Z', '2999-01-01T00:00:00Z', NULL);
              PRAGMA user_version = 2;",
         )
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     assert!(store.check().unwrap().is_empty(), "foreign keys follow the renamed table");
     let accounts = store.read_blocking(|db| db.list_accounts(None)).unwrap();
     assert_eq!(accounts.iter().map(|a| (a.id, a.role)).collect::<Vec<_>>(), [(1, Role::Doctor), (2, Role::Technician)]);
@@ -313,6 +317,29 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
     let session = store.read_blocking(|db| db.session_account("abc", Utc::now())).unwrap();
     assert_eq!(session.map(|a| a.email), Some("asha@clinic.in".to_string()));
     assert_eq!(store.read_blocking(|db| db.appointment(1)).unwrap().doctor_name, "Dr. Asha Rao");
+    // Version 6: when a patient checked in, from the audit log for appointments from before it.
+    assert_eq!(store.read_blocking(|db| db.appointment(1)).unwrap().checked_in_at, None);
+    assert_eq!(
+        store.read_blocking(|db| db.appointment(2)).unwrap().checked_in_at.as_deref(),
+        Some("2026-11-25T03:55:00Z")
+    );
+}
+
+#[test]
+fn the_check_in_time_is_kept_through_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let (doctor, patient) = seed(&store);
+    let a = book(&store, doctor, patient, 0);
+    assert_eq!(store.read_blocking(|db| db.appointment(a)).unwrap().checked_in_at, None);
+    let at = Utc::now();
+    let checked = store.write_blocking(|db| db.set_appointment_status(a, AppointmentStatus::CheckedIn, Actor::Cli, at));
+    let stamp = checked.unwrap().checked_in_at.expect("stamped");
+    let later = at + Duration::minutes(6);
+    let in_call = store
+        .write_blocking(|db| db.set_appointment_status(a, AppointmentStatus::InCall, Actor::CallService, later))
+        .unwrap();
+    assert_eq!(in_call.checked_in_at, Some(stamp), "the call does not move it");
 }
 
 #[test]

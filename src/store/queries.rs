@@ -98,6 +98,8 @@ pub struct Appointment {
     pub notes: String,
     pub created_at: String,
     pub updated_at: String,
+    /// When the patient last checked in (`None` before they did).
+    pub checked_in_at: Option<String>,
 }
 
 pub struct NewAppointment {
@@ -156,7 +158,7 @@ const ACCOUNT_COLS: &str =
     "id, name, specialty, email, role, active, created_at, must_change_password, totp_secret IS NOT NULL";
 const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
 const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
-     a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at \
+     a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at, a.checked_in_at \
      FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN accounts d ON d.id = a.doctor_id";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
@@ -204,6 +206,7 @@ fn appointment_row(r: &Row<'_>) -> rusqlite::Result<Appointment> {
         notes: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        checked_in_at: r.get(12)?,
     })
 }
 
@@ -567,7 +570,8 @@ impl<'c> Db<'c> {
         let current = self.appointment(id)?;
         current.status.transition(to)?;
         self.conn.execute(
-            "UPDATE appointments SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE appointments SET status = ?2, updated_at = ?3, \
+             checked_in_at = CASE WHEN ?2 = 'checked_in' THEN ?3 ELSE checked_in_at END WHERE id = ?1",
             params![id, to.as_str(), ts(now)],
         )?;
         self.audit(

@@ -104,4 +104,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX observations_by_appointment ON observations (appointment_id, taken_at);
     "#,
+    // 6: when the patient checked in (for the doctor's "waiting 6 min"); set on each move to `checked_in`, kept
+    // afterwards. Appointments checked in before this migration get the time of their audit entry, if any.
+    r#"
+    ALTER TABLE appointments ADD COLUMN checked_in_at TEXT;
+    UPDATE appointments SET checked_in_at = (
+        SELECT MAX(at) FROM audit_log WHERE audit_log.target = 'appointment:' || appointments.id
+            AND audit_log.detail LIKE '% -> checked_in'
+    ) WHERE status <> 'scheduled';
+    "#,
 ];

@@ -141,7 +141,12 @@ async function loadAppointments() {
     for (const a of data.appointments) {
       const tr = document.createElement("tr");
       const time = new Date(a.startsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      for (const [text, cls] of [[time], [a.patientName], [a.reason], [a.status.replace("_", " "), `status ${a.status}`]]) {
+      let status = a.status.replace("_", " ");
+      if (a.status === "checked_in" && a.checkedInAt) {
+        const minutes = Math.max(0, Math.floor((Date.now() - new Date(a.checkedInAt)) / 60000));
+        status += `, waiting ${minutes} min`;
+      }
+      for (const [text, cls] of [[time], [a.patientName], [a.reason], [status, `status ${a.status}`]]) {
         const td = document.createElement("td");
         td.textContent = text;
         if (cls) td.className = cls;
