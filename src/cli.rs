@@ -68,6 +68,9 @@ enum Command {
     /// The serial medical devices: list them, or watch one's readings
     #[command(subcommand)]
     Devices(devices::DevicesCmd),
+    /// Checks: `check network` asks each configured STUN/TURN server (a real TURN allocation, released at once)
+    #[command(subcommand)]
+    Check(CheckCmd),
     /// Apply a provisioning file (first boot; see the README's technician section). The file holds secrets: it is
     /// removed afterwards, also when it was refused
     Provision(ProvisionArgs),
@@ -86,6 +89,16 @@ struct ProvisionArgs {
     /// System root whose time zone and Wi-Fi settings are written
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum CheckCmd {
+    /// Can the kiosk reach its STUN and TURN servers, how far are they, and does TURN give it a relay?
+    Network {
+        /// Seconds to wait for each server
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,6 +280,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Provision(args) => provision(&loaded.config, loaded.path.as_deref(), args),
         Command::Devices(c) => devices::run(&loaded.config.devices, c),
+        Command::Check(CheckCmd::Network { timeout }) => {
+            let result = crate::netcheck::check(
+                &loaded.config.ice_servers,
+                std::time::Duration::from_secs(timeout.clamp(1, 30)),
+            );
+            for s in &result.servers {
+                println!("{}: {}", s.url, describe(&s.outcome));
+            }
+            println!("verdict: {}", result.verdict);
+            if result.good_for_video { Ok(()) } else { Err(anyhow::anyhow!("the network check found a problem")) }
+        }
         Command::Media(MediaCmd::Probe) => {
             let engine = crate::media::MediaEngine::start(&loaded.config.media, &loaded.config.ice_servers);
             match engine {
@@ -539,5 +563,22 @@ fn return_big_buffers_to_the_system() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
+/// One server's result in words, for `check network`.
+fn describe(o: &crate::netcheck::Outcome) -> String {
+    use crate::netcheck::Outcome;
+    let addr = |a: &Option<SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
+    match o {
+        Outcome::Reached { rtt_ms, mapped, relayed: Some(r) } => {
+            format!("relay {r} allocated (and released), {rtt_ms} ms, seen as {}", addr(mapped))
+        }
+        Outcome::Reached { rtt_ms, mapped, relayed: None } => {
+            format!("answered in {rtt_ms} ms, seen as {}", addr(mapped))
+        }
+        Outcome::Refused { code, reason } => format!("refused: {code} {reason}"),
+        Outcome::NoAnswer => "no answer".into(),
+        Outcome::NotChecked { why } => format!("not checked: {why}"),
     }
 }

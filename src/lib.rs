@@ -29,6 +29,7 @@ pub mod devices;
 pub mod http;
 pub mod logring;
 pub mod media;
+pub mod netcheck;
 pub mod notify;
 pub mod provision;
 pub mod shutdown;

@@ -28,7 +28,22 @@ async fn health_answers_without_login_over_https() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["clinic"]["id"], "clinic-1");
-    assert_eq!(body["schemaVersion"], 5);
+    assert_eq!(body["schemaVersion"], 6);
+    k.stop().await;
+}
+
+#[tokio::test]
+async fn the_network_check_needs_a_login_and_says_what_is_configured() {
+    let k = Kiosk::start().await;
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    assert_eq!(k.get("/api/network-check", None).await.0, 401);
+    let t = k.login("asha@clinic.in").await;
+    let (status, body) = k.get("/api/network-check", Some(&t)).await;
+    assert_eq!(status, 200, "{body}");
+    // The test kiosk has no STUN or TURN server (the check against a real one is tests/netcheck.rs).
+    assert_eq!(body["servers"], json!([]));
+    assert_eq!(body["goodForVideo"], json!(false));
+    assert!(body["verdict"].as_str().unwrap().starts_with("no STUN or TURN server configured"), "{body}");
     k.stop().await;
 }
 

@@ -8,7 +8,8 @@
 //! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown;
 //!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams.
 //!   [`chat`]: the doctor's messages and the patient's quick replies during a call;
-//!   `appointment`, `people`, `validate`: the data rules; [`vitals`]: the medical devices' serial protocols.
+//!   `appointment`, `people`, `validate`: the data rules; [`vitals`]: the medical devices' serial protocols;
+//!   [`stun`]: the STUN/TURN messages and verdict of the kiosk's network check.
 
 pub(crate) mod names;
 
@@ -28,6 +29,7 @@ pub mod protocol;
 pub mod reception_report;
 pub mod retransmission;
 pub mod signaling;
+pub mod stun;
 mod validate;
 pub mod vitals;
 

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/2fa/confirm", post(super::two_factor::confirm))
         .route("/accounts/{id}/two-factor/reset", post(super::two_factor::reset))
         .route("/users/profile", get(profile))
+        .route("/network-check", get(network_check))
         .route("/appointments", get(list_appointments).post(create_appointment))
         .route("/appointments/{id}", get(get_appointment))
         .route("/appointments/{id}/status", put(set_status))
@@ -343,6 +344,20 @@ async fn observations(State(s): State<AppState>, caller: Caller, IdPath(id): IdP
     let mut response = Json(bundle).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"));
     Ok(response)
+}
+
+/// The kiosk's STUN/TURN reachability with a plain verdict (a real TURN allocation, released at once). For any
+/// logged-in account: a doctor checks the kiosk's side before calling. Takes up to 3 s per server.
+async fn network_check(
+    State(s): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<crate::netcheck::NetworkCheck>, ApiError> {
+    let servers = s.config.ice_servers.clone();
+    let result =
+        tokio::task::spawn_blocking(move || crate::netcheck::check(&servers, std::time::Duration::from_secs(3)))
+            .await
+            .map_err(|e| ApiError::internal(format!("network check: {e}")))?;
+    Ok(Json(result))
 }
 
 /// The appointment's calls: when, how long, how each ended and its connection quality summary (never any media).
