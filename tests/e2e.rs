@@ -732,6 +732,50 @@ async fn doctors_day(engine: Engine) {
     assert!(!exists(row(tomorrow, "td")).await, "tomorrow's appointment is not in today's list");
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the day view");
 
+    // The pre-call check: the doctor's camera and microphone, the kiosk reached, and the kiosk's own STUN/TURN
+    // check (none configured in this test: the real check is tests/netcheck.rs), with one verdict.
+    a.find(Locator::Css("#precheck-open")).await.expect("check").click().await.expect("click check");
+    let text = |id: &'static str| {
+        let a = a.clone();
+        async move { js(&a, &format!("document.getElementById('{id}').textContent")).await }
+    };
+    wait_for("the pre-call verdict", Duration::from_secs(15), || async {
+        text("pc-verdict").await != json!("Checking…")
+    })
+    .await;
+    assert_eq!(
+        text("pc-verdict").await,
+        json!("Good for video from the clinic's own network; calls from outside may fail (see the kiosk's network).")
+    );
+    assert_eq!((text("pc-devices").await, text("pc-kiosk").await), (json!("working"), json!("reached")));
+    assert!(text("pc-network").await.as_str().is_some_and(|t| t.starts_with("no STUN or TURN server configured")));
+    // (Headless Firefox here has no audio output, so its Web Audio never runs: the page must say the level cannot
+    // be shown rather than show one that never moves.)
+    let preview = "[document.getElementById('pc-video').videoWidth, window.medimitra.precheck.peak, \
+                   document.getElementById('pc-level-note').textContent]";
+    if support::poll_until(Duration::from_secs(10), || async {
+        let p = js(&a, preview).await;
+        let level = match engine {
+            Engine::Chromium => p[1].as_f64().unwrap_or(0.0) > 0.0,
+            Engine::Firefox => {
+                p[1].as_f64().unwrap_or(0.0) > 0.0
+                    || p[2] == json!("level not shown: this browser has no working audio output")
+            }
+        };
+        p[0].as_f64().unwrap_or(0.0) > 0.0 && level
+    })
+    .await
+    .is_none()
+    {
+        panic!("no camera preview or microphone level: {}", js(&a, preview).await);
+    }
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the pre-call check");
+    a.find(Locator::Css("#precheck-close")).await.expect("close").click().await.expect("click close");
+    wait_for("camera and microphone released", Duration::from_secs(5), || async {
+        js(&a, "window.medimitra.precheck.stream === null").await == json!(true)
+    })
+    .await;
+
     // A patient checks in at the kiosk while the doctor looks at the list: the page says so and chimes.
     let walk_in = k.booked(k.doctor_a, 0, AppointmentStatus::Scheduled);
     wait_for("the new appointment in the list", Duration::from_secs(10), || exists(row(walk_in, "td"))).await;

@@ -268,6 +268,94 @@ async function addNote(appointmentId, text) {
   return api(`/api/appointments/${appointmentId}/notes`, { method: "POST", body: JSON.stringify({ text: t }) });
 }
 
+// The pre-call check: the doctor's camera (a preview) and microphone (a level), whether the page reaches the kiosk
+// (its signaling socket), and the kiosk's own STUN/TURN check (`/api/network-check`, a real TURN allocation), with
+// one plain verdict. Its camera and microphone are released when the dialog closes.
+const precheck = {
+  stream: null,
+  timer: null,
+  peak: 0,
+
+  async open() {
+    // The audio context is made now, while the doctor's click still counts (after an await, Firefox keeps a new
+    // one suspended).
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    this.ctx = Ctx ? new Ctx() : null;
+    $("pc-verdict").textContent = "Checking…";
+    for (const id of ["pc-devices", "pc-kiosk", "pc-network"]) $(id).textContent = "…";
+    $("precheck").showModal();
+    let devices = { audio: false, video: false, why: "" };
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      $("pc-video").srcObject = this.stream;
+      devices = { audio: this.stream.getAudioTracks().length > 0, video: this.stream.getVideoTracks().length > 0, why: "" };
+      this.listen(this.stream);
+    } catch (e) {
+      devices.why = e && e.name === "NotAllowedError" ? "permission denied (allow them in the site settings)" : `not available (${e && e.name})`;
+    }
+    $("pc-devices").textContent = devices.audio && devices.video ? "working" : `camera and microphone ${devices.why}`;
+    const reached = signal.ready;
+    $("pc-kiosk").textContent = reached ? "reached" : "not reached: check your internet connection";
+    let network = null;
+    try {
+      network = await api("/api/network-check");
+      $("pc-network").textContent = network.verdict;
+    } catch (e) {
+      $("pc-network").textContent = `not checked (${e.message})`;
+    }
+    $("pc-verdict").textContent = this.verdict(devices, reached, network);
+  },
+
+  verdict(devices, reached, network) {
+    if (!reached) return "Cannot reach the kiosk: check your internet connection, then try again.";
+    if (!devices.audio && !devices.video) return "Your camera and microphone do not work: the patient would not see or hear you.";
+    if (network && /^audio only/.test(network.verdict)) return "Audio only recommended: the kiosk's network is slow.";
+    if (!devices.video) return "Audio only: your camera does not work.";
+    if (network && !network.goodForVideo) return "Good for video from the clinic's own network; calls from outside may fail (see the kiosk's network).";
+    return "Good for video.";
+  },
+
+  // The microphone's level, 10 times a second (Web Audio analyser, RMS of the waveform).
+  listen(stream) {
+    try {
+      const ctx = this.ctx;
+      $("pc-level").hidden = false;
+      $("pc-level-note").textContent = "";
+      if (ctx.state === "suspended") ctx.resume().catch(() => {});
+      // A browser without a working audio output keeps the context suspended: say so rather than show a level
+      // that never moves.
+      setTimeout(() => {
+        if (this.ctx === ctx && ctx.state !== "running") {
+          $("pc-level").hidden = true;
+          $("pc-level-note").textContent = "level not shown: this browser has no working audio output";
+        }
+      }, 1500);
+      const analyser = ctx.createAnalyser();
+      ctx.createMediaStreamSource(stream).connect(analyser);
+      const data = new Float32Array(analyser.fftSize);
+      this.timer = setInterval(() => {
+        analyser.getFloatTimeDomainData(data);
+        const rms = Math.sqrt(data.reduce((a, v) => a + v * v, 0) / data.length);
+        const level = Math.min(1, rms * 4);
+        this.peak = Math.max(this.peak, level);
+        $("pc-level").value = level;
+      }, 100);
+    } catch (_) {
+      $("pc-level").hidden = true;
+    }
+  },
+
+  close() {
+    clearInterval(this.timer);
+    this.timer = null;
+    if (this.ctx) this.ctx.close();
+    this.ctx = null;
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+    $("pc-video").srcObject = null;
+  },
+};
+
 // ---- signaling ----
 
 const signal = {
@@ -1035,7 +1123,7 @@ const call = {
 };
 
 // For tests and support: the call as the page sees it.
-window.medimitra = { call, signal, vitals, chat, share };
+window.medimitra = { call, signal, vitals, chat, share, precheck };
 
 signal.handlers = {
   welcome: (m) => call.onWelcome(m),
@@ -1162,6 +1250,8 @@ $("password-form").addEventListener("submit", async (ev) => {
   }
 });
 
+$("precheck-open").addEventListener("click", () => precheck.open());
+$("precheck").addEventListener("close", () => precheck.close());
 $("day-prev").addEventListener("click", () => day.move(-1));
 $("day-next").addEventListener("click", () => day.move(1));
 $("day-today").addEventListener("click", () => day.go(localDay()));
