@@ -180,7 +180,7 @@ async function loadAppointments() {
 
 // An appointment's details in a dialog: the patient (age from the date of birth, sex, language, phone), the
 // appointment, its notes, the readings the kiosk kept, its calls, and the doctor's earlier visits with this patient.
-const LANGUAGES = { en: "English", hi: "Hindi", mr: "Marathi" };
+const LANGUAGES = { en: "English", hi: "Hindi", mr: "Marathi", bn: "Bengali", ta: "Tamil", te: "Telugu" };
 const END_REASONS = {
   doctor_ended: "ended by you", patient_ended: "ended by the patient", declined: "declined", no_answer: "not answered",
   doctor_lost: "your connection was lost", media_failed: "the connection failed",
