@@ -723,6 +723,7 @@ const share = {
 const pdf = {
   lib: null,
   doc: null,
+  task: null,
   page: 1,
 
   async open(data) {
@@ -731,7 +732,9 @@ const pdf = {
       this.lib.GlobalWorkerOptions.workerSrc = "/vendor/pdf.worker.min.mjs";
     }
     this.close();
-    this.doc = await this.lib.getDocument({ data }).promise;
+    const task = this.lib.getDocument({ data });
+    this.task = task;
+    this.doc = await task.promise;
     this.page = 1;
     return this.show();
   },
@@ -766,9 +769,11 @@ const pdf = {
 
   close() {
     $("share-pages").hidden = true;
-    const doc = this.doc;
+    const task = this.task;
     this.doc = null;
-    if (doc) doc.destroy().catch(() => {});
+    this.task = null;
+    // The loading task's destroy frees the document and its worker (PDFDocumentLoadingTask.destroy, a promise).
+    if (task) Promise.resolve().then(() => task.destroy()).catch(() => {});
   },
 };
 
