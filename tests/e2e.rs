@@ -724,7 +724,37 @@ async fn doctors_day(engine: Engine) {
     wait_for("the login form", Duration::from_secs(10), || async { a.find(Locator::Css("#email")).await.is_ok() })
         .await;
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the login view");
-    login(&a, &k.url, "asha@clinic.in").await;
+    // Keyboard only: Tab to the e-mail field, Tab to the password, Enter to log in; later Tab to a row's Details,
+    // Enter opens it and Escape closes it.
+    const TAB: char = '\u{E004}';
+    const ENTER: char = '\u{E007}';
+    const ESCAPE: char = '\u{E00C}';
+    // Keys pressed on the keyboard (WebDriver actions), not typed into an element: Firefox's date field would take
+    // "element send keys" as its value.
+    let press = |key: char| {
+        let a = a.clone();
+        async move {
+            use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+            let keys = KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key });
+            a.perform_actions(keys).await.expect("a key press");
+        }
+    };
+    let typed = |text: String| {
+        let a = a.clone();
+        async move { a.active_element().await.expect("focus").send_keys(&text).await.expect("typing") }
+    };
+    press(TAB).await;
+    assert_eq!(js(&a, "document.activeElement.id").await, json!("email"), "Tab reaches the e-mail field first");
+    typed("asha@clinic.in".into()).await;
+    press(TAB).await;
+    typed(support::PASSWORD.into()).await;
+    press(ENTER).await;
+    wait_for("logged in by keyboard", Duration::from_secs(15), || async {
+        js(&a, "window.medimitra && window.medimitra.signal.ready").await == json!(true)
+    })
+    .await;
     let row = |id: i64, what: &str| format!("#appointments tr[data-id='{id}'] {what}");
     let exists = |css: String| {
         let a = a.clone();
@@ -733,6 +763,26 @@ async fn doctors_day(engine: Engine) {
     wait_for("today's list", Duration::from_secs(10), || exists(row(at_desk, "button.checkin"))).await;
     assert!(!exists(row(tomorrow, "td")).await, "tomorrow's appointment is not in today's list");
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the day view");
+    let mut tabs = 0;
+    while js(&a, "document.activeElement.classList.contains('details')").await != json!(true) {
+        tabs += 1;
+        assert!(
+            tabs <= 30,
+            "no Details button within 30 Tabs; at {}",
+            js(&a, "document.activeElement.outerHTML.slice(0, 120)").await
+        );
+        press(TAB).await;
+    }
+    press(ENTER).await;
+    wait_for("the details opened by keyboard", Duration::from_secs(5), || async {
+        js(&a, "document.getElementById('details').open").await == json!(true)
+    })
+    .await;
+    press(ESCAPE).await;
+    wait_for("Escape closes them", Duration::from_secs(5), || async {
+        js(&a, "document.getElementById('details').open").await == json!(false)
+    })
+    .await;
 
     // The pre-call check: the doctor's camera and microphone, the kiosk reached, and the kiosk's own STUN/TURN
     // check (none configured in this test: the real check is tests/netcheck.rs), with one verdict.
