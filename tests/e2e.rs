@@ -628,6 +628,35 @@ async fn vitals_in_a_call(engine: Engine) {
     assert!(later.remote_shared_frames <= stopped.remote_shared_frames + 3, "{stopped:?} then {later:?}");
     assert!(later.remote_video_frames > stopped.remote_video_frames + 20);
 
+    // The call view on a phone held either way, a tablet and a laptop: nothing wider than the screen, the patient's
+    // picture in view without scrolling, the call's buttons touch-sized; references kept to look at.
+    for (w, h, name) in
+        [(390u32, 844u32, "phone"), (844, 390, "phone-landscape"), (768, 1024, "tablet"), (1366, 768, "laptop")]
+    {
+        a.set_window_size(w, h).await.expect("window size");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fit = js(
+            &a,
+            "(() => { const v = document.getElementById('remote-video').getBoundingClientRect(); \
+              return { width: innerWidth, height: innerHeight, scroll: document.documentElement.scrollWidth, \
+                videoTop: v.top + scrollY, videoHeight: v.height, \
+                smallest: Math.min(...Array.from(document.querySelectorAll('.controls button')) \
+                  .map((b) => b.getBoundingClientRect().height)) }; })()",
+        )
+        .await;
+        let n = |k: &str| fit[k].as_f64().unwrap_or(f64::NAN);
+        assert!(n("scroll") <= n("width"), "{name}: wider than the screen: {fit}");
+        assert!(n("videoHeight") >= 100.0 && n("videoTop") < n("height") / 2.0, "{name}: the picture: {fit}");
+        assert!(n("smallest") >= 40.0, "{name}: a call button too small to touch: {fit}");
+        if engine == Engine::Chromium && std::env::var_os("UPDATE_WEB_REFERENCE").is_some() {
+            js(&a, "window.scrollTo(0, 0) || true").await;
+            let png = a.screenshot().await.expect("screenshot");
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web-reference");
+            std::fs::create_dir_all(&dir).expect("reference directory");
+            std::fs::write(dir.join(format!("call-{name}.png")), png).expect("write the reference");
+        }
+    }
+
     // Unplugged: the page says so and shows no stale numbers.
     let master = streamer.stop();
     drop(master);
