@@ -584,6 +584,12 @@ async fn vitals_in_a_call(engine: Engine) {
             && now.remote_video_frames > before.remote_video_frames + 30
     })
     .await;
+    // The panel's "Your video" stays the camera's (30 fps), not the shared picture's stream (5 fps), whichever order
+    // the browser lists their statistics in.
+    wait_for("the camera's rate in the panel while sharing", Duration::from_secs(5), || async {
+        js(&a, "window.medimitra.call.stats.sentFps || 0").await.as_f64().unwrap_or(0.0) > 15.0
+    })
+    .await;
     // A PDF chosen like a picture: its first page is shown, then the next.
     let dir = tempfile::tempdir().expect("a directory for the PDF");
     let file = dir.path().join("prescription.pdf");

@@ -1042,6 +1042,9 @@ const call = {
   async readStats() {
     if (!this.pc) return;
     const report = await this.pc.getStats();
+    // The camera's sender is the first video transceiver's; a second one carries what the doctor shares and has
+    // stats of its own (without a track they have no frame size), which must not overwrite the camera's.
+    const cameraMid = (this.pc.getTransceivers().find((t) => t.receiver.track.kind === "video") || {}).mid;
     const s = {
       framesDecoded: 0, audioPacketsReceived: 0, bytesIn: 0, bytesOut: 0, lost: 0, received: 0, rtt: null, width: 0,
       height: 0, fps: 0, route: null, localCandidates: [], remoteCandidates: [],
@@ -1084,7 +1087,7 @@ const call = {
         }
       } else if (r.type === "outbound-rtp") {
         s.bytesOut += r.bytesSent || 0;
-        if (r.kind === "video") {
+        if (r.kind === "video" && (r.mid === undefined || !cameraMid || r.mid === cameraMid)) {
           s.retransmittedSent = r.retransmittedPacketsSent || 0;
           s.nacksReceived = r.nackCount || 0;
           s.plisReceived = r.pliCount || 0;
