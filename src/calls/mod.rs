@@ -125,7 +125,7 @@ impl CallsHandle {
         let received = &self.live.received;
         s.remote_video_frames = received.video_frames();
         s.remote_audio_buffers = received.audio_buffers();
-        s.remote_shared_frames = received.shared_frames.load(std::sync::atomic::Ordering::Relaxed);
+        s.remote_shared_frames = received.shared_frames();
         s.remote_video_size = received.video_size();
         s.speaker_peak_db = received.speaker_peak_db();
         s.send_bitrate_kbps = self.live.sent.video_bitrate_kbps();

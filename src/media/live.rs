@@ -273,6 +273,10 @@ impl ReceivedMedia {
         *slot(&self.started) = Some(std::time::Instant::now());
         self.glass_to_glass_ms.store(NO_DELAY, Ordering::Relaxed);
     }
+    /// Frames of what the doctor shares decoded in this session.
+    pub fn shared_frames(&self) -> u64 {
+        self.shared_frames.load(Ordering::Relaxed)
+    }
     /// A decoded frame of the doctor's video (streaming thread).
     pub(crate) fn video_frame(&self) {
         self.video_frames.fetch_add(1, Ordering::Relaxed);

@@ -137,12 +137,17 @@ pub async fn firefox(driver_port: u16) -> Client {
             }
         }),
     );
+    session(driver_port, caps, "geckodriver").await
+}
+
+/// A WebDriver session with `caps` through the driver listening on `driver_port`.
+async fn session(driver_port: u16, caps: serde_json::Map<String, Value>, driver: &str) -> Client {
     fantoccini::ClientBuilder::rustls()
         .expect("tls")
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{driver_port}"))
         .await
-        .expect("geckodriver session")
+        .unwrap_or_else(|e| panic!("{driver} session: {e}"))
 }
 
 /// The serious and critical accessibility violations axe-core (npm, fetched by `scripts/test` into `target/tools`)
@@ -231,12 +236,7 @@ pub async fn browser_with(driver_port: u16, profile: &Path, fake_device: &str) -
         }),
     );
     caps.insert("acceptInsecureCerts".into(), json!(true));
-    fantoccini::ClientBuilder::rustls()
-        .expect("tls")
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("chromedriver session")
+    session(driver_port, caps, "chromedriver").await
 }
 
 /// Types `text` into the page's element at `css`.

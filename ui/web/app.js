@@ -22,6 +22,11 @@ async function api(path, options = {}) {
   return body;
 }
 
+// The appointment of the call in progress (or last started), as `call.start` records it.
+function callAppointment() {
+  return Number(sessionStorage.getItem("mm-appointment"));
+}
+
 function localDay(d = new Date()) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
@@ -468,7 +473,7 @@ const kept = {
   follow() {
     if (this.timer) return;
     const refresh = async () => {
-      const id = Number(sessionStorage.getItem("mm-appointment"));
+      const id = callAppointment();
       if (!id || $("vitals").hidden) return;
       try {
         const list = await this.fetch(id);
@@ -610,7 +615,7 @@ const chat = {
   },
   // Adds the conversation to the appointment's notes (the newest lines, within a note's 2000 characters).
   async save() {
-    const id = Number(sessionStorage.getItem("mm-appointment"));
+    const id = callAppointment();
     if (!id || !this.lines.length) return false;
     const lines = [...this.lines];
     let text = `Chat during the call:\n${lines.join("\n")}`;
@@ -619,7 +624,7 @@ const chat = {
       text = `Chat during the call (the latest lines):\n${lines.join("\n")}`;
     }
     try {
-      await api(`/api/appointments/${id}/notes`, { method: "POST", body: JSON.stringify({ text: text.slice(0, 2000) }) });
+      await addNote(id, text.slice(0, 2000));
       $("chat-saved").textContent = "Saved to the appointment's notes.";
       $("chat-save").disabled = true;
       return true;
@@ -1323,7 +1328,7 @@ $("d-note-form").addEventListener("submit", async (ev) => {
 });
 $("note-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const id = Number(sessionStorage.getItem("mm-appointment"));
+  const id = callAppointment();
   try {
     if (id && (await addNote(id, $("note-text").value))) {
       $("note-text").value = "";

@@ -102,30 +102,16 @@ fn link_video(
     live: &Arc<LiveMedia>,
     tuning: &Arc<Tuning>,
 ) -> Result<(), glib::BoolError> {
-    // While frames are held for their playout time (`core::playout`) the queue keeps that many more.
-    let queue = gst::ElementFactory::make("queue")
-        .property_from_str("leaky", "downstream")
-        .property("max-size-buffers", QUEUED_FRAMES)
-        .property("max-size-time", 0u64)
-        .property("max-size-bytes", 0u32)
-        .build()?;
-    // Converting every decoded frame to RGBA costs a few percent of a core at 720p: only when the UI draws them.
-    let want_rgba = live.pictures.wanted();
-    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
-    let caps = if want_rgba {
-        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
-    } else {
-        gst::Caps::new_any()
-    };
-    let sink =
-        gstreamer_app::AppSink::builder().name(DOCTOR_VIDEO).caps(&caps).max_buffers(2).drop(true).sync(false).build();
+    // While frames are held for their playout time (`core::playout`) the queue keeps more (`Playout::resize_queue`).
+    let branch = VideoBranch::new(live, DOCTOR_VIDEO, QUEUED_FRAMES, 2)?;
+    let want_rgba = branch.rgba;
     let live = live.clone();
     let tuning = tuning.clone();
-    let queue_weak = queue.downgrade();
+    let queue_weak = branch.queue.downgrade();
     let playout = Arc::new(Playout::default());
-    if let Some(pad) = queue.static_pad("sink") {
+    if let Some(pad) = branch.queue.static_pad("sink") {
         let playout = playout.clone();
-        let queue_weak = queue.downgrade();
+        let queue_weak = queue_weak.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             if let (Some(queue), Some(buffer)) = (queue_weak.upgrade(), info.buffer()) {
                 let segment = pad.sticky_event::<gst::event::Segment>(0);
@@ -134,7 +120,7 @@ fn link_video(
             gst::PadProbeReturn::Ok
         });
     }
-    sink.set_callbacks(
+    branch.sink.set_callbacks(
         gstreamer_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
@@ -154,31 +140,56 @@ fn link_video(
                 if let Some(ms) = super::stamp::glass_to_glass(&sample) {
                     live.received.set_glass_to_glass_ms(ms);
                 }
-                if want_rgba {
-                    let (w, h) = (
-                        live.received.width.load(Ordering::Relaxed) as u32,
-                        live.received.height.load(Ordering::Relaxed) as u32,
-                    );
-                    let len = w as usize * h as usize * 4;
-                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
-                        && map.len() >= len
-                    {
-                        live.pictures.offer_doctor(VideoFrame { width: w, height: h, rgba: map[..len].to_vec() });
-                    }
+                if want_rgba && let Some(frame) = rgba_frame(&sample) {
+                    live.pictures.offer_doctor(frame);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
-    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
-    pipeline.add_many(elements)?;
-    gst::Element::link_many(elements)?;
-    for e in elements {
-        e.sync_state_with_parent()?;
+    branch.attach(pipeline, pad)
+}
+
+/// The end of a decoded video branch: a leaky queue, conversion to RGBA only when a screen draws the pictures
+/// (converting every decoded frame costs a few percent of a core at 720p), and a dropping appsink. The caller sets
+/// the sink's callbacks, then [`VideoBranch::attach`]es it.
+struct VideoBranch {
+    queue: gst::Element,
+    convert: gst::Element,
+    sink: gstreamer_app::AppSink,
+    /// Whether the sink's samples are RGBA (a screen draws them).
+    rgba: bool,
+}
+
+impl VideoBranch {
+    fn new(live: &LiveMedia, name: &str, queued: u32, kept: u32) -> Result<VideoBranch, glib::BoolError> {
+        let queue = gst::ElementFactory::make("queue")
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", queued)
+            .property("max-size-time", 0u64)
+            .property("max-size-bytes", 0u32)
+            .build()?;
+        let rgba = live.pictures.wanted();
+        let convert = gst::ElementFactory::make(if rgba { "videoconvert" } else { "identity" }).build()?;
+        let caps =
+            if rgba { gst::Caps::builder("video/x-raw").field("format", "RGBA").build() } else { gst::Caps::new_any() };
+        let sink =
+            gstreamer_app::AppSink::builder().name(name).caps(&caps).max_buffers(kept).drop(true).sync(false).build();
+        Ok(VideoBranch { queue, convert, sink, rgba })
     }
-    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
-    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    Ok(())
+
+    /// Adds the branch to `pipeline`, starts it and feeds it from `pad`.
+    fn attach(self, pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), glib::BoolError> {
+        let elements = [&self.queue, &self.convert, self.sink.upcast_ref::<gst::Element>()];
+        pipeline.add_many(elements)?;
+        gst::Element::link_many(elements)?;
+        for e in elements {
+            e.sync_state_with_parent()?;
+        }
+        let sinkpad = self.queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
+        pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
+        Ok(())
+    }
 }
 
 /// Holds each of the doctor's frames until its playout time, in the sink's streaming thread (as a synchronising
@@ -226,23 +237,9 @@ impl Playout {
 /// What the doctor shares: counted, and for a screen that draws it converted to RGBA. No playout holding (nothing
 /// to keep in step with) and one frame queued at most: a shared page changes seldom, and the newest is what counts.
 fn link_shared(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) -> Result<(), glib::BoolError> {
-    let queue = gst::ElementFactory::make("queue")
-        .property_from_str("leaky", "downstream")
-        .property("max-size-buffers", 1u32)
-        .property("max-size-time", 0u64)
-        .property("max-size-bytes", 0u32)
-        .build()?;
-    let want_rgba = live.pictures.wanted();
-    let convert = gst::ElementFactory::make(if want_rgba { "videoconvert" } else { "identity" }).build()?;
-    let caps = if want_rgba {
-        gst::Caps::builder("video/x-raw").field("format", "RGBA").build()
-    } else {
-        gst::Caps::new_any()
-    };
-    let sink =
-        gstreamer_app::AppSink::builder().name(SHARED_VIDEO).caps(&caps).max_buffers(1).drop(true).sync(false).build();
-    let live = live.clone();
-    sink.set_callbacks(
+    let branch = VideoBranch::new(live, SHARED_VIDEO, 1, 1)?;
+    let (live, want_rgba) = (live.clone(), branch.rgba);
+    branch.sink.set_callbacks(
         gstreamer_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
@@ -254,15 +251,7 @@ fn link_shared(pipeline: &gst::Pipeline, pad: &gst::Pad, live: &Arc<LiveMedia>) 
             })
             .build(),
     );
-    let elements = [&queue, &convert, sink.upcast_ref::<gst::Element>()];
-    pipeline.add_many(elements)?;
-    gst::Element::link_many(elements)?;
-    for e in elements {
-        e.sync_state_with_parent()?;
-    }
-    let sinkpad = queue.static_pad("sink").ok_or_else(|| glib::bool_error!("queue has no sink"))?;
-    pad.link(&sinkpad).map_err(|e| glib::bool_error!("link: {e:?}"))?;
-    Ok(())
+    branch.attach(pipeline, pad)
 }
 
 /// An RGBA sample as a frame for the screen, when its caps and size agree.
