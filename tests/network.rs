@@ -237,6 +237,19 @@ impl CpuLimit {
         std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move the kiosk into the cgroup");
         CpuLimit(dir)
     }
+
+    fn set_quota(&self, percent_of_a_core: u32) {
+        std::fs::write(self.0.join("cpu.cfs_quota_us"), (percent_of_a_core * 1000).to_string()).expect("quota");
+    }
+
+    /// The group's `cpu.stat` (periods, throttled periods, throttled time) on one line.
+    fn throttled(&self) -> String {
+        std::fs::read_to_string(self.0.join("cpu.stat"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl Drop for CpuLimit {
@@ -294,16 +307,34 @@ async fn cpu_starved() {
     let s = until_kiosk(&k, "1280x720", Duration::from_secs(40), |s| s.sending.width == 1280).await;
     println!("unlimited: {:?}", s.sending);
     // 70 % of what the kiosk uses unlimited (a real starvation on any machine, with room for a lower rung), or
-    // MM_CPU_QUOTA.
-    let used = cpu_percent(k.kiosk_pid(), Duration::from_secs(3)).await;
-    let quota: u32 =
+    // MM_CPU_QUOTA. What it uses moves with the doctor's picture it decodes, so one short reading can be high (a CI
+    // run kept 30 fps under its quota): without a step down within 15 s the quota is halved, twice at most.
+    let used = cpu_percent(k.kiosk_pid(), Duration::from_secs(5)).await;
+    let mut quota: u32 =
         std::env::var("MM_CPU_QUOTA").ok().and_then(|v| v.parse().ok()).unwrap_or(((used * 0.7) as u32).max(10));
     println!("the kiosk used {used:.0} % of a core unlimited");
-    let _limit = CpuLimit::apply(k.kiosk_pid(), quota);
-    let down = until_kiosk(&k, "a step down for CPU", Duration::from_secs(30), |s| {
-        s.sending.width < 1280 && s.sending.limit == Some(LimitReason::Cpu)
-    })
-    .await;
+    let limit = CpuLimit::apply(k.kiosk_pid(), quota);
+    let stepped_down = |s: &KioskStatus| s.sending.width < 1280 && s.sending.limit == Some(LimitReason::Cpu);
+    let mut tried = Vec::new();
+    let down = loop {
+        let start = Instant::now();
+        let mut s = k.kiosk_status();
+        while !stepped_down(&s) && start.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            s = k.kiosk_status();
+        }
+        tried.push((quota, limit.throttled(), s.sending.fps));
+        if stepped_down(&s) {
+            break s;
+        }
+        assert!(
+            tried.len() < 3,
+            "no step down for CPU; (quota % of a core, cgroup cpu.stat, sending fps) tried: {tried:?}; last: {:?}",
+            s.sending
+        );
+        quota = (quota / 2).max(8);
+        limit.set_quota(quota);
+    };
     println!("starved ({quota} % of a core): {:?}", down.sending);
     // Settled: the ladder may take more steps (each after 3 s on a rung); then the frame rate holds on the rung it
     // stays on. Bounded: 60 readings at most.
