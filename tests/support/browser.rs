@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::kiosk::KioskProcess;
-use super::{KillOnDrop, PASSWORD, wait_for};
+use super::{KillOnDrop, PASSWORD, poll_until, wait_for};
 
 /// chromedriver on a port it picks itself (`--port=0`; it prints the port once it listens), and its port.
 pub fn start_chromedriver() -> (KillOnDrop, u16) {
@@ -275,19 +275,42 @@ pub async fn call_and_accept(c: &Client, k: &KioskProcess, appointment: i64) -> 
     let t_accept = Instant::now();
     // Liveness bounds, not targets (set-up time is the network bench's): with two browsers, two kiosks and a moving
     // test picture on the 2-core test machine a start has taken over 10 s.
-    wait_for("video and audio in the browser", Duration::from_secs(20), || async {
+    let in_browser = poll_until(Duration::from_secs(20), || async {
         js(c, "window.medimitra.call.stats.framesDecoded > 0 && window.medimitra.call.stats.audioPacketsReceived > 0")
             .await
             == json!(true)
     })
     .await;
+    if in_browser.is_none() {
+        panic!("no video and audio in the browser 20 s after accepting: {}", media_report(c, k).await);
+    }
     let browser_media = t_accept.elapsed();
-    wait_for("the browser's video and audio at the kiosk", Duration::from_secs(20), || async {
+    let at_kiosk = poll_until(Duration::from_secs(20), || async {
         let s = k.kiosk_status();
         s.remote_video_frames > 0 && s.remote_audio_buffers > 0
     })
     .await;
+    if at_kiosk.is_none() {
+        panic!("no video and audio from the browser at the kiosk 20 s after accepting: {}", media_report(c, k).await);
+    }
     (t0.elapsed(), browser_media)
+}
+
+/// What both ends say about a call's media, for a failure message: the page's connection states, its received
+/// streams (per payload type and SSRC) and its last stats; the kiosk's status.
+pub async fn media_report(c: &Client, k: &KioskProcess) -> String {
+    let page = js_async(
+        c,
+        "const call = window.medimitra.call, pc = call.pc; if (!pc) return 'no peer connection'; \
+         const rtp = []; (await pc.getStats()).forEach((r) => { \
+           if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp') rtp.push(`${r.type} ${r.kind} mid ${r.mid} ssrc ${r.ssrc} \
+             packets ${r.packetsReceived ?? r.packetsSent} frames ${r.framesDecoded ?? r.framesEncoded ?? '-'}`); }); \
+         return `connection ${pc.connectionState}, ice ${pc.iceConnectionState}, signaling ${pc.signalingState}; \
+           transceivers ${pc.getTransceivers().map((t) => `${t.mid}:${t.receiver.track.kind}:${t.currentDirection}`).join(' ')}; \
+           ${rtp.join('; ')}; stats ${JSON.stringify(call.stats)}`;",
+    )
+    .await;
+    format!("page: {}\nkiosk: {:?}", page.as_str().unwrap_or_default(), k.kiosk_status())
 }
 
 pub async fn end_from_page(c: &Client, k: &KioskProcess) {
