@@ -48,6 +48,44 @@ async fn the_network_check_needs_a_login_and_says_what_is_configured() {
 }
 
 #[tokio::test]
+async fn the_path_probe_sends_and_takes_bounded_incompressible_bytes_to_logged_in_staff() {
+    let k = Kiosk::start().await;
+    k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    let probe = k.url("/api/network-probe");
+    assert_eq!(k.client.get(&probe).send().await.expect("get").status(), 401);
+    assert_eq!(k.client.post(&probe).body(vec![0u8; 10]).send().await.expect("post").status(), 401);
+    let t = k.login("asha@clinic.in").await;
+    let get = |q: &'static str| k.client.get(format!("{probe}{q}")).bearer_auth(&t).send();
+    // A round trip: nothing to carry.
+    let r = get("").await.expect("round trip");
+    assert_eq!(r.status(), 204);
+    // A download: exactly the bytes asked for, not compressible (a byte value repeats about as often as chance has
+    // it), at most 4 MiB.
+    let r = get("?bytes=300000").await.expect("download");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = r.bytes().await.expect("body");
+    assert_eq!(body.len(), 300_000);
+    let mut counts = [0usize; 256];
+    body.iter().for_each(|b| counts[usize::from(*b)] += 1);
+    assert!(counts.iter().all(|&c| c > 900 && c < 1450), "bytes spread evenly: {:?}", &counts[..8]);
+    for bad in ["?bytes=4194305", "?bytes=-1", "?bytes=many", "?size=10"] {
+        let r = get(bad).await.expect("bad");
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    assert_eq!(get("?bytes=4194304").await.expect("4 MiB").bytes().await.expect("body").len(), 4 * 1024 * 1024);
+    // An upload: counted and answered, larger than any API body but at most 4 MiB.
+    let up = |n: usize| k.client.post(&probe).bearer_auth(&t).body(vec![7u8; n]).send();
+    let r = up(1_000_000).await.expect("upload");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["bytes"], 1_000_000);
+    let r = up(4 * 1024 * 1024 + 1).await.expect("too large");
+    assert_eq!(r.status(), 413);
+    k.stop().await;
+}
+
+#[tokio::test]
 async fn login_profile_and_logout_with_bearer_and_cookie() {
     let k = Kiosk::start().await;
     k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
@@ -298,6 +336,72 @@ async fn appointments_are_created_and_moved_through_their_states() {
     let audit = k.store.read_blocking(|db| db.recent_audit(50)).unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"appointment_create") && actions.contains(&"appointment_status"), "{actions:?}");
+    k.stop().await;
+}
+
+#[tokio::test]
+async fn the_visit_note_is_edited_with_its_history_kept_and_a_stale_edit_refused() {
+    let k = Kiosk::start().await;
+    let doctor = k.add_account("Dr. Asha Rao", "asha@clinic.in", Role::Doctor);
+    k.add_account("Dr. Ravi Menon", "ravi@clinic.in", Role::Doctor);
+    k.add_account("Tech Tara", "tara@clinic.in", Role::Technician);
+    let p = k.add_patient("Meena Kumari");
+    let id = k.add_appointment(p, doctor, today_at(10, 0));
+    let t = k.login("asha@clinic.in").await;
+    let note = format!("/api/appointments/{id}/note");
+    let (_, a) = k.get(&format!("/api/appointments/{id}"), Some(&t)).await;
+    assert_eq!(a["noteRevision"], 0);
+
+    // Written, added to (the chat's "save to the notes" path), then edited from the revision it has reached.
+    let (status, a) = k.put_json(&note, Some(&t), &json!({"text": "Fever 3 days.", "baseRevision": 0})).await;
+    assert_eq!((status, a["noteRevision"].clone(), a["notes"].clone()), (200, json!(1), json!("Fever 3 days.")));
+    let (status, a) =
+        k.post_json(&format!("/api/appointments/{id}/notes"), Some(&t), &json!({"text": "Chat: no cough"})).await;
+    assert_eq!((status, a["noteRevision"].clone()), (200, json!(2)));
+    let added = a["notes"].as_str().unwrap_or_default().to_string();
+    let edited = "Fever 3 days, no cough. Paracetamol 500 mg.";
+    let (status, a) = k.put_json(&note, Some(&t), &json!({"text": edited, "baseRevision": 2})).await;
+    assert_eq!((status, a["noteRevision"].clone(), a["notes"].clone()), (200, json!(3), json!(edited)));
+
+    // A save from an older revision (a second tab, another device) changes nothing and says who saved since.
+    let (status, body) = k.put_json(&note, Some(&t), &json!({"text": "old tab", "baseRevision": 1})).await;
+    assert_eq!((status, body["code"].clone()), (409, json!("conflict")), "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("by Dr. Asha Rao"), "{body}");
+    // The same text again is no new revision.
+    let (status, a) = k.put_json(&note, Some(&t), &json!({"text": edited, "baseRevision": 3})).await;
+    assert_eq!((status, a["noteRevision"].clone()), (200, json!(3)));
+
+    let (status, h) = k.get(&format!("{note}/revisions"), Some(&t)).await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = h["revisions"].as_array().unwrap().iter().filter_map(|r| r["text"].as_str()).collect();
+    assert_eq!(texts, vec![edited, added.as_str(), "Fever 3 days."]);
+    assert_eq!(h["revisions"][0]["author"], "Dr. Asha Rao");
+    assert_eq!(h["revisions"][0]["revision"], 3);
+
+    // Another doctor does not see it; a technician sees the history but does not write the doctor's note; bad
+    // bodies are refused. None of it changes the note.
+    let ravi = k.login("ravi@clinic.in").await;
+    let (status, _) = k.put_json(&note, Some(&ravi), &json!({"text": "x", "baseRevision": 3})).await;
+    assert_eq!(status, 404);
+    let (status, _) = k.get(&format!("{note}/revisions"), Some(&ravi)).await;
+    assert_eq!(status, 404);
+    let tara = k.login("tara@clinic.in").await;
+    let (status, _) = k.get(&format!("{note}/revisions"), Some(&tara)).await;
+    assert_eq!(status, 200);
+    let (status, _) = k.put_json(&note, Some(&tara), &json!({"text": "x", "baseRevision": 3})).await;
+    assert_eq!(status, 403);
+    for bad in [
+        json!({"text": "x"}),
+        json!({"text": "x", "baseRevision": -1}),
+        json!({"text": "a\u{0007}b", "baseRevision": 3}),
+        json!({"text": "x".repeat(20_001), "baseRevision": 3}),
+        json!({"text": "x", "baseRevision": 3, "extra": 1}),
+    ] {
+        let (status, body) = k.put_json(&note, Some(&t), &bad).await;
+        assert!(status == 422 || status == 400, "{bad}: {status} {body}");
+    }
+    let (_, a) = k.get(&format!("/api/appointments/{id}"), Some(&t)).await;
+    assert_eq!((a["noteRevision"].clone(), a["notes"].clone()), (json!(3), json!(edited)));
     k.stop().await;
 }
 

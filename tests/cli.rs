@@ -120,7 +120,7 @@ async fn a_doctor_added_on_the_command_line_logs_in_over_https() {
     assert_eq!((count("accounts"), count("sessions")), (1, 1));
     assert!(count("audit_log") >= 3, "account created, login, password reset");
     let out = medimitra(dir.path(), &["db", "check"], None);
-    assert!(text(&out).contains("database OK: schema version 6"), "{}", text(&out));
+    assert!(text(&out).contains("database OK: schema version 7"), "{}", text(&out));
 }
 
 #[test]

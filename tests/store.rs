@@ -62,7 +62,7 @@ fn book(store: &Store, doctor: i64, patient: i64, slot: i64) -> i64 {
 fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     let (d, p) = seed(&store);
     book(&store, d, p, 0);
     let mode: String =
@@ -71,7 +71,7 @@ fn migrations_run_on_an_empty_file_and_again_on_an_existing_one() {
     drop(store);
 
     let again = Store::open_in(dir.path()).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 6);
+    assert_eq!(again.schema_version().unwrap(), 7);
     let counts = again.read_blocking(|db| db.table_counts()).unwrap();
     assert!(counts.contains(&("appointments".to_string(), 1)), "{counts:?}");
     assert!(again.check().unwrap().is_empty());
@@ -299,7 +299,7 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
              INSERT INTO patients VALUES (1, 'Meena', NULL, 'female', NULL, 'hi', '2026-11-01T00:00:00Z');
              INSERT INTO appointments VALUES (1, 1, 1, '2026-11-25T03:00:00Z', 15, '', 'scheduled', '', \
              '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z'), (2, 1, 1, '2026-11-25T04:00:00Z', 15, '', 'in_call', \
-             '', '2026-11-01T00:00:00Z', '2026-11-25T04:02:00Z');
+             '[2026-11-25T04:01:00Z Dr. Asha Rao] BP high', '2026-11-01T00:00:00Z', '2026-11-25T04:02:00Z');
              INSERT INTO audit_log (at, actor, action, target, detail) VALUES \
              ('2026-11-25T03:55:00Z', 'touch_screen', 'appointment_status', 'appointment:2', 'scheduled -> checked_in'), \
              ('2026-11-25T04:02:00Z', 'call_service', 'appointment_status', 'appointment:2', 'checked_in -> in_call');
@@ -309,7 +309,7 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     assert!(store.check().unwrap().is_empty(), "foreign keys follow the renamed table");
     let accounts = store.read_blocking(|db| db.list_accounts(None)).unwrap();
     assert_eq!(accounts.iter().map(|a| (a.id, a.role)).collect::<Vec<_>>(), [(1, Role::Doctor), (2, Role::Technician)]);
@@ -323,6 +323,12 @@ fn a_version_2_database_becomes_version_3_with_its_accounts_and_sessions_kept() 
         store.read_blocking(|db| db.appointment(2)).unwrap().checked_in_at.as_deref(),
         Some("2026-11-25T03:55:00Z")
     );
+    // Version 7: a note written before revisions were kept is revision 1 of the visit note; none, none.
+    let (one, two) = store.read_blocking(|db| Ok((db.appointment(1)?, db.appointment(2)?))).unwrap();
+    assert_eq!((one.note_revision, two.note_revision), (0, 1));
+    let kept = store.read_blocking(|db| db.note_revisions(2)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].text.as_str(), kept[0].saved_at.as_str()), (two.notes.as_str(), "2026-11-25T04:02:00Z"));
 }
 
 #[test]

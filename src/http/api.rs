@@ -36,6 +36,8 @@ pub fn routes() -> Router<AppState> {
         .route("/appointments/{id}", get(get_appointment))
         .route("/appointments/{id}/status", put(set_status))
         .route("/appointments/{id}/notes", post(add_note))
+        .route("/appointments/{id}/note", put(save_note))
+        .route("/appointments/{id}/note/revisions", get(note_revisions))
         .route("/appointments/{id}/observations", get(observations))
         .route("/appointments/{id}/calls", get(call_records))
         .route("/patients", get(list_patients).post(create_patient))
@@ -470,6 +472,53 @@ async fn add_note(
     let now = Utc::now();
     let a = s.store.write(move |db| db.add_note(id, &author, &text, actor, now)).await?;
     Ok(Json(a))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SaveNoteBody {
+    text: String,
+    /// The `noteRevision` the doctor's text started from.
+    base_revision: u32,
+}
+
+/// The longest visit note (the whole text, additions included).
+const NOTE_MAX_CHARS: usize = 20_000;
+
+/// Replaces the visit note (a new revision; the earlier ones are kept). Only the appointment's doctor writes it; a
+/// save started from an older revision than the current one is refused with `conflict`, changing nothing.
+async fn save_note(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<SaveNoteBody>,
+) -> Result<Json<crate::store::Appointment>, ApiError> {
+    let a = visible_appointment(&s, &caller, id).await?;
+    if a.doctor_id != caller.account.id {
+        return Err(ApiError::forbidden("only the appointment's doctor writes its visit note"));
+    }
+    let text = validate_text("text", &body.text, NOTE_MAX_CHARS)?;
+    let author = caller.account.name.clone();
+    let actor = caller.actor();
+    let now = Utc::now();
+    let a = s.store.write(move |db| db.save_note(id, body.base_revision, &author, &text, actor, now)).await?;
+    Ok(Json(a))
+}
+
+#[derive(Serialize)]
+struct NoteRevisions {
+    revisions: Vec<crate::store::NoteRevision>,
+}
+
+/// The visit note's revisions, newest first.
+async fn note_revisions(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<NoteRevisions>, ApiError> {
+    visible_appointment(&s, &caller, id).await?;
+    let revisions = s.store.read(move |db| db.note_revisions(id)).await?;
+    Ok(Json(NoteRevisions { revisions }))
 }
 
 async fn get_patient(

@@ -7,6 +7,7 @@ pub mod auth;
 mod error;
 mod limits;
 mod metrics;
+mod probe;
 mod sessions;
 mod signal;
 pub mod tls;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub(crate) session_sockets: Arc<sessions::SessionSockets>,
     /// Answers by status class, for `/metrics`.
     pub(crate) http_counters: Arc<metrics::HttpCounters>,
+    /// One network-check upload at a time.
+    pub(crate) probe_upload: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             open_sockets: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             session_sockets: Arc::default(),
             http_counters: Arc::new(metrics::HttpCounters::default()),
+            probe_upload: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -97,6 +101,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/signal", axum::routing::get(signal::upgrade))
         .route("/metrics", axum::routing::get(metrics::metrics))
+        // Its own body limit: a network check sends more than any API body.
+        .route(
+            "/api/network-probe",
+            axum::routing::get(probe::download).post(probe::upload).layer(DefaultBodyLimit::max(probe::MAX_BYTES)),
+        )
         .nest("/api", api::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::not_found("page") })

@@ -10,7 +10,7 @@ mod schema;
 
 pub use queries::{
     Account, Appointment, AppointmentFilter, AuditEntry, CallRecord, Db, NewAccount, NewAppointment, NewPatient,
-    Patient, TABLES, ts,
+    NoteRevision, Patient, TABLES, ts,
 };
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};

@@ -100,6 +100,19 @@ pub struct Appointment {
     pub updated_at: String,
     /// When the patient last checked in (`None` before they did).
     pub checked_in_at: Option<String>,
+    /// The visit note's revision `notes` holds (0: never written); an edit names the one it started from.
+    pub note_revision: u32,
+}
+
+/// One saved version of an appointment's visit note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteRevision {
+    pub revision: u32,
+    pub text: String,
+    /// The account's name when it was saved ("" for notes from before revisions were kept).
+    pub author: String,
+    pub saved_at: String,
 }
 
 pub struct NewAppointment {
@@ -146,8 +159,17 @@ pub struct AuditEntry {
 }
 
 /// Every table, in the order `db check` reports them.
-pub const TABLES: [&str; 8] =
-    ["accounts", "patients", "appointments", "call_records", "sessions", "audit_log", "recovery_codes", "observations"];
+pub const TABLES: [&str; 9] = [
+    "accounts",
+    "patients",
+    "appointments",
+    "call_records",
+    "sessions",
+    "audit_log",
+    "recovery_codes",
+    "observations",
+    "note_revisions",
+];
 
 /// A borrowed connection (or transaction) with the kiosk's queries.
 pub struct Db<'c> {
@@ -158,7 +180,8 @@ const ACCOUNT_COLS: &str =
     "id, name, specialty, email, role, active, created_at, must_change_password, totp_secret IS NOT NULL";
 const PATIENT_COLS: &str = "id, name, date_of_birth, sex, phone, language, created_at";
 const APPOINTMENT_SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.doctor_id, d.name, a.starts_at, \
-     a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at, a.checked_in_at \
+     a.duration_minutes, a.reason, a.status, a.notes, a.created_at, a.updated_at, a.checked_in_at, \
+     (SELECT COALESCE(MAX(n.revision), 0) FROM note_revisions n WHERE n.appointment_id = a.id) \
      FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN accounts d ON d.id = a.doctor_id";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
@@ -207,6 +230,7 @@ fn appointment_row(r: &Row<'_>) -> rusqlite::Result<Appointment> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
         checked_in_at: r.get(12)?,
+        note_revision: r.get(13)?,
     })
 }
 
@@ -584,7 +608,7 @@ impl<'c> Db<'c> {
         self.appointment(id)
     }
 
-    /// Appends a dated line to the appointment's notes.
+    /// Appends a dated line to the appointment's notes (a new revision of the visit note).
     pub fn add_note(
         &self,
         id: i64,
@@ -596,12 +620,78 @@ impl<'c> Db<'c> {
         let current = self.appointment(id)?;
         let line = format!("[{} {}] {}", ts(now), author, text);
         let notes = if current.notes.is_empty() { line } else { format!("{}\n{}", current.notes, line) };
-        self.conn.execute(
-            "UPDATE appointments SET notes = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, notes, ts(now)],
-        )?;
+        self.write_note(&current, &notes, author, now)?;
         self.audit(actor, "appointment_note", &format!("appointment:{id}"), "", now)?;
         self.appointment(id)
+    }
+
+    /// Replaces the visit note with `text`, keeping what it said before as a revision. `base` is the revision the
+    /// writer started from: if someone saved another since, nothing changes and the answer names who and when (two
+    /// people editing must not silently overwrite each other). Saving the same text again adds no revision.
+    pub fn save_note(
+        &self,
+        id: i64,
+        base: u32,
+        author: &str,
+        text: &str,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, StoreError> {
+        let current = self.appointment(id)?;
+        if base != current.note_revision {
+            let latest = self.note_revisions(id)?.into_iter().next();
+            let by = latest.map_or_else(String::new, |r| {
+                let who = if r.author.is_empty() { String::new() } else { format!(" by {}", r.author) };
+                format!("{who} at {}", r.saved_at)
+            });
+            return Err(StoreError::Conflict(format!(
+                "the note was saved again{by} (revision {}) after revision {base} you started from",
+                current.note_revision
+            )));
+        }
+        if text == current.notes {
+            return Ok(current);
+        }
+        self.write_note(&current, text, author, now)?;
+        self.audit(
+            actor,
+            "appointment_note_edit",
+            &format!("appointment:{id}"),
+            &format!("revision {}", current.note_revision + 1),
+            now,
+        )?;
+        self.appointment(id)
+    }
+
+    /// The visit note's revisions, newest first.
+    pub fn note_revisions(&self, id: i64) -> Result<Vec<NoteRevision>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT revision, text, author, saved_at FROM note_revisions WHERE appointment_id = ?1 \
+             ORDER BY revision DESC",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(NoteRevision { revision: r.get(0)?, text: r.get(1)?, author: r.get(2)?, saved_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Makes `text` the note's current text and its next revision.
+    fn write_note(
+        &self,
+        current: &Appointment,
+        text: &str,
+        author: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO note_revisions (appointment_id, revision, text, author, saved_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![current.id, current.note_revision + 1, text, author, ts(now)],
+        )?;
+        self.conn.execute(
+            "UPDATE appointments SET notes = ?2, updated_at = ?3 WHERE id = ?1",
+            params![current.id, text, ts(now)],
+        )?;
+        Ok(())
     }
 
     // ---- call records ----

@@ -113,4 +113,19 @@ pub const MIGRATIONS: &[&str] = &[
             AND audit_log.detail LIKE '% -> checked_in'
     ) WHERE status <> 'scheduled';
     "#,
+    // 7: the visit note's versions. `appointments.notes` stays the current text (the API's `notes`); every save
+    // and every addition adds a revision here (1, 2, ...), so an edit never loses what was written before. Notes
+    // written before this migration become revision 1 (author unknown: the lines themselves name theirs).
+    r#"
+    CREATE TABLE note_revisions (
+        appointment_id       INTEGER NOT NULL REFERENCES appointments(id),
+        revision             INTEGER NOT NULL CHECK (revision > 0),
+        text                 TEXT NOT NULL,
+        author               TEXT NOT NULL,
+        saved_at             TEXT NOT NULL,
+        PRIMARY KEY (appointment_id, revision)
+    );
+    INSERT INTO note_revisions (appointment_id, revision, text, author, saved_at)
+        SELECT id, 1, notes, '', updated_at FROM appointments WHERE notes <> '';
+    "#,
 ];
