@@ -9,6 +9,7 @@ mod support;
 use fantoccini::Locator;
 use medimitra::calls::control::ControlCommand;
 use medimitra::core::{Actor, AppointmentStatus, CallPhase, CallState, EndReason};
+use medimitra::store::AppointmentFilter;
 use serde_json::json;
 use support::browser::*;
 use support::kiosk::{INSIDE, KioskProcess, rerun_inside_namespace};
@@ -561,6 +562,20 @@ async fn vitals_in_a_call(engine: Engine) {
         notes().contains("Chat during the call:\nDoctor: Please keep your hand on the table\nPatient: Please repeat")
     })
     .await;
+    // The call view's visit note takes the addition in, and the doctor edits the note during the call.
+    wait_for("the chat in the call's note", Duration::from_secs(5), || async {
+        js(&a, "document.getElementById('note-text').value")
+            .await
+            .as_str()
+            .is_some_and(|t| t.ends_with("Patient: Please repeat"))
+    })
+    .await;
+    type_into(&a, "#note-text", "\nSpO2 normal at rest.").await;
+    a.find(Locator::Css("#note-form button[type=submit]")).await.expect("save").click().await.expect("click save");
+    wait_for("the edit saved during the call", Duration::from_secs(5), || async {
+        notes().ends_with("Patient: Please repeat\nSpO2 normal at rest.")
+    })
+    .await;
 
     // The doctor shows a picture in place of the camera: the kiosk is told, and the picture's frames keep coming.
     let showing = js_async(
@@ -836,6 +851,21 @@ async fn doctors_day(engine: Engine) {
     );
     assert_eq!((text("pc-devices").await, text("pc-kiosk").await), (json!("working"), json!("reached")));
     assert!(text("pc-network").await.as_str().is_some_and(|t| t.starts_with("no STUN or TURN server configured")));
+    // The path to the kiosk, measured over this page's own connection (a link shaped to slow is in
+    // tests/network.rs): a round trip and a rate each way.
+    let path = text("pc-path").await;
+    let numbers: Vec<f64> = path
+        .as_str()
+        .unwrap_or_default()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        path.as_str().is_some_and(|p| p.starts_with("round trip ") && p.contains("; from the kiosk "))
+            && numbers.len() == 3,
+        "{path}"
+    );
+    assert_eq!(text("pc-ice").await, json!("no relay configured"));
     // (Headless Firefox here has no audio output, so its Web Audio never runs: the page must say the level cannot
     // be shown rather than show one that never moves.)
     let preview = "[document.getElementById('pc-video').videoWidth, window.medimitra.precheck.peak, \
@@ -919,19 +949,108 @@ async fn doctors_day(engine: Engine) {
     assert!(visit.contains(": fever (no show) — ") && visit.ends_with("Phoned: will come next week"), "{visit}");
     assert_eq!(shown("d-calls").await, json!(""), "no call yet");
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the appointment's details");
+    // The visit note: written, saved, edited; every version kept and shown; a save from a version another device
+    // has moved past is refused with the doctor's text kept.
+    let note = || k.store.read_blocking(|db| db.appointment(at_desk)).expect("appointment");
+    let save = || async {
+        a.find(Locator::Css("#d-note-form button[type=submit]")).await.expect("save").click().await.expect("click save")
+    };
     type_into(&a, "#d-note-text", "Came to the desk at 10:05").await;
-    a.find(Locator::Css("#d-note-form button[type=submit]")).await.expect("add").click().await.expect("click");
-    wait_for("the note kept and shown", Duration::from_secs(5), || async {
-        let kept = k.store.read_blocking(|db| db.appointment(at_desk)).expect("appointment").notes;
-        kept.ends_with("Dr. Asha Rao] Came to the desk at 10:05")
-            && shown("d-notes").await.as_str().is_some_and(|n| n.ends_with("Came to the desk at 10:05"))
+    save().await;
+    wait_for("the note saved", Duration::from_secs(5), || async {
+        note().notes == "Came to the desk at 10:05" && shown("d-note-status").await == json!("Saved (version 1).")
     })
     .await;
+    type_into(&a, "#d-note-text", ". BP 130/85.").await;
+    save().await;
+    wait_for("the edit saved", Duration::from_secs(5), || async {
+        note().note_revision == 2 && shown("d-note-status").await == json!("Saved (version 2).")
+    })
+    .await;
+    assert_eq!(note().notes, "Came to the desk at 10:05. BP 130/85.");
+    a.find(Locator::Css("#d-note-versions summary")).await.expect("versions").click().await.expect("click versions");
+    wait_for("both versions listed", Duration::from_secs(5), || async {
+        let items =
+            js(&a, "Array.from(document.querySelectorAll('#d-note-history li pre')).map((p) => p.textContent)").await;
+        items == json!(["Came to the desk at 10:05. BP 130/85.", "Came to the desk at 10:05"])
+    })
+    .await;
+    let first = js(&a, "document.querySelector('#d-note-history li').firstChild.textContent").await;
+    assert!(first.as_str().is_some_and(|t| t.starts_with("Version 2, ") && t.ends_with(", Dr. Asha Rao")), "{first}");
+    // Another device saves meanwhile (version 3); this page's save, started from version 2, is refused.
+    k.store
+        .write_blocking(|db| {
+            db.save_note(at_desk, 2, "Dr. Asha Rao", "Written on the tablet", Actor::Cli, chrono::Utc::now())
+        })
+        .expect("a save elsewhere");
+    type_into(&a, "#d-note-text", " Pulse 88.").await;
+    save().await;
+    wait_for("the stale save refused", Duration::from_secs(5), || async {
+        shown("d-note-status").await.as_str().is_some_and(|t| t.starts_with("Not saved: the note was saved again by"))
+    })
+    .await;
+    assert_eq!(note().notes, "Written on the tablet", "nothing overwritten");
+    let kept_text = js(&a, "document.getElementById('d-note-text').value").await;
+    assert_eq!(kept_text, json!("Came to the desk at 10:05. BP 130/85. Pulse 88."), "the doctor's text stays");
+    a.find(Locator::Css("#d-note-reload")).await.expect("load the latest").click().await.expect("click");
+    wait_for("the latest version loaded", Duration::from_secs(5), || async {
+        js(&a, "document.getElementById('d-note-text').value").await == json!("Written on the tablet")
+    })
+    .await;
+
+    // A follow-up from the details: refused where it overlaps tomorrow's appointment, booked an hour later, and in
+    // tomorrow's list.
+    let taken = k.store.read_blocking(|db| db.appointment(tomorrow)).expect("tomorrow").starts_at;
+    let set_time = |offset_minutes: i64| {
+        let a = a.clone();
+        let taken = taken.clone();
+        async move {
+            a.execute(
+                "const t = new Date(new Date(arguments[0]).getTime() + arguments[1] * 60000); \
+                 const p = (n) => String(n).padStart(2, '0'); \
+                 document.getElementById('fu-date').value = `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}`; \
+                 document.getElementById('fu-time').value = `${p(t.getHours())}:${p(t.getMinutes())}`; return true;",
+                vec![json!(taken), json!(offset_minutes)],
+            )
+            .await
+            .expect("set the follow-up's time");
+        }
+    };
+    let book = || async {
+        a.find(Locator::Css("#followup-form button[type=submit]")).await.expect("book").click().await.expect("click")
+    };
+    let appointments_of_patient = || {
+        let all = AppointmentFilter { patient_id: Some(k.patient), limit: 100, ..AppointmentFilter::default() };
+        k.store.read_blocking(|db| db.list_appointments(&all)).expect("list")
+    };
+    let before = appointments_of_patient().len();
+    set_time(0).await;
+    book().await;
+    wait_for("the overlap refused", Duration::from_secs(5), || async {
+        shown("fu-status")
+            .await
+            .as_str()
+            .is_some_and(|t| t.starts_with("Not booked: the doctor already has appointment"))
+    })
+    .await;
+    assert_eq!(appointments_of_patient().len(), before, "nothing booked");
+    set_time(60).await;
+    book().await;
+    wait_for("the follow-up booked", Duration::from_secs(5), || async {
+        shown("fu-status").await.as_str().is_some_and(|t| t.starts_with("Booked: "))
+    })
+    .await;
+    let now_booked = appointments_of_patient();
+    assert_eq!(now_booked.len(), before + 1);
+    let follow_up = now_booked.into_iter().max_by_key(|x| x.id).expect("the follow-up");
+    assert_eq!((follow_up.doctor_id, follow_up.reason.as_str()), (k.doctor_a, "Follow-up"));
+    assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the details with the note and follow-up");
     a.find(Locator::Css("#details-close")).await.expect("close").click().await.expect("click close");
 
     // Tomorrow, and back.
     a.find(Locator::Css("#day-next")).await.expect("next day").click().await.expect("click");
     wait_for("tomorrow's list", Duration::from_secs(10), || exists(row(tomorrow, "td"))).await;
+    wait_for("the follow-up in it", Duration::from_secs(10), || exists(row(follow_up.id, "td"))).await;
     assert!(!exists(row(tomorrow, "button.checkin")).await, "no check-in for another day");
     let title = js(&a, "document.getElementById('day-title').textContent").await;
     assert!(title.as_str().is_some_and(|t| t.starts_with("Appointments on ")), "{title}");

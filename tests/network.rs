@@ -206,6 +206,71 @@ async fn relay_only(lab: NatLab) {
     a.close().await.expect("close");
 }
 
+#[test]
+fn the_doctors_pre_call_check_measures_the_path_and_recommends_audio_only_on_a_slow_link() {
+    in_lab("the_doctors_pre_call_check_measures_the_path_and_recommends_audio_only_on_a_slow_link", |lab| {
+        Box::pin(precheck_on_a_slow_link(lab))
+    });
+}
+
+/// Opens the doctor's pre-call check and returns what it says: (the path line, the network line, the verdict).
+async fn precheck(a: &fantoccini::Client) -> (String, String, String) {
+    a.find(fantoccini::Locator::Css("#precheck-open")).await.expect("check").click().await.expect("click");
+    let text = |id: &'static str| {
+        let a = a.clone();
+        async move {
+            js(&a, &format!("document.getElementById('{id}').textContent")).await.as_str().unwrap_or("").to_string()
+        }
+    };
+    support::wait_for("the pre-call verdict", Duration::from_secs(40), || async {
+        text("pc-verdict").await != "Checking…"
+    })
+    .await;
+    let said = (text("pc-path").await, text("pc-ice").await, text("pc-verdict").await);
+    a.find(fantoccini::Locator::Css("#precheck-close")).await.expect("close").click().await.expect("click");
+    said
+}
+
+/// The rate each way the path line gives, in kbit/s.
+fn rates(path: &str) -> (f64, f64) {
+    let rate = |after: &str| -> f64 {
+        let Some((_, rest)) = path.split_once(after) else { return 0.0 };
+        let mut words = rest.split([' ', ',', ';']).filter(|w| !w.is_empty());
+        let value: f64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        if words.next() == Some("Mbit/s") { value * 1000.0 } else { value }
+    };
+    (rate("from the kiosk "), rate("to the kiosk "))
+}
+
+async fn precheck_on_a_slow_link(lab: NatLab) {
+    let dir = tempfile::tempdir().expect("dir");
+    let _turn = KillOnDrop(lab.start_turn(dir.path()));
+    let k = kiosk_in_lab(&lab, 640, 360, "");
+    let (_driver, port) = start_chromedriver();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let a = browser(port, &profiles.path().join("a")).await;
+    login(&a, &k.url, "asha@clinic.in").await;
+
+    let (path, ice, verdict) = precheck(&a).await;
+    println!("unshaped: {path} | {ice} | {verdict}");
+    let (down, up) = rates(&path);
+    assert!(down > 2000.0 && up > 2000.0, "{path}");
+    assert!(!verdict.starts_with("Audio only"), "{verdict}");
+    assert!(ice.starts_with("the kiosk's relay (TURN) is reached"), "the doctor's side reaches coturn: {ice}");
+
+    // The kiosk's uplink (the page's download) capped to 200 kbit/s: measured as such, and audio only advised.
+    let mut shaping = Shaping::kiosk_link(&lab, support::netlab::CLEAN, dir.path());
+    shaping.cap_uplink(Some(200));
+    let (path, _, verdict) = precheck(&a).await;
+    println!("kiosk uplink capped to 200 kbit/s: {path} | {verdict}");
+    let (down, up) = rates(&path);
+    assert!((100.0..=230.0).contains(&down), "from the kiosk within the cap: {path}");
+    assert!(up > 1000.0, "to the kiosk not capped: {path}");
+    assert!(verdict.starts_with("Audio only recommended: the link to the kiosk is slow"), "{verdict}");
+    drop(shaping);
+    a.close().await.expect("close");
+}
+
 /// The kiosk's process in a CPU cgroup (v1 `cpu` controller) with a quota, as a busy or slow device would be.
 struct CpuLimit(std::path::PathBuf);
 

@@ -221,11 +221,11 @@ async function showDetails(a) {
   $("d-time").textContent = new Date(a.startsAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
   $("d-reason").textContent = a.reason || "–";
   $("d-status").textContent = a.status.replace("_", " ");
-  $("d-notes").textContent = a.notes || "–";
+  detailsNote.load(a);
+  followUp.prefill(a);
   for (const id of ["d-kept", "d-calls", "d-history"]) $(id).replaceChildren();
   for (const id of ["d-kept-none", "d-calls-none", "d-history-none"]) $(id).hidden = true;
   $("details-error").textContent = "";
-  $("d-note-text").value = "";
   if (!$("details").open) $("details").showModal();
   const problems = [];
   const [patient, readings, calls, history] = await Promise.all([
@@ -266,16 +266,259 @@ async function showDetails(a) {
   if (problems.length) $("details-error").textContent = `Could not load ${problems.join(", ")}.`;
 }
 
-// Adds a note to an appointment; the API stamps it with the time and the doctor's name (the notes' history).
+// Adds a dated line to an appointment's note (the chat's "save"); the API stamps it with the time and the doctor's
+// name, as a new revision. The editors showing that note take it in unless they hold unsaved text.
 async function addNote(appointmentId, text) {
   const t = text.trim();
   if (!t) return null;
-  return api(`/api/appointments/${appointmentId}/notes`, { method: "POST", body: JSON.stringify({ text: t }) });
+  const updated = await api(`/api/appointments/${appointmentId}/notes`, { method: "POST", body: JSON.stringify({ text: t }) });
+  for (const editor of [detailsNote, callNote]) editor.refresh(updated);
+  return updated;
+}
+
+// The visit note: one text the doctor writes and edits during and after the call. Every save is a revision the
+// kiosk keeps ("Earlier versions"); a save started from an older revision than the kiosk's (another tab or device
+// saved since) is refused by the API, and the doctor's text stays in the box with "Load the latest" beside it.
+class NoteEditor {
+  constructor(prefix) {
+    this.prefix = prefix;
+    this.id = null;
+    this.base = 0;
+    this.saved = "";
+    this.el("form").addEventListener("submit", (ev) => { ev.preventDefault(); this.save(); });
+    this.el("reload").addEventListener("click", () => this.reload());
+    this.el("versions").addEventListener("toggle", () => { if (this.el("versions").open) this.showVersions(); });
+  }
+  el(name) {
+    return $(`${this.prefix}-${name}`);
+  }
+  // Shows appointment `a`'s note as the kiosk has it.
+  load(a) {
+    this.id = a.id;
+    this.base = a.noteRevision || 0;
+    this.saved = a.notes || "";
+    this.el("text").value = this.saved;
+    this.el("reload").hidden = true;
+    this.el("versions").open = false;
+    this.el("history").replaceChildren();
+    this.el("status").textContent = this.base ? `Version ${this.base}.` : "Nothing written yet.";
+  }
+  dirty() {
+    return this.el("text").value.trim() !== this.saved.trim();
+  }
+  // A newer version of the shown appointment (an addition from the chat): taken in unless the doctor is writing.
+  refresh(a) {
+    if (!a || a.id !== this.id || (a.noteRevision || 0) === this.base) return;
+    if (this.dirty()) {
+      this.el("status").textContent = "A newer version was saved elsewhere: save yours, or load the latest.";
+      this.el("reload").hidden = false;
+    } else {
+      this.load(a);
+    }
+  }
+  async open(appointmentId) {
+    this.id = appointmentId;
+    this.el("text").value = "";
+    this.el("status").textContent = "Loading the note…";
+    try {
+      const a = await api(`/api/appointments/${appointmentId}`);
+      if (this.id === appointmentId) this.load(a);
+    } catch (e) {
+      this.el("status").textContent = `The note could not be loaded (${e.message}).`;
+    }
+  }
+  async reload() {
+    if (this.id) await this.open(this.id);
+  }
+  async save() {
+    if (!this.id) return false;
+    const text = this.el("text").value;
+    try {
+      const updated = await api(`/api/appointments/${this.id}/note`, {
+        method: "PUT", body: JSON.stringify({ text, baseRevision: this.base }),
+      });
+      this.load(updated);
+      this.el("status").textContent = `Saved (version ${updated.noteRevision}).`;
+      if (detailsShown && detailsShown.id === updated.id) detailsShown = updated;
+      return true;
+    } catch (e) {
+      if (e.code === "conflict") {
+        this.el("status").textContent = `Not saved: ${e.message}. Your text is still here: copy it, press "Load the latest" and add it there.`;
+        this.el("reload").hidden = false;
+      } else {
+        this.el("status").textContent = `Not saved: ${e.message}. Try again.`;
+      }
+      return false;
+    }
+  }
+  async showVersions() {
+    const ol = this.el("history");
+    try {
+      const { revisions } = await api(`/api/appointments/${this.id}/note/revisions`);
+      ol.replaceChildren(...revisions.map((r) => {
+        const li = document.createElement("li");
+        const when = new Date(r.savedAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+        li.textContent = `Version ${r.revision}, ${when}${r.author ? `, ${r.author}` : ""}`;
+        const pre = document.createElement("pre");
+        pre.textContent = r.text || "(empty)";
+        li.append(pre);
+        return li;
+      }));
+      if (!revisions.length) ol.textContent = "None yet.";
+    } catch (e) {
+      ol.textContent = `The versions could not be loaded (${e.message}).`;
+    }
+  }
+}
+const detailsNote = new NoteEditor("d-note");
+const callNote = new NoteEditor("note");
+
+// A follow-up from the appointment's details: the doctor's own calendar, the same patient; the kiosk refuses a time
+// that overlaps another of the doctor's appointments and the page says so.
+const followUp = {
+  prefill(a) {
+    const next = new Date(a.startsAt);
+    next.setDate(next.getDate() + 7);
+    if (next < new Date()) next.setTime(Date.now() + 7 * 24 * 3600 * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    $("fu-date").value = localDay(next);
+    $("fu-time").value = `${pad(next.getHours())}:${pad(Math.floor(next.getMinutes() / 5) * 5)}`;
+    $("fu-reason").value = "Follow-up";
+    $("fu-status").textContent = "";
+  },
+  async book() {
+    const a = detailsShown;
+    if (!a) return null;
+    const date = $("fu-date").value, time = $("fu-time").value;
+    const at = new Date(`${date}T${time}`);
+    if (!date || !time || Number.isNaN(at.getTime())) {
+      $("fu-status").textContent = "Choose a date and a time.";
+      return null;
+    }
+    if (at < new Date()) {
+      $("fu-status").textContent = "That time has passed: choose a later one.";
+      return null;
+    }
+    try {
+      const booked = await api("/api/appointments", {
+        method: "POST",
+        body: JSON.stringify({
+          patientId: a.patientId, startsAt: at.toISOString(), durationMinutes: Number($("fu-minutes").value),
+          reason: $("fu-reason").value.trim(),
+        }),
+      });
+      const when = new Date(booked.startsAt).toLocaleString([], { dateStyle: "full", timeStyle: "short" });
+      $("fu-status").textContent = `Booked: ${a.patientName}, ${when}.`;
+      if (localDay(new Date(booked.startsAt)) === day.shown) loadAppointments();
+      return booked;
+    } catch (e) {
+      $("fu-status").textContent = e.code === "conflict"
+        ? `Not booked: ${e.message}. Choose another time.`
+        : `Not booked: ${e.message}.`;
+      return null;
+    }
+  },
+};
+
+// The path to the kiosk as this page sees it, over its own HTTPS connection to the kiosk (`/api/network-probe`):
+// the round trip (the median of five empty answers) and the throughput each way. A transfer grows (64 KiB, then
+// ×4 up to 4 MiB) until it lasts long enough to time; each is cut off after 4 s and counted as far as it got.
+const pathProbe = {
+  MAX: 4 * 1024 * 1024,
+  async roundTrip() {
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const r = await fetch("/api/network-probe", { credentials: "same-origin", cache: "no-store" });
+      if (r.status !== 204) throw new Error(`HTTP ${r.status}`);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    return times[2];
+  },
+  // kbit/s from the kiosk to this page.
+  async down(rtt) {
+    let size = 64 * 1024;
+    for (let step = 0; step < 4; step++) {
+      const t = performance.now();
+      const r = await fetch(`/api/network-probe?bytes=${size}`, { credentials: "same-origin", cache: "no-store" });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const reader = r.body.getReader();
+      let got = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        got += value.byteLength;
+        if (performance.now() - t > 4000) { reader.cancel().catch(() => {}); break; }
+      }
+      const ms = Math.max(1, performance.now() - t - rtt);
+      if (ms >= 400 || got < size || size >= this.MAX) return (got * 8) / ms;
+      size = Math.min(this.MAX, size * 4);
+    }
+    return null;
+  },
+  // kbit/s from this page to the kiosk.
+  async up(rtt) {
+    let size = 64 * 1024;
+    for (let step = 0; step < 4; step++) {
+      const data = new Uint8Array(size);
+      for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), 8000);
+      const t = performance.now();
+      try {
+        const r = await fetch("/api/network-probe", {
+          method: "POST", credentials: "same-origin", body: data, signal: abort.signal,
+          headers: { "Content-Type": "application/octet-stream" },
+        });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      } catch (e) {
+        if (e.name === "AbortError") return (size * 8) / 8000; // not sent in 8 s: at most this
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+      const ms = Math.max(1, performance.now() - t - rtt);
+      if (ms >= 400 || size >= this.MAX) return (size * 8) / ms;
+      size = Math.min(this.MAX, size * 4);
+    }
+    return null;
+  },
+  async measure() {
+    const rtt = await this.roundTrip();
+    const down = await this.down(rtt);
+    const up = await this.up(rtt);
+    return { rtt: Math.round(rtt), down: Math.round(down), up: Math.round(up) };
+  },
+};
+
+// What this browser's network allows, from gathering its own ICE candidates with the kiosk's STUN/TURN servers (no
+// call is made): a relay candidate means a call can go through the kiosk's TURN server if no direct route exists.
+async function iceReach(servers, policy) {
+  const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: policy });
+  const types = new Set();
+  try {
+    pc.createDataChannel("probe");
+    const gathered = new Promise((resolve) => {
+      pc.onicecandidate = (ev) => {
+        if (!ev.candidate) return resolve();
+        const m = / typ (\w+)/.exec(ev.candidate.candidate);
+        if (m) types.add(m[1]);
+      };
+      setTimeout(resolve, 5000);
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered;
+  } finally {
+    pc.close();
+  }
+  return { host: types.has("host"), srflx: types.has("srflx"), relay: types.has("relay") };
 }
 
 // The pre-call check: the doctor's camera (a preview) and microphone (a level), whether the page reaches the kiosk
-// (its signaling socket), and the kiosk's own STUN/TURN check (`/api/network-check`, a real TURN allocation), with
-// one plain verdict. Its camera and microphone are released when the dialog closes.
+// (its signaling socket), the path to it (round trip and throughput each way), what this browser's network allows
+// (STUN/TURN), and the kiosk's own STUN/TURN check (`/api/network-check`, a real TURN allocation), with one plain
+// verdict. Its camera and microphone are released when the dialog closes.
 const precheck = {
   stream: null,
   timer: null,
@@ -301,6 +544,29 @@ const precheck = {
     $("pc-devices").textContent = devices.audio && devices.video ? "working" : `camera and microphone ${devices.why}`;
     const reached = signal.ready;
     $("pc-kiosk").textContent = reached ? "reached" : "not reached: check your internet connection";
+    let path = null;
+    if (reached) {
+      try {
+        path = await pathProbe.measure();
+        const rate = (k) => (k >= 1000 ? `${(k / 1000).toFixed(1)} Mbit/s` : `${k} kbit/s`);
+        $("pc-path").textContent = `round trip ${path.rtt} ms; from the kiosk ${rate(path.down)}, to the kiosk ${rate(path.up)}`;
+      } catch (e) {
+        $("pc-path").textContent = `not measured (${e.message})`;
+      }
+    } else {
+      $("pc-path").textContent = "not measured: the kiosk is not reached";
+    }
+    try {
+      const ice = await iceReach(signal.iceServers, signal.iceTransportPolicy);
+      const turn = signal.iceServers.some((s) => [].concat(s.urls).some((u) => /^turns?:/.test(u)));
+      $("pc-ice").textContent = ice.relay
+        ? "the kiosk's relay (TURN) is reached: a call can go through it when no direct route exists"
+        : turn
+          ? "the kiosk's relay (TURN) is not reached from here: a call needs a direct route"
+          : ice.srflx ? "no relay configured; behind a NAT (a direct route may still work)" : "no relay configured";
+    } catch (e) {
+      $("pc-ice").textContent = `not checked (${e.message})`;
+    }
     let network = null;
     try {
       network = await api("/api/network-check");
@@ -308,12 +574,19 @@ const precheck = {
     } catch (e) {
       $("pc-network").textContent = `not checked (${e.message})`;
     }
-    $("pc-verdict").textContent = this.verdict(devices, reached, network);
+    this.path = path;
+    $("pc-verdict").textContent = this.verdict(devices, reached, network, path);
   },
 
-  verdict(devices, reached, network) {
+  // Video needs about 300 kbit/s each way at its smallest picture (the kiosk's ladder ends at 320×180; audio
+  // takes ~40); a round trip over 800 ms makes a conversation hard whatever the picture.
+  verdict(devices, reached, network, path) {
     if (!reached) return "Cannot reach the kiosk: check your internet connection, then try again.";
     if (!devices.audio && !devices.video) return "Your camera and microphone do not work: the patient would not see or hear you.";
+    if (path && Math.min(path.down, path.up) < 100) return "The link to the kiosk is too slow even for audio: try another network.";
+    if (path && (Math.min(path.down, path.up) < 300 || path.rtt > 800)) {
+      return `Audio only recommended: the link to the kiosk is slow (${Math.min(path.down, path.up)} kbit/s, round trip ${path.rtt} ms).`;
+    }
     if (network && /^audio only/.test(network.verdict)) return "Audio only recommended: the kiosk's network is slow.";
     if (!devices.video) return "Audio only: your camera does not work.";
     if (network && !network.goodForVideo) return "Good for video from the clinic's own network; calls from outside may fail (see the kiosk's network).";
@@ -850,6 +1123,7 @@ const call = {
     this.setStatus(`Calling ${patientName}…`);
     await this.media();
     sessionStorage.setItem("mm-appointment", String(appointmentId));
+    callNote.open(appointmentId);
     signal.send({ type: "call:start", appointmentId, capabilities: this.capabilities() });
   },
 
@@ -1316,27 +1590,9 @@ $("share-screen").addEventListener("click", async () => {
 });
 $("share-stop").addEventListener("click", () => share.stop());
 $("chat-save").addEventListener("click", () => chat.save());
-$("d-note-form").addEventListener("submit", async (ev) => {
+$("followup-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  if (!detailsShown) return;
-  try {
-    const updated = await addNote(detailsShown.id, $("d-note-text").value);
-    if (updated) showDetails(updated);
-  } catch (e) {
-    $("details-error").textContent = `The note was not added: ${e.message}. Try again.`;
-  }
-});
-$("note-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const id = callAppointment();
-  try {
-    if (id && (await addNote(id, $("note-text").value))) {
-      $("note-text").value = "";
-      $("note-saved").textContent = "Added to the notes.";
-    }
-  } catch (e) {
-    $("note-saved").textContent = `Not added: ${e.message}. Try again.`;
-  }
+  followUp.book();
 });
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
