@@ -576,6 +576,8 @@ async fn vitals_in_a_call(engine: Engine) {
         notes().ends_with("Patient: Please repeat\nSpO2 normal at rest.")
     })
     .await;
+    // Every control of the call view (chat, sharing, note, statistics, the call's buttons) by keyboard alone.
+    assert_eq!(keyboard_misses(&a, "#call-view").await, Vec::<String>::new(), "the call view by keyboard");
 
     // The doctor shows a picture in place of the camera: the kiosk is told, and the picture's frames keep coming.
     let showing = js_async(
@@ -641,13 +643,14 @@ async fn vitals_in_a_call(engine: Engine) {
         .await;
     assert_eq!(js(&a, "document.getElementById('share-pages').hidden").await, json!(true));
     // Its stream stops; the camera goes on.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let stopped = k.kiosk_status();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let later = k.kiosk_status();
-    // (Firefox still sends a frame now and then after `replaceTrack(null)`; a shared picture runs at 5 a second.)
-    assert!(later.remote_shared_frames <= stopped.remote_shared_frames + 3, "{stopped:?} then {later:?}");
-    assert!(later.remote_video_frames > stopped.remote_video_frames + 20);
+    // (Firefox still sends a frame now and then after `replaceTrack(null)`; a shared picture runs at 5 a second,
+    // 10 in these 2 s. The camera runs at 30, less on a loaded machine: a failure here once with two browsers.)
+    assert!(later.remote_shared_frames <= stopped.remote_shared_frames + 4, "{stopped:?} then {later:?}");
+    assert!(later.remote_video_frames > stopped.remote_video_frames + 15, "{stopped:?} then {later:?}");
 
     // The call view on a phone held either way, a tablet and a laptop: nothing wider than the screen, the patient's
     // picture in view without scrolling, the call's buttons touch-sized; references kept to look at.
@@ -833,6 +836,8 @@ async fn doctors_day(engine: Engine) {
         js(&a, "document.getElementById('details').open").await == json!(false)
     })
     .await;
+    // Every control of the day view is reached by Tab and shows that it has focus.
+    assert_eq!(keyboard_misses(&a, "body").await, Vec::<String>::new(), "the day view by keyboard");
 
     // The pre-call check: the doctor's camera and microphone, the kiosk reached, and the kiosk's own STUN/TURN
     // check (none configured in this test: the real check is tests/netcheck.rs), with one verdict.
@@ -887,6 +892,7 @@ async fn doctors_day(engine: Engine) {
         panic!("no camera preview or microphone level: {}", js(&a, preview).await);
     }
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the pre-call check");
+    assert_eq!(keyboard_misses(&a, "#precheck").await, Vec::<String>::new(), "the pre-call check by keyboard");
     a.find(Locator::Css("#precheck-close")).await.expect("close").click().await.expect("click close");
     wait_for("camera and microphone released", Duration::from_secs(5), || async {
         js(&a, "window.medimitra.precheck.stream === null").await == json!(true)
@@ -1045,6 +1051,7 @@ async fn doctors_day(engine: Engine) {
     let follow_up = now_booked.into_iter().max_by_key(|x| x.id).expect("the follow-up");
     assert_eq!((follow_up.doctor_id, follow_up.reason.as_str()), (k.doctor_a, "Follow-up"));
     assert_eq!(accessibility_violations(&a).await, Vec::<String>::new(), "the details with the note and follow-up");
+    assert_eq!(keyboard_misses(&a, "#details").await, Vec::<String>::new(), "the details by keyboard");
     a.find(Locator::Css("#details-close")).await.expect("close").click().await.expect("click close");
 
     // Tomorrow, and back.

@@ -249,7 +249,16 @@ pub async fn login(c: &Client, url: &str, email: &str) {
     // A navigation Chromium aborts shows its error page (titled with the host): say which error it was. (The
     // namespaces the tests make used to cause `ERR_NETWORK_CHANGED` here now and then; see
     // `kiosk::without_duplicate_address_detection`.)
-    if c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("#email")).await.is_err() {
+    // Shown, not only there: the page shows its login view once it knows nobody is logged in (typing into the
+    // hidden field failed in Firefox on a loaded machine: "not reachable by keyboard").
+    let shown = poll_until(Duration::from_secs(15), || async {
+        match c.find(Locator::Css("#email")).await {
+            Ok(e) => e.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    })
+    .await;
+    if shown.is_none() {
         let shown = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
         let title = c.title().await.unwrap_or_default();
         let error = js(c, "(document.querySelector('.error-code') || {}).textContent || null").await;
@@ -294,6 +303,72 @@ pub async fn call_and_accept(c: &Client, k: &KioskProcess, appointment: i64) -> 
         panic!("no video and audio from the browser at the kiosk 20 s after accepting: {}", media_report(c, k).await);
     }
     (t0.elapsed(), browser_media)
+}
+
+/// Presses `key` on the keyboard (WebDriver actions: keys go to whatever has focus, as a person's would).
+pub async fn press_key(c: &Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let keys =
+        KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    c.perform_actions(keys).await.expect("a key press");
+}
+
+/// Keyboard-only use of what is on screen inside `scope` (CSS): from just before its first control (a button put
+/// there and focused: headless Firefox does not bring Tab back from its own toolbar once focus leaves the page),
+/// presses Tab (at most twice as many times as there are controls, plus 10), reading after each press which element
+/// has focus (headless Firefox's window never has system focus, so it sends no focus events), and returns each
+/// visible, enabled control that Tab never reached and each that showed no focus indicator (an outline or a shadow)
+/// when it had focus (only where the page has system focus: without it no browser applies focus styles).
+/// Empty when every control can be reached and seen.
+pub async fn keyboard_misses(c: &Client, scope: &str) -> Vec<String> {
+    let controls = c
+        .execute(
+            "const all = Array.from(document.querySelector(arguments[0]).querySelectorAll(\
+               'button, input:not([type=hidden]), select, textarea, summary, a[href], [tabindex]')); \
+             const shown = all.filter((e) => !e.disabled && e.getClientRects().length > 0 && \
+               getComputedStyle(e).visibility !== 'hidden' && !e.closest('[inert]') && e.tabIndex !== -1); \
+             window.__kbd = { seen: new Set(), plain: new Set(), order: [] }; \
+             shown.forEach((e, i) => { e.dataset.kbd = String(i); }); \
+             const start = document.createElement('button'); start.type = 'button'; start.id = 'kbd-start'; \
+             start.textContent = 'start'; start.style.cssText = 'position: absolute; width: 1px; height: 1px; overflow: hidden'; \
+             if (shown.length) shown[0].before(start); else document.querySelector(arguments[0]).prepend(start); \
+             start.focus(); \
+             return document.activeElement === start ? shown.length : -1;",
+            vec![json!(scope)],
+        )
+        .await
+        .expect("mark the controls");
+    assert_ne!(controls, json!(-1), "the mark before the first control of {scope} took no focus");
+    let n = controls.as_u64().unwrap_or(0) as usize;
+    for _ in 0..(2 * n + 10) {
+        press_key(c, '\u{E004}').await;
+        c.execute(
+            "const e = document.activeElement; const k = window.__kbd; \
+             if (k.order.length < 100) k.order.push(e.id || e.tagName.toLowerCase()); \
+             if (!e.dataset || e.dataset.kbd === undefined) return null; \
+             k.seen.add(e.dataset.kbd); const st = getComputedStyle(e); \
+             if (document.hasFocus() && (st.outlineStyle === 'none' || parseFloat(st.outlineWidth) === 0) && st.boxShadow === 'none') k.plain.add(e.dataset.kbd); \
+             return null;",
+            vec![],
+        )
+        .await
+        .expect("where focus is");
+    }
+    let report = c
+        .execute(
+            "const name = (e) => e.id || `${e.tagName.toLowerCase()} \\\"${(e.textContent || e.getAttribute('aria-label') || '').trim().slice(0, 30)}\\\"`; \
+             const out = []; document.querySelectorAll('[data-kbd]').forEach((e) => { \
+               if (!window.__kbd.seen.has(e.dataset.kbd)) out.push(`not reached by Tab: ${name(e)}`); \
+               else if (window.__kbd.plain.has(e.dataset.kbd)) out.push(`no focus indicator: ${name(e)}`); \
+               delete e.dataset.kbd; }); \
+             document.getElementById('kbd-start').remove(); \
+             if (out.length) out.push(`focus went: ${window.__kbd.order.join(' ')}`); \
+             return out;",
+            vec![],
+        )
+        .await
+        .expect("what Tab reached");
+    report.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 /// What both ends say about a call's media, for a failure message: the page's connection states, its received
