@@ -571,10 +571,14 @@ fn describe(o: &crate::netcheck::Outcome) -> String {
     use crate::netcheck::Outcome;
     let addr = |a: &Option<SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
     match o {
-        Outcome::Reached { rtt_ms, mapped, relayed: Some(r) } => {
-            format!("relay {r} allocated (and released), {rtt_ms} ms, seen as {}", addr(mapped))
+        Outcome::Reached { rtt_ms, mapped, relayed: Some(r), relay_kbps } => {
+            let rate = relay_kbps.map_or_else(
+                || "; it carried no probe back".to_string(),
+                |k| format!("; a probe came back through it at {k} kbit/s"),
+            );
+            format!("relay {r} allocated (and released), {rtt_ms} ms, seen as {}{rate}", addr(mapped))
         }
-        Outcome::Reached { rtt_ms, mapped, relayed: None } => {
+        Outcome::Reached { rtt_ms, mapped, relayed: None, .. } => {
             format!("answered in {rtt_ms} ms, seen as {}", addr(mapped))
         }
         Outcome::Refused { code, reason } => format!("refused: {code} {reason}"),

@@ -1,7 +1,9 @@
-//! The kiosk's network check: can it reach its STUN and TURN servers, how far away are they, and does each TURN
-//! server give it a relay (a real allocation, released at once)? Blocking UDP, bounded by a timeout per server; the
-//! messages and the verdict are `core::stun`'s. Used by `medimitra check network` and `GET /api/network-check`.
-//! Passwords are never logged or returned.
+//! The kiosk's network check: can it reach its STUN and TURN servers, how far away are they, does each TURN server
+//! give it a relay (a real allocation, released at the end), and how fast does a short packet train come back
+//! through that relay (sent to the relay's own address: out over the kiosk's uplink and back over its downlink, so
+//! the slower of the two)? Blocking UDP, bounded by a timeout per server; the messages, the rate and the verdict are
+//! `core::stun`'s. Used by `medimitra check network` and `GET /api/network-check`. Passwords are never logged or
+//! returned.
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -23,8 +25,9 @@ pub struct ServerCheck {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", tag = "result")]
 pub enum Outcome {
-    /// Answered: round trip of the last exchange, the kiosk's address as the server saw it, and for TURN the relay.
-    Reached { rtt_ms: u32, mapped: Option<SocketAddr>, relayed: Option<SocketAddr> },
+    /// Answered: round trip of the last exchange, the kiosk's address as the server saw it, and for TURN the relay
+    /// and the rate a packet train came back through it at (`None` when the relay would not carry it back).
+    Reached { rtt_ms: u32, mapped: Option<SocketAddr>, relayed: Option<SocketAddr>, relay_kbps: Option<u32> },
     /// Answered with an error (e.g. 401 for wrong credentials).
     Refused { code: u16, reason: String },
     /// No answer within the time allowed.
@@ -62,7 +65,14 @@ pub fn check(servers: &[IceServer], timeout: Duration) -> NetworkCheck {
     let turn_refused = results
         .iter()
         .any(|r| r.url.starts_with("turn") && matches!(r.outcome, Outcome::Refused { code: 401 | 403 | 441, .. }));
-    let verdict = stun::reachability(&answered, turn_refused);
+    let relay_kbps = results
+        .iter()
+        .filter_map(|r| match r.outcome {
+            Outcome::Reached { relay_kbps, .. } => relay_kbps,
+            _ => None,
+        })
+        .max();
+    let verdict = stun::reachability(&answered, turn_refused, relay_kbps);
     NetworkCheck {
         servers: results,
         verdict: verdict.to_string(),
@@ -90,7 +100,9 @@ fn check_url(url: &str, server: &IceServer, timeout: Duration) -> Outcome {
     };
     if scheme == "stun" {
         return match exchange(&socket, addr, &stun::request(Method::Binding, transaction(), None, None), timeout) {
-            Some((_, Class::Success, a, rtt)) => Outcome::Reached { rtt_ms: rtt, mapped: a.mapped, relayed: None },
+            Some((_, Class::Success, a, rtt)) => {
+                Outcome::Reached { rtt_ms: rtt, mapped: a.mapped, relayed: None, relay_kbps: None }
+            }
             Some((_, _, a, _)) => refused(&a),
             None => Outcome::NoAnswer,
         };
@@ -106,11 +118,15 @@ fn allocate(socket: &UdpSocket, addr: SocketAddr, server: &IceServer, timeout: D
         let req = stun::request(Method::Allocate, transaction(), auth.as_ref(), None);
         let Some((_, class, answer, rtt)) = exchange(socket, addr, &req, timeout) else { return Outcome::NoAnswer };
         if class == Class::Success {
-            if let Some(a) = &auth {
+            let mut relay_kbps = None;
+            if let Some(a) = &mut auth {
+                if let Some(relayed) = answer.relayed {
+                    relay_kbps = probe(socket, addr, a, relayed, timeout);
+                }
                 let release = stun::request(Method::Refresh, transaction(), Some(a), Some(0));
                 let _ = exchange(socket, addr, &release, timeout);
             }
-            return Outcome::Reached { rtt_ms: rtt, mapped: answer.mapped, relayed: answer.relayed };
+            return Outcome::Reached { rtt_ms: rtt, mapped: answer.mapped, relayed: answer.relayed, relay_kbps };
         }
         let asks_for_credentials = matches!(answer.error, Some((401 | 438, _)));
         match (asks_for_credentials, answer.realm.clone(), answer.nonce.clone()) {
@@ -126,6 +142,80 @@ fn allocate(socket: &UdpSocket, addr: SocketAddr, server: &IceServer, timeout: D
         }
     }
     Outcome::Refused { code: 401, reason: "the credentials were refused".into() }
+}
+
+/// Packets in the probe's train and the payload of each: 48 kB, under half a second on a 1 Mbit/s uplink.
+const TRAIN: u32 = 40;
+const PAYLOAD: usize = 1200;
+
+/// Sends a train of [`TRAIN`] packets through the relay to the relay's own address (a permission for it first;
+/// once more with a fresh nonce on 438) and times what comes back: `core::stun::train_rate_kbps`. Waits at most
+/// `timeout` for the permission and 1 s after the last packet left. `None` when the server refuses the permission
+/// or relays nothing back (some servers refuse peers on their own addresses).
+fn probe(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    auth: &mut LongTermAuth,
+    relayed: SocketAddr,
+    timeout: Duration,
+) -> Option<u32> {
+    let mut permitted = false;
+    for _ in 0..2 {
+        let (_, class, answer, _) =
+            exchange(socket, server, &stun::create_permission(transaction(), auth, relayed), timeout)?;
+        if class == Class::Success {
+            permitted = true;
+            break;
+        }
+        match (answer.error, answer.nonce) {
+            (Some((438, _)), Some(nonce)) => auth.nonce = nonce,
+            _ => return None,
+        }
+    }
+    if !permitted {
+        return None;
+    }
+    // The payload: a tag, the packet's number, and filler, so nothing else arriving is counted.
+    let tag: [u8; 8] = rand::random();
+    let mut payload = vec![0u8; PAYLOAD];
+    payload[..8].copy_from_slice(&tag);
+    let start = Instant::now();
+    let mut arrivals: Vec<(u64, usize)> = Vec::with_capacity(TRAIN as usize);
+    let mut buf = [0u8; 2048];
+    let note = |bytes: &[u8], arrivals: &mut Vec<(u64, usize)>| {
+        if let Some((from, data)) = stun::parse_data_indication(bytes)
+            && from == relayed
+            && data.len() == PAYLOAD
+            && data[..8] == tag
+        {
+            let at = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            arrivals.push((at, bytes.len()));
+        }
+    };
+    socket.set_nonblocking(true).ok()?;
+    for n in 0..TRAIN {
+        payload[8..12].copy_from_slice(&n.to_be_bytes());
+        let _ = socket.send_to(&stun::send_indication(transaction(), relayed, &payload), server);
+        // What has come back already is timed now, not when the train has left.
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            if from == server {
+                note(&buf[..len], &mut arrivals);
+            }
+        }
+    }
+    socket.set_nonblocking(false).ok()?;
+    let sent = Instant::now();
+    while arrivals.len() < TRAIN as usize {
+        let Some(left) = (sent + Duration::from_secs(1)).checked_duration_since(Instant::now()) else { break };
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        let Ok((len, from)) = socket.recv_from(&mut buf) else { break };
+        if from == server {
+            note(&buf[..len], &mut arrivals);
+        }
+    }
+    stun::train_rate_kbps(&arrivals)
 }
 
 fn refused(a: &stun::Answer) -> Outcome {

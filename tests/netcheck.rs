@@ -33,6 +33,8 @@ fn coturn() -> Turn {
         .args(["--listening-port", &port.to_string(), "--min-port", &relay.to_string()])
         .args(["--max-port", &(relay + 19).to_string(), "--lt-cred-mech", "--realm", "medimitra.test"])
         .arg("--user=kiosk:secret")
+        // The probe sends to the relay's own (loopback) address; coturn refuses loopback peers unless told.
+        .arg("--allow-loopback-peers")
         .arg(format!("--pidfile={}", dir.path().join("pid").display()))
         .arg(format!("--userdb={}", dir.path().join("db").display()))
         .args(["--log-file", "stdout", "--simple-log", "-v"])
@@ -65,9 +67,13 @@ fn the_check_gets_a_real_relay_names_wrong_credentials_and_a_silent_server() {
     assert!(good.good_for_video, "{good:?}");
     assert!(good.verdict.starts_with("good for video") && good.verdict.contains("TURN relay is available"), "{good:?}");
     match &good.servers[1].outcome {
-        Outcome::Reached { relayed: Some(r), mapped: Some(m), .. } => {
+        Outcome::Reached { relayed: Some(r), mapped: Some(m), relay_kbps, .. } => {
             assert_eq!(r.ip().to_string(), "127.0.0.1");
             assert_eq!(m.ip().to_string(), "127.0.0.1");
+            // The probe's train came back through the relay (on loopback: fast; the rate of a capped link is
+            // tests/network.rs's).
+            assert!(relay_kbps.is_some_and(|k| k > 2000), "{relay_kbps:?}");
+            assert!(good.verdict.contains("through the relay"), "{good:?}");
         }
         other => panic!("no relay: {other:?}"),
     }

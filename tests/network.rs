@@ -213,8 +213,9 @@ fn the_doctors_pre_call_check_measures_the_path_and_recommends_audio_only_on_a_s
     });
 }
 
-/// Opens the doctor's pre-call check and returns what it says: (the path line, the network line, the verdict).
-async fn precheck(a: &fantoccini::Client) -> (String, String, String) {
+/// Opens the doctor's pre-call check and returns what it says: (the path line, the doctor's network line, the
+/// verdict, the kiosk's network line).
+async fn precheck(a: &fantoccini::Client) -> (String, String, String, String) {
     a.find(fantoccini::Locator::Css("#precheck-open")).await.expect("check").click().await.expect("click");
     let text = |id: &'static str| {
         let a = a.clone();
@@ -226,7 +227,7 @@ async fn precheck(a: &fantoccini::Client) -> (String, String, String) {
         text("pc-verdict").await != "Checking…"
     })
     .await;
-    let said = (text("pc-path").await, text("pc-ice").await, text("pc-verdict").await);
+    let said = (text("pc-path").await, text("pc-ice").await, text("pc-verdict").await, text("pc-network").await);
     a.find(fantoccini::Locator::Css("#precheck-close")).await.expect("close").click().await.expect("click");
     said
 }
@@ -235,7 +236,7 @@ async fn precheck(a: &fantoccini::Client) -> (String, String, String) {
 fn rates(path: &str) -> (f64, f64) {
     let rate = |after: &str| -> f64 {
         let Some((_, rest)) = path.split_once(after) else { return 0.0 };
-        let mut words = rest.split([' ', ',', ';']).filter(|w| !w.is_empty());
+        let mut words = rest.split([' ', ',', ';']).filter(|w| !w.is_empty() && *w != "over");
         let value: f64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         if words.next() == Some("Mbit/s") { value * 1000.0 } else { value }
     };
@@ -251,22 +252,29 @@ async fn precheck_on_a_slow_link(lab: NatLab) {
     let a = browser(port, &profiles.path().join("a")).await;
     login(&a, &k.url, "asha@clinic.in").await;
 
-    let (path, ice, verdict) = precheck(&a).await;
-    println!("unshaped: {path} | {ice} | {verdict}");
+    // The kiosk's own probe through its TURN relay, in kbit/s, from its line ("… about N kbit/s through the relay").
+    let relay_rate = |line: &str| rates(&line.replace("about ", "from the kiosk ")).0;
+
+    let (path, ice, verdict, kiosk) = precheck(&a).await;
+    println!("unshaped: {path} | {ice} | {verdict} | kiosk: {kiosk}");
     let (down, up) = rates(&path);
     assert!(down > 2000.0 && up > 2000.0, "{path}");
     assert!(!verdict.starts_with("Audio only"), "{verdict}");
     assert!(ice.starts_with("the kiosk's relay (TURN) is reached"), "the doctor's side reaches coturn: {ice}");
+    assert!(kiosk.starts_with("good for video") && relay_rate(&kiosk) > 2000.0, "the kiosk's probe: {kiosk}");
 
-    // The kiosk's uplink (the page's download) capped to 200 kbit/s: measured as such, and audio only advised.
+    // The kiosk's uplink (the page's download, and the kiosk's probe through its relay) capped to 200 kbit/s:
+    // measured as such on both sides, and audio only advised.
     let mut shaping = Shaping::kiosk_link(&lab, support::netlab::CLEAN, dir.path());
     shaping.cap_uplink(Some(200));
-    let (path, _, verdict) = precheck(&a).await;
-    println!("kiosk uplink capped to 200 kbit/s: {path} | {verdict}");
+    let (path, _, verdict, kiosk) = precheck(&a).await;
+    println!("kiosk uplink capped to 200 kbit/s: {path} | {verdict} | kiosk: {kiosk}");
     let (down, up) = rates(&path);
     assert!((100.0..=230.0).contains(&down), "from the kiosk within the cap: {path}");
     assert!(up > 1000.0, "to the kiosk not capped: {path}");
     assert!(verdict.starts_with("Audio only recommended: the link to the kiosk is slow"), "{verdict}");
+    assert!(kiosk.starts_with("audio only recommended"), "the kiosk's probe: {kiosk}");
+    assert!((100.0..=260.0).contains(&relay_rate(&kiosk)), "the kiosk's probe within the cap: {kiosk}");
     drop(shaping);
     a.close().await.expect("close");
 }

@@ -1,6 +1,7 @@
-//! STUN and TURN messages for the kiosk's network check (RFC 5389 / 8489 framing, RFC 5766 / 8656 Allocate and
-//! Refresh with long-term credentials): requests built, answers read. Pure: no sockets, no clock. Only what the
-//! check needs: Binding, Allocate, Refresh; XOR-MAPPED-ADDRESS, XOR-RELAYED-ADDRESS, ERROR-CODE, REALM, NONCE;
+//! STUN and TURN messages for the kiosk's network check (RFC 5389 / 8489 framing, RFC 5766 / 8656 Allocate,
+//! Refresh and CreatePermission with long-term credentials, Send and Data indications): requests built, answers
+//! read, and the rate of a packet train sent through the relay. Pure: no sockets, no clock. Only what the check
+//! needs: XOR-MAPPED-ADDRESS, XOR-RELAYED-ADDRESS, XOR-PEER-ADDRESS, DATA, ERROR-CODE, REALM, NONCE;
 //! MESSAGE-INTEGRITY (HMAC-SHA1) on what it sends. Answers are parsed defensively and never trusted for lengths.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,12 +17,16 @@ pub enum Method {
     Binding = 0x001,
     Allocate = 0x003,
     Refresh = 0x004,
+    Send = 0x006,
+    Data = 0x007,
+    CreatePermission = 0x008,
 }
 
-/// Request, success or error (indications are never sent or expected).
+/// Request, indication, success or error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     Request,
+    Indication,
     Success,
     Error,
 }
@@ -31,6 +36,8 @@ mod attr {
     pub const MESSAGE_INTEGRITY: u16 = 0x0008;
     pub const ERROR_CODE: u16 = 0x0009;
     pub const LIFETIME: u16 = 0x000D;
+    pub const XOR_PEER_ADDRESS: u16 = 0x0012;
+    pub const DATA: u16 = 0x0013;
     pub const REALM: u16 = 0x0014;
     pub const NONCE: u16 = 0x0015;
     pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
@@ -69,6 +76,7 @@ fn message_type(method: Method, class: Class) -> u16 {
     let m = method as u16;
     let c: u16 = match class {
         Class::Request => 0b00,
+        Class::Indication => 0b01,
         Class::Success => 0b10,
         Class::Error => 0b11,
     };
@@ -82,10 +90,14 @@ fn split_type(t: u16) -> Option<(Method, Class)> {
         0x001 => Method::Binding,
         0x003 => Method::Allocate,
         0x004 => Method::Refresh,
+        0x006 => Method::Send,
+        0x007 => Method::Data,
+        0x008 => Method::CreatePermission,
         _ => return None,
     };
     let class = match c {
         0b00 => Class::Request,
+        0b01 => Class::Indication,
         0b10 => Class::Success,
         0b11 => Class::Error,
         _ => return None,
@@ -107,16 +119,69 @@ fn set_length(out: &mut [u8], attributes_len: usize) {
 /// Builds a request. Allocate asks for a UDP relay; Refresh carries `lifetime` (0 releases the allocation). With
 /// `auth`, USERNAME, REALM, NONCE and MESSAGE-INTEGRITY are added.
 pub fn request(method: Method, transaction: [u8; 12], auth: Option<&LongTermAuth>, lifetime: Option<u32>) -> Request {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&message_type(method, Class::Request).to_be_bytes());
+    build(method, transaction, auth, lifetime, None)
+}
+
+/// A CreatePermission request: lets packets from `peer`'s address through the allocation (and lets the kiosk send
+/// to it).
+pub fn create_permission(transaction: [u8; 12], auth: &LongTermAuth, peer: SocketAddr) -> Request {
+    build(Method::CreatePermission, transaction, Some(auth), None, Some(peer))
+}
+
+/// A Send indication: `data` to be relayed to `peer` (no integrity: indications carry none).
+pub fn send_indication(transaction: [u8; 12], peer: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut out = header(Method::Send, Class::Indication, &transaction);
+    push_attr(&mut out, attr::XOR_PEER_ADDRESS, &encode_xor_address(peer, &transaction));
+    push_attr(&mut out, attr::DATA, data);
+    let len = out.len() - HEADER;
+    set_length(&mut out, len);
+    out
+}
+
+/// A Data indication's peer and payload (what the relay received from `peer`), or `None` for anything else.
+pub fn parse_data_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
+    let body = framed(bytes).ok()?;
+    let kind = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if split_type(kind)? != (Method::Data, Class::Indication) {
+        return None;
+    }
+    let transaction: [u8; 12] = bytes[8..20].try_into().ok()?;
+    let (mut peer, mut data) = (None, None);
+    for (t, value) in attributes(body).ok()? {
+        match t {
+            attr::XOR_PEER_ADDRESS => peer = xor_address(value, &transaction),
+            attr::DATA => data = Some(value),
+            _ => {}
+        }
+    }
+    Some((peer?, data?))
+}
+
+fn header(method: Method, class: Class, transaction: &[u8; 12]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1200);
+    out.extend_from_slice(&message_type(method, class).to_be_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
-    out.extend_from_slice(&transaction);
+    out.extend_from_slice(transaction);
+    out
+}
+
+fn build(
+    method: Method,
+    transaction: [u8; 12],
+    auth: Option<&LongTermAuth>,
+    lifetime: Option<u32>,
+    peer: Option<SocketAddr>,
+) -> Request {
+    let mut out = header(method, Class::Request, &transaction);
     if method == Method::Allocate {
         push_attr(&mut out, attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
     }
     if let Some(secs) = lifetime {
         push_attr(&mut out, attr::LIFETIME, &secs.to_be_bytes());
+    }
+    if let Some(p) = peer {
+        push_attr(&mut out, attr::XOR_PEER_ADDRESS, &encode_xor_address(p, &transaction));
     }
     if let Some(a) = auth {
         push_attr(&mut out, attr::USERNAME, a.username.as_bytes());
@@ -155,8 +220,8 @@ pub enum StunError {
     Unexpected,
 }
 
-/// Reads the answer to `request` (a method's success or error), or says why it is not one.
-pub fn parse_answer(bytes: &[u8], request: &Request) -> Result<(Method, Class, Answer), StunError> {
+/// The attributes of a STUN message, checked for framing: the header's length and each attribute's.
+fn framed(bytes: &[u8]) -> Result<&[u8], StunError> {
     if bytes.len() < HEADER {
         return Err(StunError::NotStun("shorter than a header"));
     }
@@ -168,15 +233,12 @@ pub fn parse_answer(bytes: &[u8], request: &Request) -> Result<(Method, Class, A
     if length % 4 != 0 || HEADER + length > bytes.len() {
         return Err(StunError::NotStun("length"));
     }
-    if bytes[8..20] != request.transaction {
-        return Err(StunError::OtherTransaction);
-    }
-    let (method, class) = split_type(kind).ok_or(StunError::Unexpected)?;
-    if class == Class::Request {
-        return Err(StunError::Unexpected);
-    }
-    let mut answer = Answer::default();
-    let mut rest = &bytes[HEADER..HEADER + length];
+    Ok(&bytes[HEADER..HEADER + length])
+}
+
+/// Splits attributes into (type, value), refusing any whose length runs past the message.
+fn attributes(mut rest: &[u8]) -> Result<Vec<(u16, &[u8])>, StunError> {
+    let mut out = Vec::new();
     while rest.len() >= 4 {
         let t = u16::from_be_bytes([rest[0], rest[1]]);
         let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
@@ -184,7 +246,25 @@ pub fn parse_answer(bytes: &[u8], request: &Request) -> Result<(Method, Class, A
         if rest.len() < 4 + padded {
             return Err(StunError::NotStun("attribute length"));
         }
-        let value = &rest[4..4 + len];
+        out.push((t, &rest[4..4 + len]));
+        rest = &rest[4 + padded..];
+    }
+    Ok(out)
+}
+
+/// Reads the answer to `request` (a method's success or error), or says why it is not one.
+pub fn parse_answer(bytes: &[u8], request: &Request) -> Result<(Method, Class, Answer), StunError> {
+    let body = framed(bytes)?;
+    let kind = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if bytes[8..20] != request.transaction {
+        return Err(StunError::OtherTransaction);
+    }
+    let (method, class) = split_type(kind).ok_or(StunError::Unexpected)?;
+    if class == Class::Request || class == Class::Indication {
+        return Err(StunError::Unexpected);
+    }
+    let mut answer = Answer::default();
+    for (t, value) in attributes(body)? {
         let text = || Some(String::from_utf8_lossy(value).into_owned());
         match t {
             attr::XOR_MAPPED_ADDRESS => answer.mapped = xor_address(value, &request.transaction),
@@ -197,9 +277,38 @@ pub fn parse_answer(bytes: &[u8], request: &Request) -> Result<(Method, Class, A
             }
             _ => {}
         }
-        rest = &rest[4 + padded..];
     }
     Ok((method, class, answer))
+}
+
+fn encode_xor_address(addr: SocketAddr, transaction: &[u8; 12]) -> Vec<u8> {
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let port = (addr.port() ^ (MAGIC_COOKIE >> 16) as u16).to_be_bytes();
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            let o = ip.octets();
+            [vec![0, 1], port.to_vec(), (0..4).map(|i| o[i] ^ cookie[i]).collect()].concat()
+        }
+        IpAddr::V6(ip) => {
+            let o = ip.octets();
+            let mask: Vec<u8> = cookie.iter().chain(transaction.iter()).copied().collect();
+            [vec![0, 2], port.to_vec(), (0..16).map(|i| o[i] ^ mask[i]).collect()].concat()
+        }
+    }
+}
+
+/// The rate a packet train came through at, in kbit/s: the bytes that arrived after the first, over the time from
+/// the first arrival to the last (the spacing the narrowest link on the way gave them). `arrivals`: each received
+/// packet's arrival in microseconds from any fixed point and its size in bytes, in arrival order. `None` with fewer
+/// than 5 packets or no measurable spread: too little to say anything.
+pub fn train_rate_kbps(arrivals: &[(u64, usize)]) -> Option<u32> {
+    if arrivals.len() < 5 {
+        return None;
+    }
+    let (first, last) = (arrivals.first()?.0, arrivals.last()?.0);
+    let spread_us = last.checked_sub(first).filter(|d| *d > 0)?;
+    let bits: u64 = arrivals[1..].iter().map(|(_, bytes)| *bytes as u64 * 8).sum();
+    u32::try_from(bits * 1000 / spread_us).ok()
 }
 
 fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
@@ -227,15 +336,17 @@ pub enum Reachability {
     NothingConfigured,
     /// None answered: a doctor outside the clinic's network cannot reach the kiosk.
     CannotReach,
-    /// Answered, but slowly: a call may stutter.
+    /// Answered, but slowly, or the probe through the relay came back slow: a call may stutter.
     AudioOnlyRecommended {
         rtt_ms: u32,
+        kbps: Option<u32>,
     },
     /// A TURN server answered but refused the kiosk's credentials: doctors behind strict NATs cannot call.
     TurnRefused,
     GoodForVideo {
         rtt_ms: u32,
         relay: bool,
+        kbps: Option<u32>,
     },
 }
 
@@ -243,9 +354,14 @@ pub enum Reachability {
 /// run 50-300 ms).
 const SLOW_RTT_MS: u32 = 400;
 
+/// Below this rate through the relay video cannot hold even its smallest picture (the ladder's 320×180 at ~200
+/// kbit/s, with audio and overhead).
+const VIDEO_MIN_KBPS: u32 = 300;
+
 /// `answered`: each checked server's round trip and whether it gave a relay (`None`: no answer or refused);
-/// `turn_refused`: a TURN server refused the credentials (a configuration to fix, whatever else answered).
-pub fn reachability(answered: &[Option<(u32, bool)>], turn_refused: bool) -> Reachability {
+/// `turn_refused`: a TURN server refused the credentials (a configuration to fix, whatever else answered);
+/// `relay_kbps`: the best rate a packet train came back through a relay at, when one was measured.
+pub fn reachability(answered: &[Option<(u32, bool)>], turn_refused: bool, relay_kbps: Option<u32>) -> Reachability {
     if answered.is_empty() {
         return Reachability::NothingConfigured;
     }
@@ -255,8 +371,20 @@ pub fn reachability(answered: &[Option<(u32, bool)>], turn_refused: bool) -> Rea
     let best = answered.iter().flatten().min_by_key(|(rtt, relay)| (*rtt, !*relay));
     match best {
         None => Reachability::CannotReach,
-        Some(&(rtt_ms, _)) if rtt_ms > SLOW_RTT_MS => Reachability::AudioOnlyRecommended { rtt_ms },
-        Some(&(rtt_ms, _)) => Reachability::GoodForVideo { rtt_ms, relay: answered.iter().flatten().any(|a| a.1) },
+        Some(&(rtt_ms, _)) if rtt_ms > SLOW_RTT_MS || relay_kbps.is_some_and(|k| k < VIDEO_MIN_KBPS) => {
+            Reachability::AudioOnlyRecommended { rtt_ms, kbps: relay_kbps }
+        }
+        Some(&(rtt_ms, _)) => {
+            Reachability::GoodForVideo { rtt_ms, relay: answered.iter().flatten().any(|a| a.1), kbps: relay_kbps }
+        }
+    }
+}
+
+fn rate(kbps: Option<u32>) -> String {
+    match kbps {
+        Some(k) if k >= 1000 => format!(", about {:.1} Mbit/s through the relay", f64::from(k) / 1000.0),
+        Some(k) => format!(", about {k} kbit/s through the relay"),
+        None => String::new(),
     }
 }
 
@@ -274,12 +402,13 @@ impl std::fmt::Display for Reachability {
                 "the TURN server refused the kiosk's credentials: check username and credential in ice_servers \
                  (doctors behind strict NATs cannot call until then)",
             ),
-            Reachability::AudioOnlyRecommended { rtt_ms } => {
-                write!(f, "audio only recommended: {rtt_ms} ms to the nearest server")
+            Reachability::AudioOnlyRecommended { rtt_ms, kbps } => {
+                write!(f, "audio only recommended: {rtt_ms} ms to the nearest server{}", rate(*kbps))
             }
-            Reachability::GoodForVideo { rtt_ms, relay } => write!(
+            Reachability::GoodForVideo { rtt_ms, relay, kbps } => write!(
                 f,
-                "good for video: {rtt_ms} ms to the nearest server{}",
+                "good for video: {rtt_ms} ms to the nearest server{}{}",
+                rate(*kbps),
                 if *relay {
                     ", a TURN relay is available"
                 } else {
@@ -388,14 +517,66 @@ mod tests {
 
     #[test]
     fn the_verdict_takes_the_best_server_and_says_what_to_do() {
-        assert_eq!(reachability(&[], false), Reachability::NothingConfigured);
-        assert_eq!(reachability(&[None, None], false), Reachability::CannotReach);
-        assert_eq!(reachability(&[None, Some((520, true))], false), Reachability::AudioOnlyRecommended { rtt_ms: 520 });
+        assert_eq!(reachability(&[], false, None), Reachability::NothingConfigured);
+        assert_eq!(reachability(&[None, None], false, None), Reachability::CannotReach);
         assert_eq!(
-            reachability(&[Some((80, false)), Some((95, true))], false),
-            Reachability::GoodForVideo { rtt_ms: 80, relay: true }
+            reachability(&[None, Some((520, true))], false, None),
+            Reachability::AudioOnlyRecommended { rtt_ms: 520, kbps: None }
         );
-        assert!(reachability(&[Some((80, false))], false).to_string().contains("no TURN relay"));
-        assert_eq!(reachability(&[Some((80, false)), None], true), Reachability::TurnRefused);
+        assert_eq!(
+            reachability(&[Some((80, false)), Some((95, true))], false, Some(1800)),
+            Reachability::GoodForVideo { rtt_ms: 80, relay: true, kbps: Some(1800) }
+        );
+        assert!(reachability(&[Some((80, false))], false, None).to_string().contains("no TURN relay"));
+        assert_eq!(reachability(&[Some((80, false)), None], true, None), Reachability::TurnRefused);
+        // A near server behind a slow link: the probe decides.
+        let slow = reachability(&[Some((30, true))], false, Some(180));
+        assert_eq!(slow, Reachability::AudioOnlyRecommended { rtt_ms: 30, kbps: Some(180) });
+        assert_eq!(
+            slow.to_string(),
+            "audio only recommended: 30 ms to the nearest server, about 180 kbit/s through the relay"
+        );
+        assert!(reachability(&[Some((30, true))], false, Some(2400)).to_string().contains("about 2.4 Mbit/s"));
+    }
+
+    #[test]
+    fn permissions_and_send_indications_carry_the_peer_and_a_data_indication_is_read_back() {
+        let peer: SocketAddr = "203.0.113.9:49170".parse().unwrap();
+        let auth = LongTermAuth { username: "k".into(), password: "p".into(), realm: "r".into(), nonce: "n".into() };
+        let r = create_permission(TID, &auth, peer);
+        assert_eq!(u16::from_be_bytes([r.bytes[0], r.bytes[1]]), 0x0008);
+        let attrs = attributes(framed(&r.bytes).unwrap()).unwrap();
+        let xpeer = attrs.iter().find(|(t, _)| *t == attr::XOR_PEER_ADDRESS).unwrap().1;
+        assert_eq!(xor_address(xpeer, &TID), Some(peer));
+        assert_eq!(attrs.last().unwrap().0, attr::MESSAGE_INTEGRITY);
+
+        let v6: SocketAddr = "[2001:db8::7]:3478".parse().unwrap();
+        let send = send_indication(TID, v6, b"probe 1");
+        assert_eq!(u16::from_be_bytes([send[0], send[1]]), 0x0016);
+        // What the relay sends back for it has the same shape with the Data method.
+        let mut data = send.clone();
+        data[0..2].copy_from_slice(&message_type(Method::Data, Class::Indication).to_be_bytes());
+        assert_eq!(parse_data_indication(&data), Some((v6, &b"probe 1"[..])));
+        assert_eq!(parse_data_indication(&send), None, "a Send is not a Data indication");
+        assert_eq!(parse_data_indication(&data[..data.len() - 3]), None);
+        let mut seed = 11u32;
+        for _ in 0..2000 {
+            let mut bytes = data.clone();
+            for _ in 0..3 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let i = (seed >> 8) as usize % bytes.len();
+                bytes[i] = (seed >> 16) as u8;
+            }
+            let _ = parse_data_indication(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_train_s_rate_is_its_bytes_over_its_spread() {
+        // 11 packets of 1,000 bytes, one every 8 ms: 10 × 8,000 bits in 80 ms = 1,000 kbit/s.
+        let train: Vec<(u64, usize)> = (0..11).map(|i| (5_000 + i * 8_000, 1000)).collect();
+        assert_eq!(train_rate_kbps(&train), Some(1000));
+        assert_eq!(train_rate_kbps(&train[..4]), None, "too few");
+        assert_eq!(train_rate_kbps(&[(7, 1000); 6]), None, "no spread");
     }
 }
