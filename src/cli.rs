@@ -285,10 +285,7 @@ fn run(cli: Cli) -> Result<()> {
                 &loaded.config.ice_servers,
                 std::time::Duration::from_secs(timeout.clamp(1, 30)),
             );
-            for s in &result.servers {
-                println!("{}: {}", s.url, describe(&s.outcome));
-            }
-            println!("verdict: {}", result.verdict);
+            print!("{}", result.report());
             if result.good_for_video { Ok(()) } else { Err(anyhow::anyhow!("the network check found a problem")) }
         }
         Command::Media(MediaCmd::Probe) => {
@@ -563,26 +560,5 @@ fn return_big_buffers_to_the_system() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-    }
-}
-
-/// One server's result in words, for `check network`.
-fn describe(o: &crate::netcheck::Outcome) -> String {
-    use crate::netcheck::Outcome;
-    let addr = |a: &Option<SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
-    match o {
-        Outcome::Reached { rtt_ms, mapped, relayed: Some(r), relay_kbps } => {
-            let rate = relay_kbps.map_or_else(
-                || "; it carried no probe back".to_string(),
-                |k| format!("; a probe came back through it at {k} kbit/s"),
-            );
-            format!("relay {r} allocated (and released), {rtt_ms} ms, seen as {}{rate}", addr(mapped))
-        }
-        Outcome::Reached { rtt_ms, mapped, relayed: None, .. } => {
-            format!("answered in {rtt_ms} ms, seen as {}", addr(mapped))
-        }
-        Outcome::Refused { code, reason } => format!("refused: {code} {reason}"),
-        Outcome::NoAnswer => "no answer".into(),
-        Outcome::NotChecked { why } => format!("not checked: {why}"),
     }
 }

@@ -45,6 +45,37 @@ pub struct NetworkCheck {
     pub good_for_video: bool,
 }
 
+impl Outcome {
+    /// The result in words (for `check network` and the technician screen).
+    pub fn describe(&self) -> String {
+        let addr = |a: &Option<SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
+        match self {
+            Outcome::Reached { rtt_ms, mapped, relayed: Some(r), relay_kbps } => {
+                let rate = relay_kbps.map_or_else(
+                    || "; it carried no probe back".to_string(),
+                    |k| format!("; a probe came back through it at {k} kbit/s"),
+                );
+                format!("relay {r} allocated (and released), {rtt_ms} ms, seen as {}{rate}", addr(mapped))
+            }
+            Outcome::Reached { rtt_ms, mapped, relayed: None, .. } => {
+                format!("answered in {rtt_ms} ms, seen as {}", addr(mapped))
+            }
+            Outcome::Refused { code, reason } => format!("refused: {code} {reason}"),
+            Outcome::NoAnswer => "no answer".into(),
+            Outcome::NotChecked { why } => format!("not checked: {why}"),
+        }
+    }
+}
+
+impl NetworkCheck {
+    /// One line per server, then the verdict.
+    pub fn report(&self) -> String {
+        let mut out: String = self.servers.iter().map(|s| format!("{}: {}\n", s.url, s.outcome.describe())).collect();
+        out.push_str(&format!("verdict: {}\n", self.verdict));
+        out
+    }
+}
+
 /// Checks every URL of `servers`, each within `timeout`.
 pub fn check(servers: &[IceServer], timeout: Duration) -> NetworkCheck {
     let mut results = Vec::new();

@@ -384,7 +384,12 @@ fn the_technician_screen_needs_the_pin() {
     let oximeter = pty();
     std::os::unix::fs::symlink(&oximeter.path, links.path().join("vitals-ftdi-0")).unwrap();
     let scan = links.path().to_path_buf();
-    let rig = Rig::new(move |c| c.devices.scan_dir = scan);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stun = format!("urls = [\"stun:127.0.0.1:{}\"]", silent.local_addr().unwrap().port());
+    let rig = Rig::new(move |c| {
+        c.devices.scan_dir = scan;
+        c.ice_servers = vec![toml::from_str(&stun).unwrap()];
+    });
     let _hub = medimitra::devices::Hub::start(&rig.config.devices, rig.calls.media().vitals.clone(), |_| {});
     let streamer = Streamer::start(oximeter.master, &legacy_frame(96, 88, 40, false));
     let ui = rig.ui();
@@ -436,6 +441,19 @@ fn the_technician_screen_needs_the_pin() {
     tested("connected, no data: switch the oximeter on and put a finger in");
     drop(master);
     tested("not connected: check the cable and the adapter");
+    // "Check the network": each configured server and the verdict (here a STUN server that never answers; a real
+    // TURN server is tests/netcheck.rs's).
+    press(w, "Check the network");
+    assert_eq!(tech.get_network_result().as_str(), "…");
+    until(&ui, "the network check's result", |_| tech.get_network_result().as_str() != "…");
+    assert_eq!(
+        tech.get_network_result().as_str(),
+        format!(
+            "stun:127.0.0.1:{}: no answer\nverdict: cannot reach any STUN or TURN server: doctors outside the \
+             clinic's network cannot call; check the internet connection and the ice_servers in the configuration",
+            silent.local_addr().unwrap().port()
+        )
+    );
     assert_eq!(tech.get_doctor_url().as_str(), "https://10.0.0.5:8443/");
     assert!(tech.get_qr().size().width > 0, "the URL as a QR code");
     press(w, "Close");

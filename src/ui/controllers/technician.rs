@@ -1,5 +1,6 @@
 //! The technician's PIN (a 3-second press on the clinic's name; five wrong tries lock it for a minute; an empty PIN
-//! disables it) and screen: devices, encoder, addresses, the URL and its QR code, recent warnings, a device check.
+//! disables it) and screen: devices, encoder, addresses, the URL and its QR code, recent warnings, the camera and
+//! microphone check, the vitals devices' test and the network check.
 
 use slint::{ComponentHandle, SharedString};
 use std::cell::Cell;
@@ -89,7 +90,24 @@ pub(crate) fn wire(s: &Rc<Screens>) {
         };
         s.off_thread(test, |s, text| s.window.global::<TechnicianAdapter>().set_devices_result(text.into()));
     });
+    let weak = Rc::downgrade(s);
+    g.on_test_network(move || {
+        let Some(s) = weak.upgrade() else { return };
+        s.window.global::<TechnicianAdapter>().set_network_result("…".into());
+        let servers = s.ctx.config.ice_servers.clone();
+        let check = async move {
+            tokio::task::spawn_blocking(move || crate::netcheck::check(&servers, NETWORK_CHECK).report())
+                .await
+                .unwrap_or_else(|e| format!("The check stopped: {e}"))
+        };
+        s.off_thread(check, |s, text| {
+            s.window.global::<TechnicianAdapter>().set_network_result(text.trim_end().into())
+        });
+    });
 }
+
+/// How long the network check waits for each server (as `/api/network-check`).
+const NETWORK_CHECK: Duration = Duration::from_secs(3);
 
 /// How long the vitals device test watches each port: a 60 Hz oximeter sends hundreds of frames, a scale may send
 /// none until someone steps on it.
