@@ -28,7 +28,7 @@ async fn health_answers_without_login_over_https() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["clinic"]["id"], "clinic-1");
-    assert_eq!(body["schemaVersion"], 6);
+    assert_eq!(body["schemaVersion"], 7);
     k.stop().await;
 }
 
