@@ -190,22 +190,7 @@ fn probe(
     relayed: SocketAddr,
     timeout: Duration,
 ) -> Option<u32> {
-    let mut permitted = false;
-    for _ in 0..2 {
-        let (_, class, answer, _) =
-            exchange(socket, server, &stun::create_permission(transaction(), auth, relayed), timeout)?;
-        if class == Class::Success {
-            permitted = true;
-            break;
-        }
-        match (answer.error, answer.nonce) {
-            (Some((438, _)), Some(nonce)) => auth.nonce = nonce,
-            _ => return None,
-        }
-    }
-    if !permitted {
-        return None;
-    }
+    permit(socket, server, auth, relayed, timeout)?;
     // The payload: a tag, the packet's number, and filler, so nothing else arriving is counted.
     let tag: [u8; 8] = rand::random();
     let mut payload = vec![0u8; PAYLOAD];
@@ -247,6 +232,28 @@ fn probe(
         }
     }
     stun::train_rate_kbps(&arrivals)
+}
+
+/// A permission for `peer` on the allocation, asked once more with the fresh nonce of a 438 answer.
+fn permit(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    auth: &mut LongTermAuth,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<()> {
+    for _ in 0..2 {
+        let (_, class, answer, _) =
+            exchange(socket, server, &stun::create_permission(transaction(), auth, peer), timeout)?;
+        if class == Class::Success {
+            return Some(());
+        }
+        match (answer.error, answer.nonce) {
+            (Some((438, _)), Some(nonce)) => auth.nonce = nonce,
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn refused(a: &stun::Answer) -> Outcome {
