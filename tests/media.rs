@@ -99,6 +99,66 @@ fn the_probe_falls_back_when_the_preferred_encoder_is_missing_or_broken() {
     assert_eq!(report.chosen().next().map(|p| p.name.as_str()), Some("software-x264"));
 }
 
+/// What an offer's media sections lack of their sending SSRCs: the video section must name its stream and its
+/// retransmission stream (`a=ssrc-group:FID`), the audio section its stream. Without them Chrome drops the kiosk's
+/// video (no demultiplexing by MID here) and every retransmission.
+fn missing_ssrcs(sdp: &str) -> Vec<&'static str> {
+    let section =
+        |kind: &str| sdp.split("\r\nm=").find(|s| s.starts_with(kind)).map(|s| s.to_string()).unwrap_or_default();
+    let (video, audio) = (section("video"), section("audio"));
+    let mut missing = Vec::new();
+    if !video.contains("a=ssrc-group:FID ") {
+        missing.push("video ssrc-group:FID");
+    }
+    if !video.contains("a=ssrc:") {
+        missing.push("video a=ssrc");
+    }
+    if !audio.contains("a=ssrc:") {
+        missing.push("audio a=ssrc");
+    }
+    missing
+}
+
+/// Every offer names the SSRCs of what the kiosk sends. webrtcbin takes them from the caps its sink pads have
+/// received; the offer used to wait for the payloaders' caps only, and now and then the caps were still in the queue
+/// between payloader and webrtcbin when the offer was made: an offer without the video's SSRC, and a call in which
+/// the doctor never saw the kiosk (seen in about 1 of 100 calls in the network bench). Many sessions on a loaded
+/// machine (two threads spinning) to meet the race.
+#[test]
+fn every_offer_names_the_ssrcs_of_what_the_kiosk_sends() {
+    medimitra::media::init().unwrap();
+    let engine = MediaEngine::start(&test_media(), &[]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                x
+            })
+        })
+        .collect();
+    let mut bad = Vec::new();
+    for i in 0..120 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let session = engine.start_session(&format!("t-ssrc{i}"), VideoCodec::H264, tx).unwrap();
+        let sdp = wait_offer(&mut rx);
+        session.stop();
+        let missing = missing_ssrcs(&sdp);
+        if !missing.is_empty() {
+            bad.push((i, missing));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in spinners {
+        let _ = s.join();
+    }
+    assert!(bad.is_empty(), "offers without their SSRCs (session, what was missing): {bad:?}");
+}
+
 fn counts() -> (usize, usize) {
     let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
     let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);

@@ -197,7 +197,6 @@ impl Session {
             stop_monitor.clone(),
         )
         .map_err(build_error)?;
-        let payloaders = [parts.payloader.clone(), parts.audio_payloader.clone()];
         let session = Session {
             id: spec.session_id.clone(),
             pipeline,
@@ -215,7 +214,7 @@ impl Session {
             .pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
-        wait_for_ssrcs(&payloaders);
+        wait_for_ssrcs(&session.webrtc);
         // webrtcbin makes data channels only once it is running (before, `create-data-channel` gives nothing).
         data::open_channels(&session.webrtc, &spec.live, session.stop_monitor.clone());
         session.create_offer(spec.events);
@@ -395,16 +394,24 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
 }
 
 /// webrtcbin writes a stream's `a=ssrc` lines (and, for video, the `ssrc-group:FID` with its retransmission SSRC)
-/// into the offer only when the payloader's caps are already there. Without them the browser cannot tell the
-/// retransmission stream apart and drops every retransmitted packet (seen: 17,000 retransmissions sent, none
-/// counted by Chrome, and a retransmission storm of 8 Mbit/s on a 1 Mbit/s link). So the offer waits for the first
-/// caps of both payloaders: about one encoded frame, at most 3 s.
-fn wait_for_ssrcs(payloaders: &[gst::Element]) {
+/// into the offer only when the caps with the stream's SSRC have reached its sink pad. Without them the browser cannot
+/// tell the retransmission stream apart and drops every retransmitted packet (seen: 17,000 retransmissions sent, none
+/// counted by Chrome, and a retransmission storm of 8 Mbit/s on a 1 Mbit/s link), and Chrome (which cannot
+/// demultiplex by MID here: webrtcbin sends no MID header extension) drops the video itself: the doctor never sees
+/// the kiosk. So the offer waits until every sink pad of webrtcbin has caps naming an SSRC: about one encoded frame,
+/// at most 3 s. (It used to wait for the payloaders' own caps; those still had to cross the queue to webrtcbin, and
+/// about 1 offer in 60 went out without the video's SSRC: `tests/media.rs`.)
+fn wait_for_ssrcs(webrtc: &gst::Element) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    let ready = || payloaders.iter().all(|p| p.static_pad("src").is_some_and(|pad| pad.current_caps().is_some()));
+    let has_ssrc =
+        |pad: &gst::Pad| pad.current_caps().and_then(|c| c.structure(0).map(|s| s.has_field("ssrc"))).unwrap_or(false);
+    let ready = || {
+        let pads = webrtc.sink_pads();
+        !pads.is_empty() && pads.iter().all(has_ssrc)
+    };
     while !ready() {
         if std::time::Instant::now() >= deadline {
-            tracing::warn!("the offer goes out before every stream's caps are known: retransmission may not work");
+            tracing::warn!("the offer goes out before every stream's SSRC is known: the browser may drop the video");
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
