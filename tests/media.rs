@@ -159,6 +159,25 @@ fn every_offer_names_the_ssrcs_of_what_the_kiosk_sends() {
     assert!(bad.is_empty(), "offers without their SSRCs (session, what was missing): {bad:?}");
 }
 
+/// Until the peer connection is up webrtcbin sends no RTP, and everything encoded meanwhile used to leave at once when
+/// it came up: more than a 1 Mbit/s uplink takes (its router dropped 77-190 packets per call, most in the first
+/// second). A session whose offer is never answered encodes the frame that gives the offer its SSRCs and then holds
+/// the picture back: over 2 s at 30 fps the encoder puts out a handful of frames, not ~60.
+#[test]
+fn nothing_is_encoded_while_the_peer_connection_comes_up() {
+    medimitra::media::init().unwrap();
+    let settings = Media { framerate: 30, ..test_media() };
+    let engine = MediaEngine::start(&settings, &[]).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = engine.start_session("t-hold", VideoCodec::H264, tx).unwrap();
+    wait_offer(&mut rx);
+    let at_offer = session.encoded_frames();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = session.encoded_frames();
+    session.stop();
+    assert!(after <= at_offer + 3, "{after} frames encoded in 2 s without a connection (at the offer: {at_offer})");
+}
+
 fn counts() -> (usize, usize) {
     let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
     let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);

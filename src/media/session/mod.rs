@@ -3,7 +3,7 @@
 //! frees its threads and sockets.
 //!
 //! ```text
-//! camera ─ convert ─ scale/rate ─ [self view] ─ leaky queue ─ ladder (scale, rate, caps) ─ encoder ─ payloader ─┐
+//! camera ─ convert ─ scale/rate ─ [self view] ─ leaky queue ─ ladder ─ valve (until connected) ─ encoder ─ pay ─┐
 //! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc (in-band FEC) ─ rtpopuspay ─────────────────────────────────────────────┤
 //!            webrtcbin: video transceiver with NACK/RTX (and RED/ULPFEC), aux sender rtpgccbwe, ◀──────────────┘
 //!                       its rtpbin's jitter buffers set for retransmission, pad-added ─ decodebin ─┬─ video ─ appsink
@@ -215,6 +215,7 @@ impl Session {
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
         wait_for_ssrcs(&session.webrtc);
+        hold_video_until_connected(&session.pipeline, &session.webrtc, &session.encoder);
         // webrtcbin makes data channels only once it is running (before, `create-data-channel` gives nothing).
         data::open_channels(&session.webrtc, &spec.live, session.stop_monitor.clone());
         session.create_offer(spec.events);
@@ -298,6 +299,11 @@ impl Session {
         add_candidate(&self.webrtc, &c);
     }
 
+    /// How many video frames the encoder has put out in this session.
+    pub fn encoded_frames(&self) -> u64 {
+        self.tuning.encoded_frames.load(Ordering::Relaxed)
+    }
+
     /// Asks the video encoder for a keyframe now (as a browser's PLI would), and the doctor's browser for one (a
     /// PLI from the RTP session: the same event sent up from the doctor's picture never reached it, see
     /// docs/platform-notes.md).
@@ -350,7 +356,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
          {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
-           ! {ladder} \
+           ! {ladder} ! valve name={hold} \
            ! {convert} ! {encoder} name=venc ! {encoder_caps} ! {payloader} name=vpay pt={video_pt} mtu={mtu} ! queue ! webrtc. \
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
@@ -369,6 +375,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
         level = SPEAKER_LEVEL,
         playmix = chime::MIXER,
         ladder = ladder::stage(first_rung),
+        hold = VIDEO_HOLD,
         mtu = MTU,
         convert = profile.convert,
         encoder = profile.encoder,
@@ -391,6 +398,48 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
         .map_err(|_| MediaError::Build("not a pipeline".into()))?;
     pipeline.set_property("name", format!("call-{}", spec.session_id));
     Ok(pipeline)
+}
+
+/// The valve before the encoder that holds the picture back while the peer connection comes up.
+const VIDEO_HOLD: &str = "videohold";
+
+/// Until ICE and DTLS are up webrtcbin sends no RTP, and everything encoded meanwhile waits in the send queue; when
+/// the connection came up, that second or two of video left at once, more than a 1 Mbit/s uplink takes (its router
+/// dropped 100-190 packets per call, most in the first second). So once the first frame has given the payloaders
+/// their caps (the offer's SSRCs need them), the camera's frames stop before the encoder until the connection is
+/// up; then they flow again and the encoder is asked for a keyframe. Nothing encoded is dropped, so the browser sees
+/// no gap in the sequence numbers, and audio flows throughout (it is small, and the kiosk's RTCP then comes with
+/// RTP from the start). The encoder's health counts only once packets leave (the monitor), so the pause does not
+/// read as CPU load.
+fn hold_video_until_connected(pipeline: &gst::Pipeline, webrtc: &gst::Element, encoder: &gst::Element) {
+    let Some(valve) = pipeline.by_name(VIDEO_HOLD) else { return };
+    let connected = || {
+        webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
+            == gst_webrtc::WebRTCPeerConnectionState::Connected
+    };
+    if connected() {
+        return;
+    }
+    valve.set_property("drop", true);
+    let valve = valve.downgrade();
+    let encoder_src = encoder.static_pad("src").map(|p| p.downgrade());
+    let released = AtomicBool::new(false);
+    webrtc.connect_notify(Some("connection-state"), move |w, _| {
+        let up = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
+            == gst_webrtc::WebRTCPeerConnectionState::Connected;
+        if !up || released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(v) = valve.upgrade() {
+            v.set_property("drop", false);
+        }
+        if let Some(pad) = encoder_src.as_ref().and_then(|p| p.upgrade()) {
+            pad.send_event(gst::event::CustomUpstream::new(
+                gst::Structure::builder("GstForceKeyUnit").field("all-headers", true).field("count", 0u32).build(),
+            ));
+        }
+        tracing::debug!("peer connection up: the picture flows, keyframe asked for");
+    });
 }
 
 /// webrtcbin writes a stream's `a=ssrc` lines (and, for video, the `ssrc-group:FID` with its retransmission SSRC)
