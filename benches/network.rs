@@ -487,7 +487,18 @@ async fn kiosk_call(
              log: window.mmMsgLog.slice(-40) }; })()",
         )
         .await;
-        r.note = format!("no media both ways within 20 s of the accept: page {page}, kiosk {:?}", k.kiosk_status());
+        let stats = js_async(
+            doctor,
+            "const c = window.medimitra.call; if (!c.pc) return null; const out = []; \
+             (await c.pc.getStats()).forEach(s => { if (['inbound-rtp','outbound-rtp','transport','candidate-pair'].includes(s.type)) out.push(s); }); \
+             const rd = c.pc.remoteDescription ? c.pc.remoteDescription.sdp.split('\\r\\n').filter(l => l.startsWith('a=ssrc') || l.startsWith('m=') || l.startsWith('a=mid') || l.startsWith('a=extmap')) : null; \
+             return { stats: out, remote: rd, receivers: c.pc.getReceivers().map(r => ({ kind: r.track.kind, state: r.track.readyState, muted: r.track.muted })) };",
+        )
+        .await;
+        r.note = format!(
+            "no media both ways within 20 s of the accept: page {page}, page stats {stats}, kiosk {:?}",
+            k.kiosk_status()
+        );
     } else {
         let session = k.kiosk_status().media_session;
         measure(page, kiosk, secs, cut, &mut r).await;

@@ -222,19 +222,28 @@ pub async fn browser(driver_port: u16, profile: &Path) -> Client {
 /// A browser whose fake camera is set by `fake_device` (e.g. `--use-fake-device-for-media-stream=fps=30`).
 pub async fn browser_with(driver_port: u16, profile: &Path, fake_device: &str) -> Client {
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                fake_device, "--use-fake-ui-for-media-stream",
-                "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-gpu".into(),
+        fake_device.into(),
+        "--use-fake-ui-for-media-stream".into(),
+        "--autoplay-policy=no-user-gesture-required".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--no-first-run".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if let Ok(dir) = std::env::var("MM_CHROME_LOG_DIR") {
+        let name = profile.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        args.push("--enable-logging".into());
+        args.push(format!("--log-file={dir}/chrome-{name}.log"));
+        args.push("--v=0".into());
+        args.push("--vmodule=*/webrtc/*=2".into());
+    }
+    caps.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args }));
     caps.insert("acceptInsecureCerts".into(), json!(true));
     session(driver_port, caps, "chromedriver").await
 }
