@@ -23,17 +23,20 @@ fn maintain_resolution_keeps_the_camera_size_at_any_bitrate() {
         l.update(ms(t * 500), AdaptInput { video_kbps: 200, encoded_fps: 10.0 });
     }
     assert_eq!((l.rung().width, l.rung().height), (1280, 720));
-    assert_eq!(DegradationPreference::Balanced.rungs(ladder(1280, 720, 30)).len(), 5);
+    assert_eq!(DegradationPreference::Balanced.rungs(ladder(1280, 720, 30)).len(), 6);
 }
 
 #[test]
 fn the_ladder_fits_the_camera() {
     let l = ladder(1280, 720, 30);
     let sizes: Vec<_> = l.iter().map(|r| (r.width, r.height, r.fps)).collect();
-    assert_eq!(sizes, [(1280, 720, 30), (960, 540, 30), (640, 360, 30), (480, 270, 20), (320, 180, 15)]);
+    assert_eq!(sizes, [(1280, 720, 30), (960, 540, 30), (640, 360, 30), (480, 270, 30), (320, 180, 30), (320, 180, 15)]);
     let small = ladder(640, 360, 25);
     assert_eq!(small[0], Rung { width: 640, height: 360, fps: 25, min_kbps: 250 });
-    assert_eq!(small.len(), 3);
+    assert_eq!(small.len(), 4);
+    // A 15 fps camera: the bottom two rungs are one, with the floor of the lower.
+    let slow: Vec<_> = ladder(640, 360, 15).iter().map(|r| (r.width, r.fps, r.min_kbps)).collect();
+    assert_eq!(slow, [(640, 15, 250), (480, 15, 150), (320, 15, 0)]);
     let odd = ladder(800, 600, 30);
     assert_eq!((odd[0].width, odd[0].height), (800, 600), "the camera's own size on top");
     assert!(odd[0].min_kbps >= odd[1].min_kbps);
@@ -60,7 +63,7 @@ fn a_short_dip_does_not_step_down_but_a_lasting_one_does() {
 fn a_budget_far_short_steps_down_at_once_to_what_it_affords() {
     let mut l = hd();
     let d = l.update(ms(0), input(200));
-    assert_eq!((d.rung.width, d.rung.fps, d.changed), (480, 20, true));
+    assert_eq!((d.rung.width, d.rung.fps, d.changed), (480, 30, true));
 }
 
 #[test]
@@ -113,7 +116,7 @@ fn a_throttled_encoder_whose_frames_come_in_bursts_steps_down() {
     // A CPU quota hands out time in slices: the readings swing around the line (seen in CI at 480x270@20 under a
     // cgroup limit: 11.7, 5.9, 10.2, 13.4, 27.5, 16.7, ...), and a rule that needed every reading low never fired.
     let mut l = Ladder::new(ladder(1280, 720, 30), 200);
-    assert_eq!((l.rung().width, l.rung().fps), (480, 20));
+    assert_eq!((l.rung().width, l.rung().fps), (480, 30));
     let swing = [11.7, 5.9, 10.2, 13.4, 27.5, 16.7, 16.7, 11.7, 10.0, 13.4];
     let mut stepped = None;
     for t in 0..20u64 {
@@ -243,7 +246,7 @@ fn a_reading_without_a_report_keeps_the_last_round_trip_and_the_jitter_buffers_w
 fn a_small_rung_is_not_given_the_whole_link() {
     let l = ladder(1280, 720, 30);
     let caps: Vec<u32> = l.iter().map(Rung::max_useful_kbps).collect();
-    assert_eq!(caps, [4147, 2332, 1036, 388, 129]);
+    assert_eq!(caps, [4147, 2332, 1036, 583, 259, 129]);
     // Every rung's cap leaves room above the next rung's threshold (with the 25 % margin to step up), except the
     // bottom's: the ladder steps up on the uncapped budget, not on what the encoder is given.
     for pair in l.windows(2) {
