@@ -11,8 +11,13 @@ use std::time::Duration;
 const SHARE: f64 = 0.35;
 /// The size retransmitted packets are counted at (the payloaders' MTU).
 const PACKET_BYTES: f64 = 1200.0;
-/// Tokens never pile up beyond this many seconds of budget.
-const BURST_SECS: f64 = 0.25;
+/// Tokens pile up to this many seconds of budget (libwebrtc's retransmission limiter counts over a 1 s window too):
+/// a burst loss is repaired at once. With a quarter of a second, a 300 kbit/s video could resend only two or three
+/// packets at a time, so a burst of four lost packets (a Gilbert-Elliott link) waited a round trip or more for the
+/// rest: a freeze at the doctor.
+const BURST_SECS: f64 = 1.0;
+/// ...and at least this many packets, for the lowest bitrates.
+const BURST_MIN_PACKETS: f64 = 6.0;
 
 #[derive(Debug, Clone, Default)]
 pub struct RetransmissionLimiter {
@@ -27,9 +32,10 @@ impl RetransmissionLimiter {
     /// target bitrate. A refused request costs nothing; the browser asks again if it still needs the packet.
     pub fn allow(&mut self, now: Duration, seqnum: u16, rtt: Duration, target_kbps: u32) -> bool {
         let rate = f64::from(target_kbps) * 1000.0 * SHARE / 8.0 / PACKET_BYTES;
-        let elapsed = self.last.map_or(BURST_SECS, |t| now.saturating_sub(t).as_secs_f64());
+        // A new limiter starts with a full bucket.
+        let elapsed = self.last.map_or(f64::MAX, |t| now.saturating_sub(t).as_secs_f64());
         self.last = Some(now);
-        self.tokens = (self.tokens + elapsed * rate).min((rate * BURST_SECS).max(1.0));
+        self.tokens = (self.tokens + elapsed * rate).min((rate * BURST_SECS).max(BURST_MIN_PACKETS));
         if self.resent.len() > 4096 {
             self.resent.retain(|_, t| now.saturating_sub(*t) < Duration::from_secs(2));
         }
@@ -73,16 +79,27 @@ mod tests {
 
     #[test]
     fn retransmissions_stay_within_their_share_of_the_bitrate() {
-        // 1000 kbit/s: 35 % is 350 kbit/s, about 36 packets per second.
+        // 1000 kbit/s: 35 % is 350 kbit/s, about 36 packets per second, and a full bucket of 1 s at the start.
         let mut l = RetransmissionLimiter::default();
         let mut served = 0;
-        for i in 0..1000u16 {
-            // 1000 requests for different packets within one second.
+        for i in 0..5000u16 {
+            // 5000 requests for different packets within five seconds.
             if l.allow(ms(u64::from(i)), i, ms(40), 1000) {
                 served += 1;
             }
         }
-        assert!((30..=50).contains(&served), "{served} served in one second");
+        assert!((5 * 36..=6 * 37).contains(&served), "{served} served in five seconds");
+    }
+
+    #[test]
+    fn a_burst_of_lost_packets_is_resent_at_once_even_at_a_low_bitrate() {
+        // 300 kbit/s of video, a burst of four lost packets and then the next four: all resent when asked.
+        let mut l = RetransmissionLimiter::default();
+        assert!((0..4u16).all(|s| l.allow(ms(1000), s, ms(70), 300)), "the first burst");
+        assert!((4..8u16).all(|s| l.allow(ms(1100), s, ms(70), 300)), "a second burst 100 ms later");
+        // The lowest bitrate still repairs a burst of four.
+        let mut low = RetransmissionLimiter::default();
+        assert!((0..4u16).all(|s| low.allow(ms(1000), s, ms(70), 60)));
     }
 
     #[test]
