@@ -1,36 +1,17 @@
 //! The media engine on real GStreamer pipelines with test sources: every profile whose elements exist here builds
-//! and produces an offer; the probe falls back when a preferred encoder is missing; sessions leave nothing behind.
+//! and produces an offer; the probe falls back when a preferred encoder is missing. What sessions leave behind is
+//! checked in a process of its own, `tests/media_leaks.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use medimitra::config::Media;
 use medimitra::core::media_rules::VideoCodec;
-use medimitra::media::{EncoderProfile, MediaEngine, MediaEvent, ProbeOutcome, probe};
+use medimitra::media::{EncoderProfile, MediaEngine, ProbeOutcome, probe};
 use std::time::{Duration, Instant};
 
-fn test_media() -> Media {
-    Media {
-        video_source: "test".into(),
-        audio_source: "test".into(),
-        audio_sink: "none".into(),
-        width: 320,
-        height: 240,
-        ..Media::default()
-    }
-}
-
-fn wait_offer(rx: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match rx.try_recv() {
-            Ok(MediaEvent::Offer { sdp, .. }) => return sdp,
-            Ok(MediaEvent::Failed { reason, .. }) => panic!("session failed: {reason}"),
-            Ok(_) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    panic!("no offer within 10 s");
-}
+#[path = "support/media.rs"]
+mod media_support;
+use media_support::{test_media, wait_offer};
 
 #[test]
 fn every_working_profile_builds_a_session_and_offers_its_codec_with_twcc() {
@@ -176,34 +157,6 @@ fn nothing_is_encoded_while_the_peer_connection_comes_up() {
     let after = session.encoded_frames();
     session.stop();
     assert!(after <= at_offer + 3, "{after} frames encoded in 2 s without a connection (at the offer: {at_offer})");
-}
-
-fn counts() -> (usize, usize) {
-    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
-    (fds, threads)
-}
-
-#[test]
-fn fifty_sessions_in_one_process_leave_no_threads_or_descriptors_behind() {
-    medimitra::media::init().unwrap();
-    let engine = MediaEngine::start(&test_media(), &[]).unwrap();
-    let mut warm = (0, 0);
-    for i in 0..50 {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let session = engine.start_session(&format!("t-s{i}"), VideoCodec::H264, tx).unwrap();
-        wait_offer(&mut rx);
-        session.stop();
-        if i == 4 {
-            std::thread::sleep(Duration::from_millis(300));
-            warm = counts();
-        }
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let after = counts();
-    println!("fds/threads after 5 sessions {warm:?}, after 50 {after:?}");
-    assert!(after.0 <= warm.0 + 2, "file descriptors grew from {} to {}", warm.0, after.0);
-    assert!(after.1 <= warm.1 + 2, "threads grew from {} to {}", warm.1, after.1);
 }
 
 /// The ladder moves the picture between rungs while a moving picture flows into the encoder, as the session's monitor

@@ -30,7 +30,10 @@ fn maintain_resolution_keeps_the_camera_size_at_any_bitrate() {
 fn the_ladder_fits_the_camera() {
     let l = ladder(1280, 720, 30);
     let sizes: Vec<_> = l.iter().map(|r| (r.width, r.height, r.fps)).collect();
-    assert_eq!(sizes, [(1280, 720, 30), (960, 540, 30), (640, 360, 30), (480, 270, 30), (320, 180, 30), (320, 180, 15)]);
+    assert_eq!(
+        sizes,
+        [(1280, 720, 30), (960, 540, 30), (640, 360, 30), (480, 270, 30), (320, 180, 30), (320, 180, 15)]
+    );
     let small = ladder(640, 360, 25);
     assert_eq!(small[0], Rung { width: 640, height: 360, fps: 25, min_kbps: 250 });
     assert_eq!(small.len(), 4);
