@@ -98,6 +98,10 @@ async fn scenarios() {
     let records = k.store.read_blocking(|db| db.call_records(first)).expect("records");
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].end_reason, Some(EndReason::DoctorEnded));
+    // The hang-up is not a failed media session: the browser aborts the data channels' association as it closes,
+    // a moment before its `call:end` arrives, and every ended call used to count one failure.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(k.metric("medimitra_media_sessions_failed_total").await, Some(0.0), "sessions failed after a hang-up");
 
     // 3. The kiosk ends it.
     let second = k.checked_in(k.doctor_a);

@@ -323,6 +323,12 @@ impl Service {
                 Event::MediaInterrupted { session_id }
             }
             MediaEvent::Failed { session_id, reason } => {
+                // A session stopped a moment ago (the call ended, or it was replaced) may still report the error
+                // its end caused; that is not a failure of the call.
+                if !self.core.is_current_session(&session_id) {
+                    tracing::debug!(session = %session_id, %reason, "a stopped media session reported an error");
+                    return;
+                }
                 self.counters.sessions_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(session = %session_id, %reason, "media session failed");
                 Event::MediaFailed { session_id, reason }

@@ -253,6 +253,12 @@ impl CallCore {
         self.call.as_ref().map(|c| (c.id.as_str(), c.doctor_id, c.phase))
     }
 
+    /// Whether `session_id` is the media session of the call under way: anything a stopped or replaced session
+    /// reports is stale.
+    pub fn is_current_session(&self, session_id: &str) -> bool {
+        self.current_session(session_id).is_some()
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {

@@ -695,12 +695,28 @@ fn remote_stream(pad: &gst::Pad) -> remote::RemoteStream {
     }
 }
 
+/// How long an SCTP association error may stand before the session counts as failed (see [`spawn_bus_thread`]).
+const SCTP_ERROR_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether a bus message comes from webrtcbin's SCTP encoder or decoder (the data channels' association).
+fn is_sctp_element(src: Option<&gst::Object>) -> bool {
+    src.and_then(|s| s.downcast_ref::<gst::Element>())
+        .and_then(|e| e.factory())
+        .is_some_and(|f| matches!(f.name().as_str(), "sctpenc" | "sctpdec"))
+}
+
 /// The m-line of the shared pictures' transceiver: after the camera's video (0) and the audio (1).
 const SHARED_MLINE: u32 = 2;
 
 /// The session's bus on its own thread: errors become [`MediaEvent::Failed`], the speaker's level goes to the
 /// live counters, a changed latency (the doctor's audio waiting as long as the video's playout delay) is
 /// redistributed to the sinks. Ends when the session posts its own stop message.
+///
+/// An error of the data channels' SCTP association is reported only if the session is still running
+/// [`SCTP_ERROR_GRACE`] later: when the doctor hangs up, the browser aborts the association a moment before its
+/// `call:end` arrives over the signaling socket, and that ordinary end was counted as a failed session (one per call
+/// in the network bench) and, when the error came first, made the kiosk start a replacement session for a call that
+/// was ending.
 fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std::thread::JoinHandle<()>, MediaError> {
     let bus = pipeline.bus().ok_or_else(|| build_error("no bus"))?;
     let sid = spec.session_id.clone();
@@ -710,12 +726,31 @@ fn spawn_bus_thread(pipeline: &gst::Pipeline, spec: &SessionSpec) -> Result<std:
     std::thread::Builder::new()
         .name("media-bus".into())
         .spawn(move || {
-            while let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) {
+            let mut sctp_error: Option<(std::time::Instant, String)> = None;
+            loop {
+                if let Some((at, reason)) = sctp_error.take_if(|(at, _)| at.elapsed() >= SCTP_ERROR_GRACE) {
+                    tracing::warn!(session = %sid, after = ?at.elapsed(), "the data channels' association stays failed");
+                    let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason });
+                }
+                let wait = if sctp_error.is_some() { Some(gst::ClockTime::from_mseconds(100)) } else { gst::ClockTime::NONE };
+                let Some(msg) = bus.timed_pop(wait) else {
+                    // Nothing within the wait; without a pending error (or without a pipeline) the bus is flushing.
+                    if sctp_error.is_some() && pipe_weak.upgrade().is_some() {
+                        continue;
+                    }
+                    break;
+                };
                 match msg.view() {
                     gst::MessageView::Error(e) => {
                         let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                        let reason = format!("{src}: {}", e.error());
+                        if is_sctp_element(msg.src()) {
+                            tracing::debug!(session = %sid, element = %src, error = %e.error(), "the data channels' association failed");
+                            sctp_error.get_or_insert((std::time::Instant::now(), reason));
+                            continue;
+                        }
                         tracing::warn!(session = %sid, element = %src, error = %e.error(), debug = ?e.debug(), "media error");
-                        let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason: format!("{src}: {}", e.error()) });
+                        let _ = tx.send(MediaEvent::Failed { session_id: sid.clone(), reason });
                     }
                     gst::MessageView::Element(e) => {
                         if let Some(st) = e.structure().filter(|s| s.name() == "level")
