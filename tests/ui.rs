@@ -435,9 +435,15 @@ fn the_technician_screen_needs_the_pin() {
     tested("working: ");
     assert!(tech.get_devices_result().ends_with("latest SpO2 96 %  pulse 88 /min  signal 5/8"));
     streamer.send(&[0x12, 0x34, 0x00, 0x41, 0x27]);
-    std::thread::sleep(Duration::from_millis(200)); // the last good frame read before the test starts
+    // The test's window starts from the counts the hub last published: readings as they come, but byte counts only
+    // every second from the reader, and the hub publishes every 250 ms. Wait past both after a change at the device
+    // (200 ms read "working: 2 readings" in a full run; with no wait after the stop below, a loaded machine read
+    // "not understood" from the garbage's late byte count).
+    let settle = || std::thread::sleep(Duration::from_millis(1500));
+    settle();
     tested("data arrives but is not understood (");
     let master = streamer.stop(); // the device quiet, its adapter still plugged in
+    settle();
     tested("connected, no data: switch the oximeter on and put a finger in");
     drop(master);
     tested("not connected: check the cable and the adapter");
