@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::metrics::{parse, value};
 use support::server::TestServer;
 
 async fn scrape(k: &TestServer, host: &str, token: Option<&str>) -> (u16, String) {
@@ -15,21 +16,6 @@ async fn scrape(k: &TestServer, host: &str, token: Option<&str>) -> (u16, String
     }
     let resp = req.send().await.expect("request");
     (resp.status().as_u16(), resp.text().await.expect("body"))
-}
-
-fn parse(text: &str) -> prometheus_parse::Scrape {
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
-}
-
-fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
-    scrape.samples.iter().find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v))).and_then(
-        |s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => Some(v),
-            _ => None,
-        },
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

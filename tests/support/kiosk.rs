@@ -349,20 +349,15 @@ impl KioskProcess {
         self.proc.0.id()
     }
 
-    /// A counter or gauge from the kiosk's `GET /metrics` (the test runs on the kiosk's machine: a local caller),
-    /// summed over its labels; `None` when the family is missing.
-    pub async fn metric(&self, family: &str) -> Option<f64> {
+    /// The value of a counter or gauge (its first sample) from the kiosk's `GET /metrics`; the test runs on the
+    /// kiosk's machine, so it is a local caller.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
         let cert = std::fs::read(self.data.join("tls/cert.pem")).expect("the kiosk's certificate");
         let url = format!("{}/metrics", self.url.trim_end_matches('/'));
         let resp = super::server::https_client(&cert).get(&url).send().await.expect("GET /metrics");
         assert_eq!(resp.status().as_u16(), 200, "GET /metrics");
         let text = resp.text().await.expect("the metrics' text");
-        let values: Vec<f64> = text
-            .lines()
-            .filter(|l| l.strip_prefix(family).is_some_and(|rest| rest.starts_with([' ', '{'])))
-            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum())
+        super::metrics::value(&super::metrics::parse(&text), name, None)
     }
 
     pub fn proc_counts(&self) -> (usize, usize) {

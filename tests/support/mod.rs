@@ -7,6 +7,7 @@
 //! - [`natlab`]: NATed namespaces with a TURN server between them;
 //! - [`seed`]: the accounts, patient and appointments every test kiosk starts with;
 //! - [`pty`]: emulated serial medical devices on pseudo-terminals; [`fhir`]: FHIR R4 checked by `fhir.resources`.
+//! - [`metrics`]: the kiosk's `/metrics` text read with an independent Prometheus parser.
 //!
 //! Servers listen on port 0 and report the port they bound; chromedriver says which port it took. Nothing binds a
 //! port found free a moment earlier.
@@ -15,6 +16,7 @@
 pub mod browser;
 pub mod fhir;
 pub mod kiosk;
+pub mod metrics;
 pub mod natlab;
 pub mod netlab;
 pub mod pty;
