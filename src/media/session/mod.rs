@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! camera ─ convert ─ scale/rate ─ [self view] ─ leaky queue ─ ladder ─ valve (until connected) ─ encoder ─ pay ─┐
-//! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc (in-band FEC) ─ rtpopuspay ─────────────────────────────────────────────┤
+//! mic ─ webrtcdsp (AEC/NS/AGC) ─ opusenc (in-band FEC) ─ rtpopuspay (dropped until connected) ──────────────────┤
 //!            webrtcbin: video transceiver with NACK/RTX (and RED/ULPFEC), aux sender rtpgccbwe, ◀──────────────┘
 //!                       its rtpbin's jitter buffers set for retransmission, pad-added ─ decodebin ─┬─ video ─ appsink
 //!                                                                                                  └─ audio ─┐
@@ -165,6 +165,7 @@ impl Session {
         configure_transceivers(&parts, &spec.profile, settings.video_fec)?;
         configure_encoder(&parts.encoder, &spec.profile, settings.start_bitrate_kbps);
         tuning::count_encoded_frames(&parts.encoder, &tuning);
+        tuning::count_encoded_audio_frames(&parts.opus, &tuning);
         tuning::connect_congestion_control(
             &parts.webrtc,
             &tuning,
@@ -215,7 +216,7 @@ impl Session {
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the pipeline did not start (camera or microphone busy or missing?)"))?;
         wait_for_ssrcs(&session.webrtc);
-        hold_video_until_connected(&session.pipeline, &session.webrtc, &session.encoder);
+        hold_until_connected(&session.pipeline, &session.webrtc, &session.encoder, &session.audio_payloader);
         // webrtcbin makes data channels only once it is running (before, `create-data-channel` gives nothing).
         data::open_channels(&session.webrtc, &spec.live, session.stop_monitor.clone());
         session.create_offer(spec.events);
@@ -302,6 +303,11 @@ impl Session {
     /// How many video frames the encoder has put out in this session.
     pub fn encoded_frames(&self) -> u64 {
         self.tuning.encoded_frames.load(Ordering::Relaxed)
+    }
+
+    /// How many audio frames (20 ms each) the encoder has put out in this session.
+    pub fn encoded_audio_frames(&self) -> u64 {
+        self.tuning.encoded_audio_frames.load(Ordering::Relaxed)
     }
 
     /// Asks the video encoder for a keyframe now (as a browser's PLI would), and the doctor's browser for one (a
@@ -408,10 +414,20 @@ const VIDEO_HOLD: &str = "videohold";
 /// dropped 100-190 packets per call, most in the first second). So once the first frame has given the payloaders
 /// their caps (the offer's SSRCs need them), the camera's frames stop before the encoder until the connection is
 /// up; then they flow again and the encoder is asked for a keyframe. Nothing encoded is dropped, so the browser sees
-/// no gap in the sequence numbers, and audio flows throughout (it is small, and the kiosk's RTCP then comes with
-/// RTP from the start). The encoder's health counts only once packets leave (the monitor), so the pause does not
-/// read as CPU load.
-fn hold_video_until_connected(pipeline: &gst::Pipeline, webrtc: &gst::Element, encoder: &gst::Element) {
+/// no gap in the sequence numbers. The encoder's health counts only once packets leave (the monitor), so the pause
+/// does not read as CPU load.
+///
+/// The microphone's packets are dropped after the payloader until then: they did not wait in the queue before
+/// webrtcbin but inside it, all of them (235 packets after a 4.7 s set-up), and left within 250 ms of the connection
+/// coming up; a 500 kbit/s uplink's router then dropped 83-143 packets per call, audio and the first video alike,
+/// and the kiosk read that loss as a slow link. Audio that old is no use to a conversation, and the browser, which
+/// has received nothing yet, sees no gap.
+fn hold_until_connected(
+    pipeline: &gst::Pipeline,
+    webrtc: &gst::Element,
+    encoder: &gst::Element,
+    audio_payloader: &gst::Element,
+) {
     let Some(valve) = pipeline.by_name(VIDEO_HOLD) else { return };
     let connected = || {
         webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
@@ -421,6 +437,11 @@ fn hold_video_until_connected(pipeline: &gst::Pipeline, webrtc: &gst::Element, e
         return;
     }
     valve.set_property("drop", true);
+    let audio_src = audio_payloader.static_pad("src");
+    let audio_hold = audio_src.as_ref().and_then(|pad| {
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |_, _| gst::PadProbeReturn::Drop)
+    });
+    let audio_hold = Mutex::new(audio_src.map(|p| p.downgrade()).zip(audio_hold));
     let valve = valve.downgrade();
     let encoder_src = encoder.static_pad("src").map(|p| p.downgrade());
     let released = AtomicBool::new(false);
@@ -429,6 +450,11 @@ fn hold_video_until_connected(pipeline: &gst::Pipeline, webrtc: &gst::Element, e
             == gst_webrtc::WebRTCPeerConnectionState::Connected;
         if !up || released.swap(true, Ordering::SeqCst) {
             return;
+        }
+        if let Some((pad, probe)) = audio_hold.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let Some(pad) = pad.upgrade()
+        {
+            pad.remove_probe(probe);
         }
         if let Some(v) = valve.upgrade() {
             v.set_property("drop", false);

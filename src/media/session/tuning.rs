@@ -38,6 +38,8 @@ pub(super) struct Tuning {
     pub rtx_refused: AtomicU64,
     /// Frames out of the video encoder since the session started.
     pub encoded_frames: AtomicU64,
+    /// Frames out of the audio encoder since the session started.
+    pub encoded_audio_frames: AtomicU64,
     /// The doctor's video jitter buffers (retransmission on, latency adjusted by the monitor).
     pub video_jitterbuffers: Mutex<Vec<glib::WeakRef<gst::Element>>>,
     /// The doctor's audio jitter buffers (latency raised with the video's playout delay, for lip sync).
@@ -75,6 +77,7 @@ impl Tuning {
             rtt_ms: AtomicU32::new(100),
             rtx_refused: AtomicU64::new(0),
             encoded_frames: AtomicU64::new(0),
+            encoded_audio_frames: AtomicU64::new(0),
             video_jitterbuffers: Mutex::new(Vec::new()),
             audio_jitterbuffers: Mutex::new(Vec::new()),
             playout_delay_ms: AtomicU32::new(0),
@@ -242,6 +245,16 @@ pub(super) fn count_encoded_frames(encoder: &gst::Element, tuning: &Arc<Tuning>)
     let tuning = tuning.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         tuning.encoded_frames.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Counts the frames the audio encoder puts out.
+pub(super) fn count_encoded_audio_frames(encoder: &gst::Element, tuning: &Arc<Tuning>) {
+    let Some(pad) = encoder.static_pad("src") else { return };
+    let tuning = tuning.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        tuning.encoded_audio_frames.fetch_add(1, Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
 }
