@@ -164,8 +164,8 @@ impl Session {
         configure_ice(&parts.webrtc, &spec.ice_servers, settings.ice_transport_policy);
         configure_transceivers(&parts, &spec.profile, settings.video_fec)?;
         configure_encoder(&parts.encoder, &spec.profile, settings.start_bitrate_kbps);
-        tuning::count_encoded_frames(&parts.encoder, &tuning);
-        tuning::count_encoded_audio_frames(&parts.opus, &tuning);
+        tuning::count_encoded(&parts.encoder, &tuning, |t| &t.encoded_frames);
+        tuning::count_encoded(&parts.opus, &tuning, |t| &t.encoded_audio_frames);
         tuning::connect_congestion_control(
             &parts.webrtc,
             &tuning,
@@ -417,11 +417,11 @@ const VIDEO_HOLD: &str = "videohold";
 /// no gap in the sequence numbers. The encoder's health counts only once packets leave (the monitor), so the pause
 /// does not read as CPU load.
 ///
-/// The microphone's packets are dropped after the payloader until then: they did not wait in the queue before
-/// webrtcbin but inside it, all of them (235 packets after a 4.7 s set-up), and left within 250 ms of the connection
-/// coming up; a 500 kbit/s uplink's router then dropped 83-143 packets per call, audio and the first video alike,
-/// and the kiosk read that loss as a slow link. Audio that old is no use to a conversation, and the browser, which
-/// has received nothing yet, sees no gap.
+/// The microphone's packets are dropped after the payloader until then. They used to fill the queue before webrtcbin,
+/// which then blocked the live microphone source; once unblocked it made up for all the time it had missed at once
+/// (235 packets within 250 ms after a 4.7 s set-up), and a 500 kbit/s uplink's router dropped 83-143 packets per
+/// call, audio and the first video alike; the kiosk read that loss as a slow link. Audio that old is no use to a
+/// conversation, and the browser, which has received nothing yet, sees no gap.
 fn hold_until_connected(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,

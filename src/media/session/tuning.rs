@@ -239,22 +239,13 @@ fn limit_retransmissions(rtx_sender: &gst::Element, tuning: &Arc<Tuning>) {
     });
 }
 
-/// Counts the frames the video encoder puts out: the encoder's health (a busy CPU shows as fewer frames).
-pub(super) fn count_encoded_frames(encoder: &gst::Element, tuning: &Arc<Tuning>) {
+/// Counts the frames an encoder puts out into `counter`: the video encoder's health (a busy CPU shows as fewer
+/// frames), and the audio encoder's pace.
+pub(super) fn count_encoded(encoder: &gst::Element, tuning: &Arc<Tuning>, counter: fn(&Tuning) -> &AtomicU64) {
     let Some(pad) = encoder.static_pad("src") else { return };
     let tuning = tuning.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        tuning.encoded_frames.fetch_add(1, Ordering::Relaxed);
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Counts the frames the audio encoder puts out.
-pub(super) fn count_encoded_audio_frames(encoder: &gst::Element, tuning: &Arc<Tuning>) {
-    let Some(pad) = encoder.static_pad("src") else { return };
-    let tuning = tuning.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        tuning.encoded_audio_frames.fetch_add(1, Ordering::Relaxed);
+        counter(&tuning).fetch_add(1, Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
 }
