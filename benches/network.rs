@@ -325,15 +325,6 @@ struct CallResult {
     note: String,
 }
 
-/// Waits until both receivers have decoded at least `more` frames beyond `base`; the time taken, or `None` after
-/// `limit`.
-async fn until_frames(a: Receiver<'_>, b: Receiver<'_>, base: (f64, f64), more: f64, limit: Duration) -> Option<f64> {
-    match until_each(a, b, base, more, limit).await {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        _ => None,
-    }
-}
-
 /// When each receiver had decoded `more` frames beyond its `base` (seconds from now), within `limit`.
 async fn until_each(
     a: Receiver<'_>,
@@ -473,11 +464,22 @@ async fn kiosk_call(
         r.note = "the kiosk did not ring".into();
         return r;
     }
+    js(doctor, "window.mmIceLog.splice(0) && true").await;
+    let accepted_at = js(doctor, "Date.now()").await.as_i64().unwrap_or(0);
     let t = Instant::now();
     k.control(ControlCommand::Accept);
     let (page, kiosk) = (Receiver::DoctorPage(doctor), Receiver::Kiosk(k));
-    r.setup_s =
-        until_frames(page, kiosk, (0.0, 0.0), 1.0, Duration::from_secs(20)).await.map(|_| t.elapsed().as_secs_f64());
+    let (at_page, at_kiosk) = until_each(page, kiosk, (0.0, 0.0), 1.0, Duration::from_secs(20)).await;
+    if at_page.is_some() && at_kiosk.is_some() {
+        r.setup_s = Some(t.elapsed().as_secs_f64());
+    }
+    let ms = |at: Option<f64>| at.map_or("none".to_string(), |s| format!("{:+}", (s * 1000.0) as i64));
+    r.note.push_str(&format!(
+        "{}first frame at the page {}, at the kiosk {}; ",
+        setup_timeline(doctor, accepted_at).await,
+        ms(at_page),
+        ms(at_kiosk)
+    ));
     if r.setup_s.is_none() {
         let page = js(
             doctor,
@@ -516,6 +518,26 @@ async fn kiosk_call(
     let _ = js(doctor, "document.getElementById('end').click() || true").await;
     support::poll_until(Duration::from_secs(15), || async { k.kiosk_status().media_sessions == 0 }).await;
     r
+}
+
+/// What the doctor's page saw between the accept (`accepted_at`, the page's Unix ms) and now, in ms after the accept:
+/// its signaling messages, camera requests and ICE states, e.g. `setup: offer +212, getUserMedia +215, ...`.
+async fn setup_timeline(doctor: &Client, accepted_at: i64) -> String {
+    let logs = js(doctor, "[window.mmMsgLog.slice(0), window.mmIceLog.slice(0)]").await;
+    let mut events: Vec<(i64, String)> = Vec::new();
+    // The message log keeps Date.now() % 100000.
+    for e in logs[0].as_array().into_iter().flatten() {
+        let (Some(at), Some(what)) = (e[0].as_i64(), e[1].as_str()) else { continue };
+        let ms = (at - accepted_at % 100_000).rem_euclid(100_000);
+        events.push((if ms > 50_000 { ms - 100_000 } else { ms }, what.to_string()));
+    }
+    for e in logs[1].as_array().into_iter().flatten() {
+        let (Some(at), Some(state)) = (e[0].as_i64(), e[1].as_str()) else { continue };
+        events.push((at - accepted_at, format!("ice {state}")));
+    }
+    events.sort();
+    let parts: Vec<String> = events.iter().map(|(ms, what)| format!("{what} {ms:+}")).collect();
+    format!("setup: {}; ", parts.join(", "))
 }
 
 fn ice_servers() -> Value {

@@ -664,7 +664,9 @@ fn connect_ice_signals(
     let flowing = Arc::new(AtomicBool::new(false));
     webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
         use gst_webrtc::WebRTCICEConnectionState as S;
-        match w.property::<S>("ice-connection-state") {
+        let state = w.property::<S>("ice-connection-state");
+        tracing::debug!(?state, "ICE connection state");
+        match state {
             S::Connected | S::Completed if !flowing.swap(true, Ordering::SeqCst) => {
                 let _ = tx.send(MediaEvent::Connected { session_id: sid.clone() });
             }
