@@ -104,8 +104,8 @@ async fn shaped_call(lab: NatLab) {
     tokio::time::sleep(Duration::from_secs(15)).await;
     let (after_page, after) = (page_stats(&a).await, k.kiosk_status());
     drop(shaping);
-    let frames = after.remote_video_frames - before.remote_video_frames;
-    let asked = after.receiving.nacks_sent - before.receiving.nacks_sent;
+    let frames = after.remote_video_frames.saturating_sub(before.remote_video_frames);
+    let asked = after.receiving.nacks_sent.saturating_sub(before.receiving.nacks_sent);
     println!("jitter: {frames} frames of the doctor's video, {asked} retransmission requests; page {after_page}");
     assert!(frames > 150, "the doctor's video flowed: {frames} frames");
     assert!(asked <= 5, "{asked} retransmission requests for a link that lost nothing");
@@ -130,13 +130,8 @@ async fn shaped_call(lab: NatLab) {
     assert!(after.sending.rtx_packets > 0 && after.sending.nacks_received > 0, "{:?}", after.sending);
     assert!(after.receiving.nacks_sent > before.receiving.nacks_sent, "the kiosk NACKs the doctor's video");
     assert!(n(&after_page, "nacksReceived") > n(&before_page, "nacksReceived"), "the browser got the kiosk's NACKs");
-    // Some of the doctor's packets are lost beyond repair on this link: the kiosk asks for keyframes and the browser
-    // receives the requests (none ever arrived while the decoder alone asked: the doctor's video could stay frozen
-    // for the rest of a call).
-    assert!(
-        n(&after_page, "plisReceived") > n(&before_page, "plisReceived"),
-        "the browser got the kiosk's keyframe requests: {after_page}"
-    );
+    // (Keyframe requests are checked after the cut, step 4: on this link a packet lost beyond repair, which is what
+    // makes the kiosk ask, became rare once the kiosk stopped asking for packets that were only late.)
     // While it repairs the doctor's video, the kiosk holds each frame long enough for a retransmitted one to be
     // shown on time (core::playout); on a clean link it holds none (below).
     assert!(after.receiving.packets_repaired > before.receiving.packets_repaired, "{:?}", after.receiving);
@@ -165,6 +160,7 @@ async fn shaped_call(lab: NatLab) {
 
     // 4. A 10 s cut of everything: the call and its media session survive, and media flows both ways afterwards.
     let session = k.kiosk_status().media_session;
+    let plis_before = n(&page_stats(&a).await, "plisReceived");
     shaping.cut();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let frames = (k.kiosk_status().remote_video_frames, n(&page_stats(&a).await, "framesDecoded"));
@@ -188,6 +184,12 @@ async fn shaped_call(lab: NatLab) {
     // 9.2 s (it waited on the whole gap: docs/platform-notes.md, `rtx-next-seqnum`); the timer is off now.
     let at_kiosk = at_kiosk.unwrap_or_default();
     assert!(at_kiosk < Duration::from_secs(5), "the doctor's video took {at_kiosk:?} to come back after the cut");
+    // The cut's packets are given up, so the kiosk asks for a keyframe and the browser receives the request (none
+    // ever arrived while the decoder alone asked: the doctor's video could stay frozen for the rest of a call).
+    support::wait_for("the kiosk's keyframe request at the browser after the cut", Duration::from_secs(10), || async {
+        n(&page_stats(&a).await, "plisReceived") > plis_before
+    })
+    .await;
     let s = k.kiosk_status();
     assert_eq!(s.media_session, session, "the same media session carries the call after the cut");
     assert_eq!(s.phase, Some(CallPhase::Connected));
