@@ -14,7 +14,9 @@
 //! freeze meter counts freezes as Chromium does). The browsers' SDP and candidates are relayed by this harness
 //! (trickle, as the old web app's Socket.IO did); the kiosk uses its own signaling.
 //!
-//! Environment: BENCH_CALL_SECS, BENCH_EXTRA_CALLS, BENCH_PROFILES (comma-separated names, default all),
+//! Environment: BENCH_CALL_SECS, BENCH_EXTRA_CALLS, BENCH_REPEAT (measured calls per profile and pair, default 1;
+//! the pairs take turns, and each cell's median and range are printed), BENCH_PROFILES (comma-separated names,
+//! default all),
 //! BENCH_OUT (JSON results, default target/bench-network.json). Without `--bench` (a smoke run under `cargo test
 //! --benches`) one clean profile with 8 s calls.
 
@@ -336,15 +338,30 @@ async fn until_each(
     let t = Instant::now();
     let (mut ta, mut tb) = (None, None);
     while t.elapsed() < limit && (ta.is_none() || tb.is_none()) {
-        if ta.is_none() && read(a, t).await.is_some_and(|r| r.frames >= base.0 + more) {
+        if ta.is_none() && timed_read(a, t).await.is_some_and(|r| r.frames >= base.0 + more) {
             ta = Some(t.elapsed().as_secs_f64());
         }
-        if tb.is_none() && read(b, t).await.is_some_and(|r| r.frames >= base.1 + more) {
+        if tb.is_none() && timed_read(b, t).await.is_some_and(|r| r.frames >= base.1 + more) {
             tb = Some(t.elapsed().as_secs_f64());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (ta, tb)
+}
+
+/// `read`, saying so when one reading took longer than half a second: the harness itself then delays what it times.
+async fn timed_read(r: Receiver<'_>, t0: Instant) -> Option<Reading> {
+    let asked = Instant::now();
+    let reading = read(r, t0).await;
+    let took = asked.elapsed();
+    if took > Duration::from_millis(500) {
+        let who = match r {
+            Receiver::Kiosk(_) => "the kiosk's status",
+            _ => "a page's statistics",
+        };
+        println!("  (harness: reading {who} took {:.2} s, at {:.2} s)", took.as_secs_f64(), t0.elapsed().as_secs_f64());
+    }
+    reading
 }
 
 /// The receiving page's descriptions, the lines that say what was negotiated (for `BENCH_TRACE`).
@@ -666,6 +683,7 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = if smoke { 8 } else { env_num("BENCH_CALL_SECS", 60) };
     let extra = if smoke { 1 } else { env_num("BENCH_EXTRA_CALLS", 3) };
+    let repeat = if smoke { 1 } else { env_num("BENCH_REPEAT", 1).max(1) };
     let wanted: Option<Vec<String>> =
         std::env::var("BENCH_PROFILES").ok().map(|v| v.split(',').map(str::to_string).collect());
     let profiles: Vec<LinkProfile> = PROFILES
@@ -703,29 +721,34 @@ fn main() {
         for p in &profiles {
             println!("== {}", p.name);
             let shaping = Shaping::kiosk_link(&lab, *p, dir.path());
-            let cut = (p.name == "clean").then_some(&shaping);
-            let r = kiosk_call(&k, &doctor, p, secs, cut).await;
-            println!(
-                "  kiosk:    ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
-                r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
-            );
-            results.push(r);
-            // What the impairers did so far (a profile whose loss the receivers do not see shows here).
-            println!("  impairers: {:?}", shaping.impaired(dir.path()));
-            println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
-            for _ in 0..extra {
-                let r = kiosk_call(&k, &doctor, p, 3, None).await;
-                println!("  kiosk (short): ok {} setup {:?} {}", r.ok, r.setup_s, r.note);
+            // The pairs take turns, so that a slow spell of the machine does not land on one of them only.
+            for round in 0..repeat {
+                let cut = (p.name == "clean" && round == 0).then_some(&shaping);
+                let r = kiosk_call(&k, &doctor, p, secs, cut).await;
+                println!(
+                    "  kiosk:    ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
+                    r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
+                );
+                results.push(r);
+                // What the impairers did so far (a profile whose loss the receivers do not see shows here).
+                println!("  impairers: {:?}", shaping.impaired(dir.path()));
+                println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
+                if round == 0 {
+                    for _ in 0..extra {
+                        let r = kiosk_call(&k, &doctor, p, 3, None).await;
+                        println!("  kiosk (short): ok {} setup {:?} {}", r.ok, r.setup_s, r.note);
+                        results.push(r);
+                    }
+                }
+                let r = browser_call(&kiosk_side, &doctor, p, secs, cut).await;
+                println!(
+                    "  browsers: ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
+                    r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
+                );
+                println!("  impairers: {:?}", shaping.impaired(dir.path()));
+                println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
                 results.push(r);
             }
-            let r = browser_call(&kiosk_side, &doctor, p, secs, cut).await;
-            println!(
-                "  browsers: ok {} setup {:?} cut {:?} (to doctor, to kiosk {:?}) {}",
-                r.ok, r.setup_s, r.cut_recovery_s, r.cut_recovery_each_s, r.note
-            );
-            println!("  impairers: {:?}", shaping.impaired(dir.path()));
-            println!("  rate caps (interface, sent, dropped for a full queue): {:?}", shaping.shaper_drops());
-            results.push(r);
             if p.name == "clean" {
                 // Glass to glass: stamped cameras on the pages (the kiosk's moving picture is always stamped).
                 for c in [&doctor, &kiosk_side] {
@@ -791,6 +814,41 @@ fn report(results: &[CallResult], g2g: &[Value], secs: u64) {
         }
         if let Some(c) = r.cut_recovery_s {
             println!("{:<28} {:<20} video both ways {c:.2} s after a 10 s cut", r.profile, r.pair);
+        }
+    }
+    // With BENCH_REPEAT, each cell's measured calls together: the median and the range of the seconds frozen per
+    // minute and of the 10th-percentile frame rate.
+    let measured: Vec<&CallResult> = results.iter().filter(|r| r.measured_s > (secs as f64) * 0.9).collect();
+    let mut cells: Vec<(&str, &str)> = Vec::new();
+    for r in &measured {
+        if !cells.contains(&(r.profile.as_str(), r.pair.as_str())) {
+            cells.push((r.profile.as_str(), r.pair.as_str()));
+        }
+    }
+    for (profile, pair) in cells {
+        let calls: Vec<&&CallResult> = measured.iter().filter(|r| r.profile == profile && r.pair == pair).collect();
+        if calls.len() < 2 {
+            continue;
+        }
+        for (dir, pick) in [("to doctor", 0), ("to kiosk", 1)] {
+            let ds: Vec<&Direction> = calls
+                .iter()
+                .filter_map(|r| if pick == 0 { r.to_doctor.as_ref() } else { r.to_kiosk.as_ref() })
+                .collect();
+            let mut frz: Vec<f64> = ds.iter().map(|d| d.frozen_s_per_min).collect();
+            let mut p10: Vec<f64> = ds.iter().map(|d| d.fps_p10).collect();
+            frz.sort_by(f64::total_cmp);
+            p10.sort_by(f64::total_cmp);
+            let (Some(fmin), Some(fmax), Some(pmin), Some(pmax)) = (frz.first(), frz.last(), p10.first(), p10.last())
+            else {
+                continue;
+            };
+            println!(
+                "{profile:<28} {pair:<20} {dir:<10} {} calls: frz/m median {:.1} ({fmin:.1}-{fmax:.1}), p10 median {:.1} ({pmin:.1}-{pmax:.1})",
+                ds.len(),
+                percentile(&frz, 0.5),
+                percentile(&p10, 0.5)
+            );
         }
     }
     for pair in ["kiosk<->chromium", "chromium<->chromium"] {
