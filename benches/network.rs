@@ -801,6 +801,9 @@ async fn browser_g2g(ks: &Client, ds: &Client) -> (f64, f64) {
     d
 }
 
+/// One direction's figures of a call.
+type DirectionOf = fn(&CallResult) -> Option<&Direction>;
+
 fn report(results: &[CallResult], g2g: &[Value], secs: u64) {
     println!();
     println!("network bench: {secs} s measured per call; receive figures from the receiver");
@@ -830,24 +833,19 @@ fn report(results: &[CallResult], g2g: &[Value], secs: u64) {
         if calls.len() < 2 {
             continue;
         }
-        for (dir, pick) in [("to doctor", 0), ("to kiosk", 1)] {
-            let ds: Vec<&Direction> = calls
-                .iter()
-                .filter_map(|r| if pick == 0 { r.to_doctor.as_ref() } else { r.to_kiosk.as_ref() })
-                .collect();
-            let mut frz: Vec<f64> = ds.iter().map(|d| d.frozen_s_per_min).collect();
-            let mut p10: Vec<f64> = ds.iter().map(|d| d.fps_p10).collect();
-            frz.sort_by(f64::total_cmp);
-            p10.sort_by(f64::total_cmp);
-            let (Some(fmin), Some(fmax), Some(pmin), Some(pmax)) = (frz.first(), frz.last(), p10.first(), p10.last())
-            else {
-                continue;
-            };
+        let directions: [(&str, DirectionOf); 2] =
+            [("to doctor", |r| r.to_doctor.as_ref()), ("to kiosk", |r| r.to_kiosk.as_ref())];
+        for (dir, of) in directions {
+            let ds: Vec<&Direction> = calls.iter().filter_map(|r| of(r)).collect();
+            let frz: Vec<f64> = ds.iter().map(|d| d.frozen_s_per_min).collect();
+            let p10: Vec<f64> = ds.iter().map(|d| d.fps_p10).collect();
+            // percentile() at 0, 0.5 and 1: the range and the median.
+            let [fmin, fmed, fmax, pmin, pmed, pmax] =
+                [(&frz, 0.0), (&frz, 0.5), (&frz, 1.0), (&p10, 0.0), (&p10, 0.5), (&p10, 1.0)]
+                    .map(|(v, p)| percentile(v, p));
             println!(
-                "{profile:<28} {pair:<20} {dir:<10} {} calls: frz/m median {:.1} ({fmin:.1}-{fmax:.1}), p10 median {:.1} ({pmin:.1}-{pmax:.1})",
-                ds.len(),
-                percentile(&frz, 0.5),
-                percentile(&p10, 0.5)
+                "{profile:<28} {pair:<20} {dir:<10} {} calls: frz/m median {fmed:.1} ({fmin:.1}-{fmax:.1}), p10 median {pmed:.1} ({pmin:.1}-{pmax:.1})",
+                ds.len()
             );
         }
     }
