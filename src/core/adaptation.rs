@@ -352,6 +352,33 @@ pub fn video_jitter_latency(rtt: Duration, floor: Duration) -> Duration {
     (rtt * 2 + Duration::from_millis(100)).clamp(floor, Duration::from_millis(1000).max(floor))
 }
 
+/// Keeps the picture at no more than a rung's frame rate, deciding each frame as it arrives: nothing is held back.
+/// (GStreamer's `videorate` holds every frame until the next one arrives, one frame interval of delay; in its
+/// averaging mode, which holds nothing, GStreamer 1.22 drops nothing either.)
+#[derive(Debug, Default, Clone)]
+pub struct FrameDropper {
+    next_due_ns: Option<u64>,
+}
+
+impl FrameDropper {
+    /// Whether the frame timestamped `pts_ns` goes on at `fps` frames a second at most (0: every frame). A frame up
+    /// to a quarter of an interval early counts as on time (cameras' timestamps jitter); after a gap longer than an
+    /// interval the count starts again from the late frame.
+    pub fn pass(&mut self, pts_ns: u64, fps: u32) -> bool {
+        if fps == 0 {
+            return true;
+        }
+        let interval = 1_000_000_000 / u64::from(fps);
+        let due = match self.next_due_ns {
+            Some(due) if pts_ns.saturating_add(interval / 4) < due => return false,
+            Some(due) if pts_ns < due.saturating_add(interval) => due,
+            _ => pts_ns,
+        };
+        self.next_due_ns = Some(due.saturating_add(interval));
+        true
+    }
+}
+
 #[cfg(test)]
 #[path = "adaptation_tests.rs"]
 mod tests;

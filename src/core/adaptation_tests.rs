@@ -256,3 +256,30 @@ fn a_small_rung_is_not_given_the_whole_link() {
         assert!(pair[1].max_useful_kbps() < pair[0].max_useful_kbps());
     }
 }
+
+/// Frames at 30 fps (timestamps as a live source makes them) through a dropper at `fps`: how many of `n` pass.
+fn passed_of(n: u64, fps: u32, jitter_ns: impl Fn(u64) -> i64) -> usize {
+    let mut d = FrameDropper::default();
+    (0..n).filter(|i| d.pass((i * 1_000_000_000 / 30).saturating_add_signed(jitter_ns(*i)), fps)).count()
+}
+
+#[test]
+fn the_frame_dropper_keeps_a_rungs_rate_deciding_each_frame_at_once() {
+    assert_eq!(passed_of(90, 30, |_| 0), 90, "the camera's own rate");
+    assert_eq!(passed_of(90, 15, |_| 0), 45, "half");
+    assert_eq!(passed_of(90, 20, |_| 0), 60, "two in three");
+    assert_eq!(passed_of(90, 0, |_| 0), 90, "no rate: everything");
+    // A camera's timestamps jitter by a few ms around 30 fps: none is dropped at 30.
+    assert_eq!(passed_of(300, 30, |i| if i % 2 == 0 { 3_000_000 } else { -3_000_000 }), 300);
+}
+
+#[test]
+fn the_frame_dropper_starts_again_after_a_gap() {
+    let mut d = FrameDropper::default();
+    assert!(d.pass(0, 15));
+    assert!(!d.pass(33_333_333, 15));
+    // A second without frames (the camera stalled): the next one goes, and the rate counts from it.
+    assert!(d.pass(1_033_333_333, 15));
+    assert!(!d.pass(1_066_666_666, 15));
+    assert!(d.pass(1_100_000_000, 15));
+}
