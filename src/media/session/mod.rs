@@ -23,6 +23,7 @@ pub mod ladder;
 mod monitor;
 mod remote;
 mod reports;
+mod send_delay;
 mod stamp;
 mod tuning;
 
@@ -145,6 +146,7 @@ impl Session {
         )
         .rung();
         let pipeline = build_pipeline(&spec, first_rung)?;
+        ladder::drop_above_rung(pipeline.upcast_ref());
         let parts = find_parts(&pipeline)?;
         let tuning = Arc::new(Tuning::new(
             &parts.encoder,
@@ -156,9 +158,9 @@ impl Session {
         tuning.rung_cap_kbps.store(first_rung.max_useful_kbps(), std::sync::atomic::Ordering::Relaxed);
         attach_self_view(&pipeline, &spec.live);
         if spec.sources.stamp_frames
-            && let Some(camera) = pipeline.by_name(element::CAMERA_BALANCE)
+            && let Some(pad) = pipeline.by_name(CAMERA_CONVERT).and_then(|c| c.static_pad("sink"))
         {
-            stamp::stamp_outgoing(&camera);
+            stamp::stamp_passing(&pad);
         }
         spec.live.controls.attach(&pipeline);
         configure_ice(&parts.webrtc, &spec.ice_servers, settings.ice_transport_policy);
@@ -174,6 +176,9 @@ impl Session {
         );
         tuning::connect_jitterbuffers(&parts.webrtc, &tuning);
         tuning::catch_rtx_sender(&parts.webrtc, &tuning);
+        if send_delay::wanted() {
+            send_delay::attach(&parts.encoder, &parts.payloader, &parts.webrtc, tuning::AUDIO_PT);
+        }
         connect_ice_signals(&parts.webrtc, &spec.session_id, &spec.events);
         let stop_monitor = Arc::new(AtomicBool::new(false));
         connect_remote_streams(&pipeline, &parts.webrtc, &spec.live, &tuning);
@@ -359,7 +364,7 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
     let (w, h, f) = (settings.width, settings.height, settings.framerate);
     let desc = format!(
         "webrtcbin name=webrtc bundle-policy=max-bundle latency={latency} \
-         {video} ! videoconvert ! videoscale ! videorate ! video/x-raw,width={w},height={h},framerate={f}/1 \
+         {video} ! videoconvert name={camera_convert} ! videoscale {camera_rate} ! video/x-raw,width={w},height={h},framerate={f}/1 \
            ! videobalance name={camera} {self_view} \
            ! queue max-size-buffers=2 max-size-time=0 max-size-bytes=0 leaky=downstream \
            ! {ladder} ! valve name={hold} \
@@ -367,15 +372,20 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
          {audio} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! webrtcdsp name=dsp probe=echoprobe ! volume name={mic} ! audioconvert \
            ! opusenc name=aenc bitrate=32000 frame-size=20 audio-type=voice inband-fec=true packet-loss-percentage=0 \
-           ! rtpopuspay name=apay pt=111 mtu={mtu} ! queue ! webrtc. \
+           ! rtpopuspay name=apay pt={audio_pt} mtu={mtu} ! queue ! webrtc. \
          audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! audiomixer name={playmix} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
            ! volume name={speaker} ! level name={level} interval=100000000 \
            ! webrtcechoprobe name=echoprobe ! audioconvert ! {sink}",
         latency = settings.jitter_latency_ms,
         video_pt = tuning::VIDEO_PT,
+        audio_pt = tuning::AUDIO_PT,
         video = sources.video,
         camera = element::CAMERA_BALANCE,
+        camera_convert = CAMERA_CONVERT,
+        // A camera's rate is made the configured one. videorate holds each frame until the next arrives (it compares
+        // two), one frame interval of delay; the test sources already run at the configured rate and go without it.
+        camera_rate = if sources.video_is_test { "" } else { "! videorate" },
         mic = element::MIC_VOLUME,
         speaker = element::SPEAKER_VOLUME,
         level = SPEAKER_LEVEL,
@@ -405,6 +415,10 @@ fn build_pipeline(spec: &SessionSpec, first_rung: crate::core::adaptation::Rung)
     pipeline.set_property("name", format!("call-{}", spec.session_id));
     Ok(pipeline)
 }
+
+/// The first element after the camera: the glass-to-glass stamp is written where frames enter it, so the
+/// measurement covers everything the kiosk does to a picture.
+const CAMERA_CONVERT: &str = "camconvert";
 
 /// The valve before the encoder that holds the picture back while the peer connection comes up.
 const VIDEO_HOLD: &str = "videohold";

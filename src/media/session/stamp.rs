@@ -18,9 +18,8 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Writes the capture time into every frame leaving `element`'s source pad (8-bit luma first formats: I420, NV12…).
-pub(super) fn stamp_outgoing(element: &gst::Element) {
-    let Some(pad) = element.static_pad("src") else { return };
+/// Writes the capture time into every frame passing `pad` (8-bit luma first formats: I420, NV12…).
+pub(super) fn stamp_passing(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
         let Some(info_caps) = pad.current_caps() else { return gst::PadProbeReturn::Ok };
         let Ok(video) = gst_video::VideoInfo::from_caps(&info_caps) else { return gst::PadProbeReturn::Ok };
