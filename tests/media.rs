@@ -193,6 +193,18 @@ fn through_the_ladder(rung: medimitra::core::adaptation::Rung, pushed: u64) -> (
         w = rung.width,
         h = rung.height,
     );
+    // Dropped frames must not make GStreamer complain (a probe returning `Drop` logged a CRITICAL for each).
+    let criticals = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = criticals.clone();
+    let handler = gst::glib::log_set_handler(
+        Some("GStreamer"),
+        gst::glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        move |_, _, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+    );
     let pipeline = gst::parse::launch(&desc).expect("pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
     ladder::drop_above_rung(pipeline.upcast_ref());
     let src = pipeline.by_name("in").and_downcast::<gstreamer_app::AppSrc>().expect("appsrc");
@@ -216,6 +228,12 @@ fn through_the_ladder(rung: medimitra::core::adaptation::Rung, pushed: u64) -> (
         }
     }
     pipeline.set_state(gst::State::Null).expect("stopped");
+    gst::glib::log_remove_handler(Some("GStreamer"), handler);
+    assert_eq!(
+        criticals.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "GStreamer CRITICALs while frames went through"
+    );
     (out, first_at_once)
 }
 
