@@ -99,7 +99,7 @@ pub(super) fn wanted() -> bool {
 
 /// Probes the video chain of a session: `encoder`, `payloader` and the queue after it, and webrtcbin's elements once
 /// it makes them. `audio_pt` tells the audio's packets apart.
-pub(super) fn attach(encoder: &gst::Element, payloader: &gst::Element, webrtc: &gst::Element, audio_pt: u8) {
+pub(super) fn attach(encoder: &gst::Element, payloader: &gst::Element, webrtc: &gst::Element, audio_pt: u32) {
     let delays = Arc::new(Mutex::new(Delays::default()));
     probe(&delays, Point::EncoderIn, encoder, "sink", None);
     probe(&delays, Point::EncoderOut, encoder, "src", None);
@@ -126,15 +126,16 @@ pub(super) fn attach(encoder: &gst::Element, payloader: &gst::Element, webrtc: &
 }
 
 /// Records what passes `element`'s `pad`: every buffer, or with `rtp_but` the RTP packets not of that payload type.
-fn probe(delays: &Arc<Mutex<Delays>>, point: Point, element: &gst::Element, pad: &str, rtp_but: Option<u8>) {
+fn probe(delays: &Arc<Mutex<Delays>>, point: Point, element: &gst::Element, pad: &str, rtp_but: Option<u32>) {
     let Some(pad) = element.static_pad(pad) else { return };
     let (delays, element) = (delays.clone(), element.downgrade());
     pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |pad, info| {
         let Some(element) = element.upgrade() else { return gst::PadProbeReturn::Ok };
         let each = |b: &gst::BufferRef| {
             let mut head = [0u8; 8];
-            let rtp = rtp_but
-                .map(|not_pt| b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && head[1] & 0x7f != not_pt);
+            let rtp = rtp_but.map(|not_pt| {
+                b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && u32::from(head[1] & 0x7f) != not_pt
+            });
             match rtp {
                 None => record_age(&delays, point, &element, pad, b),
                 Some(false) => {}

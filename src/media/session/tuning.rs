@@ -255,7 +255,7 @@ pub(super) fn count_encoded(encoder: &gst::Element, tuning: &Arc<Tuning>, counte
 }
 
 /// The audio's payload type in the kiosk's offer (Opus).
-pub(super) const AUDIO_PT: u8 = 111;
+pub(super) const AUDIO_PT: u32 = 111;
 /// The video's payload type in the kiosk's offer (and so in the browser's answer).
 pub(super) const VIDEO_PT: u32 = 96;
 /// The payload type of the video the doctor shares (its own receive-only transceiver; the camera's codec).
