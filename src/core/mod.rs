@@ -6,7 +6,8 @@
 //! - [`protocol`]: the signaling messages; [`signaling`]: the rules of one signaling socket (hello, version, bad
 //!   frames, silence); [`error_code`]: every error code the API and the socket send.
 //! - [`media_rules`]: codec choice and answer checks; [`playout`]: when the doctor's frames are shown;
-//!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams.
+//!   [`reception_report`]: the RTCP report blocks the kiosk adds about the doctor's streams; [`dtls`]: when a lost
+//!   DTLS handshake flight is sent again.
 //!   [`chat`]: the doctor's messages and the patient's quick replies during a call;
 //!   `appointment`, `people`, `validate`: the data rules; [`vitals`]: the medical devices' serial protocols;
 //!   [`stun`]: the STUN/TURN messages and verdict of the kiosk's network check.
@@ -18,6 +19,7 @@ mod appointment;
 pub mod call;
 pub mod call_status;
 pub mod chat;
+pub mod dtls;
 pub mod error_code;
 pub mod frame_stamp;
 pub mod freeze;
