@@ -313,3 +313,58 @@ fn the_ladder_steps_any_way_while_frames_flow_without_stopping_the_picture() {
         (Ok(last.width as i32), Ok(last.height as i32), Ok(gst::Fraction::new(last.fps as i32, 1)))
     );
 }
+
+/// GStreamer's DTLS waits OpenSSL's default 1 s before it sends a lost handshake flight again; on a lossy link each
+/// lost flight held the call's first picture both ways for a second or more. The kiosk's own timer
+/// (`core::dtls`, installed by `media::init`) resends after 200 ms. Two real DTLS connections, the kiosk's
+/// elements as webrtcbin uses them; the client's first flight (its ClientHello) is lost on the way.
+#[test]
+fn a_lost_dtls_handshake_flight_is_sent_again_after_a_fifth_of_a_second() {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    medimitra::media::init().unwrap();
+    let id = std::process::id();
+    let pipeline = gst::parse::launch(&format!(
+        "dtlsenc name=cenc connection-id=c{id} is-client=true ! dtlsdec name=sdec connection-id=s{id} \
+         dtlsenc name=senc connection-id=s{id} ! dtlsdec name=cdec connection-id=c{id}"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let pad = pipeline.by_name("cenc").unwrap().static_pad("src").unwrap();
+    let log = sent.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let mut log = log.lock().unwrap();
+        log.push(Instant::now());
+        if log.len() == 1 {
+            drop(info.data.take());
+            return gst::PadProbeReturn::Handled;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let connected = |name: &str| {
+        let e = pipeline.by_name(name).unwrap();
+        let state = e.property_value("connection-state");
+        let state = state.get::<&gst::glib::EnumValue>().map(|v| v.nick().to_string()).unwrap_or_default();
+        state == "connected"
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(connected("cenc") && connected("senc")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let both = connected("cenc") && connected("senc");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(both, "the handshake did not complete after the lost flight");
+    let sent = sent.lock().unwrap();
+    // The first flight leaves at once (a record or two); the next send after a pause is its retransmission.
+    let resent_after = sent.iter().map(|t| *t - sent[0]).find(|d| *d > Duration::from_millis(50));
+    let resent_after = resent_after.expect("the client never sent its first flight again");
+    assert!(
+        resent_after < Duration::from_millis(600),
+        "the lost ClientHello was sent again after {resent_after:?} (OpenSSL's default is 1 s)"
+    );
+}

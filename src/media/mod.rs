@@ -3,6 +3,7 @@
 //! what happens (offer ready, candidates, connected, failed) as [`MediaEvent`]s; it makes no call decisions.
 
 mod device_check;
+mod dtls_timer;
 mod live;
 mod probe;
 mod profile;
@@ -11,6 +12,7 @@ mod session;
 mod sources;
 
 pub use device_check::device_check;
+pub use dtls_timer::DtlsTimerError;
 pub use live::{
     DEFAULT_VOLUME, LiveMedia, PatientControls, Pictures, ReceiveStats, ReceivedMedia, SendStats, SentMedia, VideoFrame,
 };
@@ -76,12 +78,17 @@ pub struct MediaEngine {
     pub report: ProbeReport,
 }
 
-/// Initialises GStreamer once and registers the statically linked plugins (rtpgccbwe).
+/// Initialises GStreamer once, registers the statically linked plugins (rtpgccbwe) and installs the kiosk's DTLS
+/// handshake retransmission timer (`dtls_timer`).
 pub fn init() -> Result<(), MediaError> {
     static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         gstreamer::init().map_err(|e| e.to_string())?;
-        gstrsrtp::plugin_register_static().map_err(|e| e.to_string())
+        gstrsrtp::plugin_register_static().map_err(|e| e.to_string())?;
+        if let Err(e) = dtls_timer::install() {
+            tracing::warn!(error = %e, "DTLS handshakes keep OpenSSL's 1 s retransmission timer");
+        }
+        Ok(())
     })
     .clone()
     .map_err(MediaError::Init)
