@@ -48,13 +48,15 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 /// The harness's helpers in every page: a receiver's video statistics, and a browser-to-browser call.
 const BENCH_JS: &str = r#"
-// Every peer connection's ICE state changes, timed (Unix ms), for the notes.
+// Every peer connection's ICE and connection state changes, timed (Unix ms), for the notes.
 if (!window.mmIceLog) {
   window.mmIceLog = [];
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {
     const pc = new Native(...args);
     pc.addEventListener("iceconnectionstatechange", () => window.mmIceLog.push([Date.now(), pc.iceConnectionState]));
+    // The peer connection's state follows DTLS: "connected" once this browser's handshake is done.
+    pc.addEventListener("connectionstatechange", () => window.mmIceLog.push([Date.now(), "pc " + pc.connectionState]));
     return pc;
   };
   window.RTCPeerConnection.prototype = Native.prototype;
@@ -550,7 +552,8 @@ async fn setup_timeline(doctor: &Client, accepted_at: i64) -> String {
     }
     for e in logs[1].as_array().into_iter().flatten() {
         let (Some(at), Some(state)) = (e[0].as_i64(), e[1].as_str()) else { continue };
-        events.push((at - accepted_at, format!("ice {state}")));
+        let what = if state.starts_with("pc ") { state.to_string() } else { format!("ice {state}") };
+        events.push((at - accepted_at, what));
     }
     events.sort();
     let parts: Vec<String> = events.iter().map(|(ms, what)| format!("{what} {ms:+}")).collect();
