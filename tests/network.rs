@@ -11,7 +11,7 @@ mod support;
 use medimitra::calls::KioskStatus;
 use medimitra::core::adaptation::LimitReason;
 use medimitra::core::{AppointmentStatus, CallPhase};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::KillOnDrop;
 use support::browser::*;
@@ -164,6 +164,8 @@ async fn shaped_call(lab: NatLab) {
     shaping.cut();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let frames = (k.kiosk_status().remote_video_frames, n(&page_stats(&a).await, "framesDecoded"));
+    let status = "document.getElementById('call-status').textContent";
+    assert_eq!(js(&a, status).await, json!("Reconnecting…"), "the doctor's page saw the cut");
     shaping.restore();
     let back = Instant::now();
     let (mut at_kiosk, mut at_page) = (None, None);
@@ -184,6 +186,22 @@ async fn shaped_call(lab: NatLab) {
     // 9.2 s (it waited on the whole gap: docs/platform-notes.md, `rtx-next-seqnum`); the timer is off now.
     let at_kiosk = at_kiosk.unwrap_or_default();
     assert!(at_kiosk < Duration::from_secs(5), "the doctor's video took {at_kiosk:?} to come back after the cut");
+    // The kiosk's word that the call is connected again reaches the page soon after the network returns. Its
+    // signaling socket had messages unacknowledged through the cut; with the kernel's backoff the next resend came
+    // 3-6 s after the network was back, and the page said "Reconnecting…" over a moving picture all that time.
+    let mut said_connected = None;
+    while said_connected.is_none() && back.elapsed() < Duration::from_secs(30) {
+        if js(&a, status).await == json!("Connected") {
+            said_connected = Some(back.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("the page said Connected {said_connected:?} after the network returned");
+    let said_connected = said_connected.expect("the page never said Connected again");
+    assert!(
+        said_connected < Duration::from_secs(3),
+        "the page said Connected only {said_connected:?} after the network returned"
+    );
     // The cut's packets are given up, so the kiosk asks for a keyframe and the browser receives the request (none
     // ever arrived while the decoder alone asked: the doctor's video could stay frozen for the rest of a call).
     support::wait_for("the kiosk's keyframe request at the browser after the cut", Duration::from_secs(10), || async {

@@ -131,3 +131,62 @@ pub fn raise_open_files_limit() -> Option<u64> {
     }
     Some(lim.rlim_cur)
 }
+
+/// The longest a connection's TCP waits before it sends unacknowledged data again. Linux's own cap is 120 s: after
+/// a 10 s network cut the kiosk's messages to the doctor (the call's state, a new session's offer) waited for the
+/// next resend of an exponential backoff, 3–6 s after the network was back (the network bench's first call after
+/// its cut took 5.8 s to set up, against 0.5 s for the others). Capped, the next resend is at most 1 s away.
+/// Needs Linux 6.15 (`TCP_RTO_MAX_MS`); older kernels keep their backoff (said once in the log).
+pub const MAX_RETRANSMISSION_WAIT: Duration = Duration::from_secs(1);
+
+/// How long data may stay unacknowledged before the connection is given up. Set along with the cap: the kernel
+/// otherwise counts its 15 resends at the capped wait, and a doctor's connection died after ~15 s of outage instead
+/// of ~15 min. One minute, the idle limit: the signaling socket's own silence rule (45 s) decides first.
+pub const UNACKNOWLEDGED_LIMIT: Duration = READ_IDLE_TIMEOUT;
+
+/// `TCP_RTO_MAX_MS` of `linux/tcp.h` (6.15), not yet in the libc crate.
+const TCP_RTO_MAX_MS: libc::c_int = 44;
+
+/// Applies [`MAX_RETRANSMISSION_WAIT`] and [`UNACKNOWLEDGED_LIMIT`] to a connected TCP socket.
+pub fn shorten_retransmission_backoff(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let set = |option: libc::c_int, value: Duration| -> io::Result<()> {
+        let ms = libc::c_uint::try_from(value.as_millis()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: setsockopt reads `size_of::<c_uint>()` bytes from a live value; the descriptor is the caller's.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                option,
+                (&ms as *const libc::c_uint).cast(),
+                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            )
+        };
+        if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    };
+    set(TCP_RTO_MAX_MS, MAX_RETRANSMISSION_WAIT)?;
+    set(libc::TCP_USER_TIMEOUT, UNACKNOWLEDGED_LIMIT)
+}
+
+/// An acceptor that shortens each accepted connection's retransmission backoff
+/// ([`shorten_retransmission_backoff`]) before handing it on.
+#[derive(Clone)]
+pub struct ShortBackoff<A>(pub A);
+
+impl<A, S> Accept<tokio::net::TcpStream, S> for ShortBackoff<A>
+where
+    A: Accept<tokio::net::TcpStream, S>,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = A::Future;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Err(e) = shorten_retransmission_backoff(&stream)
+            && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(error = %e, "connections keep the kernel's retransmission backoff (needs Linux 6.15)");
+        }
+        self.0.accept(stream, service)
+    }
+}

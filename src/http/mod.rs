@@ -204,7 +204,10 @@ pub async fn start(state: AppState) -> Result<RunningServer, HttpError> {
         ),
         _ => {}
     }
-    let capped = limits::ConnectionCap::new(axum_server::accept::DefaultAcceptor, config.server.max_connections);
+    let capped = limits::ConnectionCap::new(
+        limits::ShortBackoff(axum_server::accept::DefaultAcceptor),
+        config.server.max_connections,
+    );
     let mut server = axum_server::from_tcp(listener).handle(handle.clone());
     server
         .http_builder()
